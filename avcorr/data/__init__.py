@@ -1,0 +1,1 @@
+"""Data: the dataset layout, decoding, datasets and the embedded synthetic dataset."""

@@ -1,0 +1,345 @@
+"""One training loop for every task: ``loss_dict = module(batch)``; the rest is bookkeeping.
+
+Bookkeeping: device placement, mixed precision on CUDA, gradient clipping, DDP, TensorBoard and
+``metrics.jsonl``, ``last.pt`` every epoch (and on Ctrl-C), ``best.pt`` on the validation split,
+resume, progress bars, and the count of skipped clips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from .. import __version__
+from ..config import Config, config_to_dict
+from ..data.errors import SkipLog
+from ..tasks.base import Task
+from . import distributed as dist_utils
+from .checkpoint import load_checkpoint, save_checkpoint
+from .optim import build_optimizer, build_scheduler
+
+logger = logging.getLogger(__name__)
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # workers decode; the main process owns the cores for compute
+
+
+def make_loader(dataset, task: Task, batch_size: int, *, train: bool, num_workers: int, seed: int = 0,
+                distributed: bool = False, drop_last: bool | None = None) -> DataLoader:
+    """A DataLoader for ``dataset`` (shuffled, optionally sharded with DistributedSampler, when training)."""
+    sampler = None
+    if train:
+        if distributed:
+            sampler = DistributedSampler(dataset, shuffle=True, seed=seed, drop_last=True)
+        else:
+            g = torch.Generator()
+            g.manual_seed(seed)
+            sampler = RandomSampler(dataset, generator=g)
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=num_workers,
+        collate_fn=task.collate_fn, drop_last=train if drop_last is None else drop_last,
+        persistent_workers=num_workers > 0 and train, worker_init_fn=_worker_init if num_workers > 0 else None,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if enabled and device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate_loader(module: nn.Module, loader: Iterable, task: Task, device: torch.device, *, amp: bool = False,
+                    channels_last: bool = False, skips: SkipLog | None = None,
+                    progress: bool = False, desc: str = "eval") -> dict[str, float]:
+    """Run ``module`` over ``loader`` in eval mode and return the task's metrics.
+
+    Args:
+        module: a task module (``batch -> {'loss', ...}``), not DDP-wrapped.
+        loader: yields collated batches.
+        task: gives the evaluator.
+        device: where to compute.
+        amp: autocast on CUDA.
+        channels_last: move 4-d inputs to channels-last.
+        skips: collects the clips skipped while loading.
+        progress: show a tqdm bar.
+    """
+    from tqdm.auto import tqdm
+
+    was_training = module.training
+    module.eval()
+    evaluator = task.new_evaluator()
+    try:
+        for batch in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
+            if skips is not None:
+                skips.add(batch.get("skipped", ()))
+            batch = task.to_device(batch, device, channels_last)
+            with _autocast(device, amp):
+                out = module(batch)
+            evaluator.update(batch, out)
+    finally:
+        module.train(was_training)
+    return evaluator.compute()
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # completed epochs
+    step: int = 0  # optimiser steps taken
+    best: float | None = None
+    best_epoch: int = -1
+    last_val: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Trainer:
+    """Trains ``task`` as configured by ``cfg`` and writes the run folder ``out_dir``.
+
+    Args:
+        cfg: the resolved config (stored in every checkpoint).
+        task: builds datasets, model and evaluator.
+        out_dir: the run folder.
+        resume: continue from ``out_dir/checkpoints/last.pt`` when it exists.
+        progress: tqdm bars (main process only).
+    """
+
+    def __init__(self, cfg: Config, task: Task, out_dir: str | Path, *, resume: bool = False, progress: bool = True):
+        self.cfg, self.task, self.out_dir = cfg, task, Path(out_dir)
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        t = cfg.train
+        self.device = dist_utils.resolve_device(t.device)
+        self.rank, self.world_size = dist_utils.init_distributed(self.device)
+        self.is_main = self.rank == 0
+        self.progress = progress and self.is_main
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        if t.num_threads:
+            torch.set_num_threads(t.num_threads)
+        torch.manual_seed(t.seed + self.rank)
+        self.skips = SkipLog(logger)
+
+        self.train_set = task.build_dataset(cfg.data.train_split, train=True)
+        self.val_set = task.build_dataset(cfg.data.val_split, train=False) if self.is_main else None
+        for ds in (self.train_set, self.val_set):
+            if ds is not None:
+                self.skips.add(getattr(ds, "init_skipped", ()))
+        self.train_loader = make_loader(self.train_set, task, t.batch_size, train=True,
+                                        num_workers=cfg.data.num_workers, seed=t.seed,
+                                        distributed=self.world_size > 1)
+        if len(self.train_loader) == 0:
+            raise ValueError(f"train split has {len(self.train_set)} examples, fewer than one batch of "
+                             f"{t.batch_size}; lower train.batch_size")
+        self.val_loader = (make_loader(self.val_set, task, t.eval_batch_size, train=False,
+                                       num_workers=cfg.data.num_workers) if self.val_set is not None else None)
+
+        model = task.build_model()
+        self.model = model.to(self.device)
+        if t.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.module = task.wrap(self.model).to(self.device)
+        self.train_module: nn.Module = self.module
+        if self.world_size > 1:
+            self.train_module = nn.parallel.DistributedDataParallel(
+                self.module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if t.compile:
+            self.train_module = torch.compile(self.train_module)
+        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, len(self.train_loader), t.epochs)
+        amp_fp16 = t.amp and self.device.type == "cuda" and not torch.cuda.is_bf16_supported()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=amp_fp16)
+        self.state = TrainState()
+        if resume:
+            self._resume()
+        self.writer = None
+        if self.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out_dir))
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _checkpoint_state(self) -> dict[str, Any]:
+        s = self.state
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": s.epoch,
+            "step": s.step,
+            "best": s.best,
+            "best_epoch": s.best_epoch,
+            "metrics": s.last_val,
+            "task": self.cfg.task,
+            "config": config_to_dict(self.cfg),
+            "avcorr_version": __version__,
+        }
+
+    def _save(self, name: str) -> None:
+        if self.is_main:
+            save_checkpoint(self._checkpoint_state(), self.ckpt_dir / name)
+
+    def _resume(self) -> None:
+        path = self.ckpt_dir / "last.pt"
+        if not path.is_file():
+            logger.info("no %s: starting a new run", path)
+            return
+        ckpt = load_checkpoint(path)
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.state.epoch, self.state.step = int(ckpt["epoch"]), int(ckpt["step"])
+        self.state.best, self.state.best_epoch = ckpt.get("best"), int(ckpt.get("best_epoch", -1))
+        self.state.last_val = dict(ckpt.get("metrics") or {})
+        logger.info("resumed from %s at epoch %d, step %d", path, self.state.epoch, self.state.step)
+
+    # -- logging -----------------------------------------------------------------------------
+    def _log_metrics(self, split: str, metrics: dict[str, float]) -> None:
+        if not self.is_main:
+            return
+        row = {"epoch": self.state.epoch, "step": self.state.step, "split": split, **metrics}
+        self.state.history.append(row)
+        with open(self.out_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        for k, v in metrics.items():
+            if isinstance(v, (int, float)) and self.writer is not None:
+                self.writer.add_scalar(f"{split}/{k}", v, self.state.step)
+        shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+        logger.info("epoch %d step %d %s: %s", self.state.epoch, self.state.step, split, shown)
+
+    def _is_better(self, value: float) -> bool:
+        if self.state.best is None or math.isnan(self.state.best):
+            return True
+        return value > self.state.best if self.task.higher_is_better else value < self.state.best
+
+    # -- loop --------------------------------------------------------------------------------
+    def validate(self) -> dict[str, float]:
+        """Evaluate on the validation split (main process), update ``best.pt``; returns the metrics."""
+        metrics: dict[str, float] = {}
+        if self.is_main and self.val_loader is not None:
+            metrics = evaluate_loader(self.module, self.val_loader, self.task, self.device, amp=self.cfg.train.amp,
+                                      channels_last=self.cfg.train.channels_last, skips=self.skips,
+                                      progress=self.progress, desc="val")
+            self.state.last_val = metrics
+            self._log_metrics("val", metrics)
+            value = metrics[self.task.main_metric]
+            if self._is_better(value):
+                self.state.best, self.state.best_epoch = value, self.state.epoch
+                self._save("best.pt")
+        dist_utils.barrier()
+        return metrics
+
+    def _train_epoch(self) -> dict[str, float]:
+        from tqdm.auto import tqdm
+
+        t = self.cfg.train
+        self.train_module.train()
+        sampler = self.train_loader.sampler
+        if isinstance(sampler, DistributedSampler):
+            sampler.set_epoch(self.state.epoch)
+        elif isinstance(sampler, RandomSampler) and sampler.generator is not None:
+            sampler.generator.manual_seed(t.seed + self.state.epoch)
+        loss_sum, correct, n, t0 = 0.0, 0, 0, time.time()
+        bar = tqdm(self.train_loader, desc=f"epoch {self.state.epoch + 1}/{t.epochs}", disable=not self.progress,
+                   dynamic_ncols=True, leave=False)
+        for batch in bar:
+            self.skips.add(batch.get("skipped", ()))
+            batch = self.task.to_device(batch, self.device, t.channels_last)
+            with _autocast(self.device, t.amp):
+                out = self.train_module(batch)
+            loss = out["loss"]
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at step {self.state.step}; lower optim.lr "
+                                         f"or set train.grad_clip")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if t.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            self.state.step += 1
+            b = batch["label"].shape[0] if "label" in batch else 1
+            loss_sum += loss.item() * b
+            n += b
+            if "logits" in out and "label" in batch and out["logits"].dim() == 2:
+                correct += int((out["logits"].argmax(-1) == batch["label"]).sum())
+            if self.progress:
+                bar.set_postfix(loss=f"{loss_sum / n:.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+            if self.writer is not None and self.state.step % max(1, t.log_every) == 0:
+                self.writer.add_scalar("train/loss", loss.item(), self.state.step)
+                self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.state.step)
+            if t.max_steps and self.state.step >= t.max_steps:
+                break
+        elapsed = time.time() - t0
+        metrics = {"loss": dist_utils.all_reduce_mean(loss_sum / max(1, n), self.device),
+                   "samples_per_s": n * self.world_size / max(elapsed, 1e-9), "skipped_clips": len(self.skips)}
+        if correct:
+            metrics["avc_acc" if self.task.main_metric == "avc_acc" else "acc"] = correct / max(1, n)
+        return metrics
+
+    def fit(self) -> TrainState:
+        """Train until ``train.epochs`` (or ``train.max_steps``); Ctrl-C saves ``last.pt`` and re-raises."""
+        t = self.cfg.train
+        start = time.time()
+        try:
+            while self.state.epoch < t.epochs and not (t.max_steps and self.state.step >= t.max_steps):
+                train_metrics = self._train_epoch()
+                self.state.epoch += 1
+                self._log_metrics("train", train_metrics)
+                if self.state.epoch % max(1, t.eval_every) == 0 or self.state.epoch >= t.epochs:
+                    self.validate()
+                self._save("last.pt")
+        except KeyboardInterrupt:
+            logger.warning("interrupted: saving %s (epoch %d, step %d); continue with --resume",
+                           self.ckpt_dir / "last.pt", self.state.epoch, self.state.step)
+            self._save("last.pt")
+            raise
+        finally:
+            if self.writer is not None:
+                self.writer.flush()
+        self.elapsed = time.time() - start
+        if self.state.best is None and self.is_main and self.val_loader is not None:
+            self.validate()  # e.g. resumed after the last epoch
+        return self.state
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        dist_utils.cleanup()
+
+
+def summary(trainer: Trainer) -> str:
+    """A one-screen summary of a finished run."""
+    s, cfg = trainer.state, trainer.cfg
+    metric = trainer.task.main_metric
+    train_rows = [r for r in s.history if r["split"] == "train"]
+    speed = train_rows[-1]["samples_per_s"] if train_rows else float("nan")
+    mins, secs = divmod(int(getattr(trainer, "elapsed", 0.0)), 60)
+    best = f"{s.best:.4f}" if s.best is not None else "n/a"
+    lines = [
+        f"avcorr.train finished: {cfg.name} (task {cfg.task}, model {cfg.model.name})",
+        f"  run folder     {trainer.out_dir}",
+        f"  trained        {s.epoch}/{cfg.train.epochs} epochs, {s.step} steps in {mins}m{secs:02d}s "
+        f"on {trainer.device} x{trainer.world_size}, {speed:.1f} samples/s",
+        f"  best val {metric:<8s}{best} at epoch {s.best_epoch} -> {trainer.ckpt_dir / 'best.pt'}",
+        "  last val       " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                       for k, v in s.last_val.items()),
+        f"  skipped clips  {len(trainer.skips)}" + (f" (see {trainer.out_dir / 'train.log'})" if trainer.skips else ""),
+        f"  next           python -m avcorr.evaluate --checkpoint {trainer.ckpt_dir / 'best.pt'} --split test",
+    ]
+    return "\n".join(lines)

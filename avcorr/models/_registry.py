@@ -1,0 +1,85 @@
+"""Model registry: ``register_model`` / ``create_model`` / ``list_models`` (timm style)."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Decorator registering a model-variant function under its own name."""
+    name = fn.__name__
+    if name in _MODELS and _MODELS[name] is not fn:
+        raise ValueError(f"model {name!r} is already registered")
+    _MODELS[name] = fn
+    return fn
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Sorted names of registered models matching a shell-style ``pattern``."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def is_model(name: str) -> bool:
+    """Whether ``name`` is a registered model."""
+    return name in _MODELS
+
+
+def load_checkpoint_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state dict from a local checkpoint file (``weights_only=True``).
+
+    Accepts a bare state dict or one wrapped as ``{'model': ...}`` / ``{'state_dict': ...}``;
+    a DataParallel/DDP ``module.`` prefix is removed.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file holds no recognisable state dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("model", "state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path}: no state dict found (expected tensors, or a dict with 'model'/'state_dict')")
+    if obj and all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return obj
+
+
+def create_model(name: str, checkpoint_path: str | Path | None = None, **kwargs: Any) -> nn.Module:
+    """Build a registered model.
+
+    Args:
+        name: a name from :func:`list_models`.
+        checkpoint_path: optional local file to load weights from (strict key match).
+        **kwargs: passed to the variant function; ``None`` values are dropped so defaults stand.
+
+    Raises:
+        ValueError: unknown model name (the message lists the registered ones).
+    """
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    model = _MODELS[name](**kwargs)
+    if checkpoint_path:
+        state = load_checkpoint_state(checkpoint_path)
+        load = getattr(model, "load_pretrained", None)
+        if load is not None:
+            load(state)
+        else:
+            model.load_state_dict(state, strict=True)
+        logger.info("loaded %s weights from %s", name, checkpoint_path)
+    return model

@@ -1,0 +1,160 @@
+"""AVE-Net and the L3-Net baseline (Arandjelović & Zisserman, "Objects that Sound", ECCV 2018).
+
+Both share the paper's two subnetworks: a VGG-style vision tower on a 224 x 224 frame and an audio
+tower on the 257 x 200 log-spectrogram of 1 s of 48 kHz audio, each four blocks of
+(conv3x3-BN-ReLU, conv3x3-BN-ReLU, max-pool 2x2) with 64/128/256/512 channels, then a global max
+pool. AVE-Net maps each side to a 128-d L2-normalised embedding (fc 512-128, ReLU, fc 128-128) and
+decides correspondence from the Euclidean distance alone (a 1 -> 2 linear layer + softmax), which
+makes the embeddings directly usable for cross-modal retrieval. L3-Net (Arandjelović & Zisserman,
+ICCV 2017) concatenates the two pooled 512-d features and classifies with two fc layers.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._frontend import LogSpectrogram
+from ._registry import register_model
+
+__all__ = ["AVENet", "ConvTower", "avenet", "l3net", "test_avenet", "test_l3net"]
+
+
+def _scaled(channels: Sequence[int], width: float) -> list[int]:
+    return [max(4, int(round(c * width))) for c in channels]
+
+
+class ConvTower(nn.Module):
+    """VGG-style tower: per stage two conv3x3-BN-ReLU then a 2x2 max-pool.
+
+    Args:
+        in_chans: input channels (3 for frames, 1 for spectrograms).
+        channels: output channels of each stage.
+    """
+
+    def __init__(self, in_chans: int, channels: Sequence[int] = (64, 128, 256, 512)):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = in_chans
+        for c in channels:
+            for _ in range(2):
+                layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+                c_in = c
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.out_chans = c_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> feature map (B, out_chans, H / 16, W / 16)."""
+        return self.features(x)
+
+
+class AVENet(nn.Module):
+    """Audio-visual correspondence network.
+
+    Args:
+        embed_dim: embedding size (128 in the paper).
+        width: channel multiplier of both towers (1.0 = paper: 64-128-256-512).
+        fusion: ``"distance"`` (AVE-Net) or ``"concat"`` (L3-Net).
+        sample_rate: audio sample rate the front-end expects (informational; checked by the data side).
+        n_fft, win_length, hop_length, n_frames: log-spectrogram front-end (paper: 512/480/240/200 at 48 kHz).
+    """
+
+    def __init__(self, embed_dim: int = 128, width: float = 1.0, fusion: str = "distance", sample_rate: int = 48000,
+                 n_fft: int = 512, win_length: int = 480, hop_length: int = 240, n_frames: int = 200):
+        super().__init__()
+        if fusion not in ("distance", "concat"):
+            raise ValueError(f"fusion must be 'distance' or 'concat', got {fusion!r}")
+        self.fusion = fusion
+        self.sample_rate = sample_rate
+        self.embed_dim = embed_dim
+        chans = _scaled((64, 128, 256, 512), width)
+        self.frontend = LogSpectrogram(n_fft, win_length, hop_length, n_frames)
+        self.audio_bn0 = nn.BatchNorm2d(1)  # puts the log-spectrogram on a sane scale
+        self.vision = ConvTower(3, chans)
+        self.audio = ConvTower(1, chans)
+        feat = chans[-1]
+        if fusion == "distance":
+            self.vision_head = nn.Sequential(nn.Linear(feat, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, embed_dim))
+            self.audio_head = nn.Sequential(nn.Linear(feat, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, embed_dim))
+            self.classifier = nn.Linear(1, 2)
+            with torch.no_grad():  # class 1 = "corresponds": its logit must fall as the distance grows
+                self.classifier.weight.copy_(torch.tensor([[2.0], [-2.0]]))
+                self.classifier.bias.copy_(torch.tensor([-2.0, 2.0]))
+        else:
+            self.classifier = nn.Sequential(nn.Linear(2 * feat, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, 2))
+
+    # -- towers ------------------------------------------------------------------------------
+    def audio_features(self, wave: torch.Tensor) -> torch.Tensor:
+        """float (B, T) waveform -> audio feature map (B, C, F', T')."""
+        return self.audio(self.audio_bn0(self.frontend(wave)))
+
+    def visual_features(self, image: torch.Tensor) -> torch.Tensor:
+        """float (B, 3, H, W) normalised frame -> visual feature map (B, C, H / 16, W / 16)."""
+        return self.vision(image)
+
+    def encode_audio(self, wave: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """float (B, T) waveform -> (B, embed_dim) embedding (L2-normalised unless ``normalize=False``).
+
+        For L3-Net the embedding is the pooled feature (B, C) of the audio tower.
+        """
+        x = torch.amax(self.audio_features(wave), dim=(2, 3))
+        if self.fusion == "concat":
+            return F.normalize(x, dim=-1) if normalize else x
+        x = self.audio_head(x)
+        return F.normalize(x, dim=-1) if normalize else x
+
+    def encode_visual(self, image: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """float (B, 3, H, W) frame -> (B, embed_dim) embedding (L2-normalised unless ``normalize=False``)."""
+        x = torch.amax(self.visual_features(image), dim=(2, 3))
+        if self.fusion == "concat":
+            return F.normalize(x, dim=-1) if normalize else x
+        x = self.vision_head(x)
+        return F.normalize(x, dim=-1) if normalize else x
+
+    def forward(self, audio: torch.Tensor, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Args:
+            audio: float (B, T) waveforms at ``sample_rate``.
+            image: float (B, 3, H, W) normalised frames.
+
+        Returns:
+            dict with ``logits`` (B, 2) (class 1 = audio and frame correspond), ``audio_emb`` and
+            ``visual_emb`` (B, D), and for AVE-Net ``distance`` (B,).
+        """
+        if self.fusion == "distance":
+            a = self.encode_audio(audio)
+            v = self.encode_visual(image)
+            d = (a - v).float().pow(2).sum(-1).clamp_min(1e-12).sqrt()
+            logits = self.classifier(d.unsqueeze(-1).to(self.classifier.weight.dtype))
+            return {"logits": logits, "audio_emb": a, "visual_emb": v, "distance": d}
+        a = self.encode_audio(audio, normalize=False)
+        v = self.encode_visual(image, normalize=False)
+        logits = self.classifier(torch.cat([v, a], dim=-1))
+        return {"logits": logits, "audio_emb": F.normalize(a, dim=-1), "visual_emb": F.normalize(v, dim=-1)}
+
+
+@register_model
+def avenet(**kwargs) -> AVENet:
+    """AVE-Net as in the paper (width 1.0, 128-d embeddings, 257 x 200 spectrogram, 224 px frames)."""
+    return AVENet(**{"fusion": "distance", **kwargs})
+
+
+@register_model
+def l3net(**kwargs) -> AVENet:
+    """The L3-Net baseline: same towers, concatenated features, fc-fc classifier."""
+    return AVENet(**{"fusion": "concat", **kwargs})
+
+
+@register_model
+def test_avenet(**kwargs) -> AVENet:
+    """Tiny AVE-Net for tests (width 1/16)."""
+    return AVENet(**{"fusion": "distance", "width": 1 / 16, "embed_dim": 16, **kwargs})
+
+
+@register_model
+def test_l3net(**kwargs) -> AVENet:
+    """Tiny L3-Net for tests (width 1/16)."""
+    return AVENet(**{"fusion": "concat", "width": 1 / 16, "embed_dim": 16, **kwargs})

@@ -1,0 +1,22 @@
+"""Tasks turn a config into datasets, a model and a ``batch -> {'loss': ..., **parts}`` module.
+
+One trainer (:mod:`avcorr.engine`) serves every task family through this interface.
+"""
+
+from __future__ import annotations
+
+from ..config import Config
+from .avc import AVCTask
+from .base import Evaluator, Task
+
+TASKS: dict[str, type[Task]] = {"avc": AVCTask}
+
+
+def build_task(cfg: Config) -> Task:
+    """Instantiate the task named by ``cfg.task``."""
+    if cfg.task not in TASKS:
+        raise ValueError(f"unknown task {cfg.task!r}; known tasks: {', '.join(sorted(TASKS))}")
+    return TASKS[cfg.task](cfg)
+
+
+__all__ = ["TASKS", "AVCTask", "Evaluator", "Task", "build_task"]

@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+import avcorr
+from avcorr.models import AVENet, create_model, list_models, load_checkpoint_state
+
+
+def test_registry_lists_and_rejects_unknown():
+    names = list_models()
+    for n in ("avenet", "l3net", "test_avenet", "test_l3net"):
+        assert n in names
+    assert list_models("test_*") == ["test_avenet", "test_l3net"]
+    with pytest.raises(ValueError, match="avenet"):
+        create_model("nope")
+
+
+def test_none_kwargs_keep_defaults():
+    m = create_model("avenet", embed_dim=None, width=None)
+    assert m.embed_dim == 128 and m.vision.out_chans == 512
+
+
+def test_paper_geometry():
+    m = create_model("avenet")
+    with torch.no_grad():
+        a = m.audio_features(torch.randn(1, 48000))
+        v = m.visual_features(torch.randn(1, 3, 224, 224))
+        spec = m.frontend(torch.randn(1, 48000))
+    assert spec.shape == (1, 1, 257, 200)
+    assert a.shape == (1, 512, 16, 12) and v.shape == (1, 512, 14, 14)
+
+
+@pytest.mark.parametrize("name", avcorr.list_models("test_*"))
+def test_forward_backward(name):
+    torch.manual_seed(0)
+    m = create_model(name)
+    audio, image = torch.randn(4, 48000), torch.randn(4, 3, 64, 64)
+    out = m(audio, image)
+    assert out["logits"].shape == (4, 2) and torch.isfinite(out["logits"]).all()
+    for k in ("audio_emb", "visual_emb"):
+        assert out[k].shape[0] == 4
+        assert torch.allclose(out[k].norm(dim=-1), torch.ones(4), atol=1e-5)
+    loss = torch.nn.functional.cross_entropy(out["logits"], torch.tensor([0, 1, 0, 1]))
+    loss.backward()
+    for pname, p in m.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+    assert any(p.grad.abs().sum() > 0 for p in m.audio.parameters())
+    assert any(p.grad.abs().sum() > 0 for p in m.vision.parameters())
+
+
+def test_avenet_decides_from_distance_with_correct_sign():
+    m = create_model("test_avenet")
+    d = torch.tensor([[0.0], [2.0]])
+    logits = m.classifier(d)
+    p_match = logits.softmax(-1)[:, 1]
+    assert p_match[0] > 0.5 > p_match[1]  # close embeddings = "corresponds" at initialisation
+
+
+def test_encoders_match_forward():
+    m = create_model("test_avenet").eval()
+    audio, image = torch.randn(2, 48000), torch.randn(2, 3, 64, 64)
+    out = m(audio, image)
+    assert torch.allclose(m.encode_audio(audio), out["audio_emb"], atol=1e-6)
+    assert torch.allclose(m.encode_visual(image), out["visual_emb"], atol=1e-6)
+    assert torch.allclose(out["distance"], (out["audio_emb"] - out["visual_emb"]).norm(dim=-1), atol=1e-5)
+
+
+def test_checkpoint_path_loads_wrapped_and_prefixed(tmp_path):
+    src = create_model("test_avenet")
+    torch.save({"model": {"module." + k: v for k, v in src.state_dict().items()}}, tmp_path / "w.pt")
+    m = create_model("test_avenet", checkpoint_path=tmp_path / "w.pt")
+    for k, v in src.state_dict().items():
+        assert torch.equal(m.state_dict()[k], v)
+    torch.save({"something": 1}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="bad.pt"):
+        load_checkpoint_state(tmp_path / "bad.pt")
+    with pytest.raises(FileNotFoundError):
+        create_model("test_avenet", checkpoint_path=tmp_path / "missing.pt")
+
+
+def test_frontend_crops_and_pads():
+    m = AVENet(width=1 / 16, n_frames=50, hop_length=480)
+    assert m.frontend(torch.randn(2, 48000)).shape == (2, 1, 257, 50)
+    assert m.frontend(torch.randn(2, 4800)).shape == (2, 1, 257, 50)
+    with pytest.raises(ValueError, match="batch, samples"):
+        m.frontend(torch.randn(48000))
