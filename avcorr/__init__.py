@@ -1,7 +1,19 @@
-"""avcorr: self-supervised audio-visual correspondence and the audio models around it."""
+"""avcorr: self-supervised audio-visual correspondence and the audio models around it.
 
-from .models import create_model, list_models, register_model
+``avcorr.create_model`` / ``list_models`` / ``register_model`` are imported lazily so that light
+tools (``python -m data_tools.validate``) start without loading torch.
+"""
+
+from typing import Any
 
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "create_model", "list_models", "register_model"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("create_model", "list_models", "register_model"):
+        from . import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'avcorr' has no attribute {name!r}")
