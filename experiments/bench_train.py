@@ -1,0 +1,98 @@
+"""AVE-Net training throughput (samples/s) at the paper's input sizes: eager vs faster settings.
+
+Each setting trains the same model on the same random batch (224 px frames, 1 s of 48 kHz audio ->
+257 x 200 log-spectrogram) for a few steps after warm-up, in one process, so the ratios against the
+eager baseline measured in the same run are meaningful on a noisy machine.
+
+    python experiments/bench_train.py                 # CPU (and CUDA when present)
+    python experiments/bench_train.py --quick         # smaller batch / fewer steps
+    python experiments/bench_train.py --width 0.25 --image-size 112 --hop 480 --frames 100   # quickstart sizes
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import time
+
+import torch
+import torch.nn.functional as F
+
+from avcorr.models import create_model
+
+
+def run(device: torch.device, batch: int, steps: int, warmup: int, *, width: float, image_size: int, hop: int,
+        frames: int, channels_last: bool = False, compile: bool = False, amp: bool = False) -> float:
+    torch.manual_seed(0)
+    model = create_model("avenet", width=width, hop_length=hop, n_frames=frames).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    step_model = torch.compile(model) if compile else model
+    audio = torch.randn(batch, 48000, device=device)
+    image = torch.randn(batch, 3, image_size, image_size, device=device)
+    if channels_last:
+        image = image.contiguous(memory_format=torch.channels_last)
+    label = torch.randint(0, 2, (batch,), device=device)
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = F.cross_entropy(step_model(audio, image)["logits"].float(), label)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--hop", type=int, default=240)
+    p.add_argument("--frames", type=int, default=200)
+    p.add_argument("--no-compile", action="store_true", help="skip torch.compile settings")
+    args = p.parse_args()
+    sizes = dict(width=args.width, image_size=args.image_size, hop=args.hop, frames=args.frames)
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+          f"torch {torch.__version__}, cuda {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")
+    print(f"sizes: {sizes}")
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    for dev in devices:
+        if dev.type == "cpu":
+            batch, steps, warmup = (4, 2, 1) if args.quick else (8, 4, 1)
+            settings = {"eager": {}, "channels_last": {"channels_last": True}}
+            if not args.no_compile:
+                settings["compile"] = {"compile": True}
+        else:
+            batch, steps, warmup = (32, 10, 3) if args.quick else (64, 30, 5)
+            settings = {"eager fp32": {}, "amp bf16": {"amp": True},
+                        "amp bf16 + channels_last": {"amp": True, "channels_last": True}}
+            if not args.no_compile:
+                settings["amp bf16 + channels_last + compile"] = {"amp": True, "channels_last": True, "compile": True}
+        base = None
+        print(f"\n{dev.type}: batch {batch}, {steps} timed steps")
+        print(f"{'setting':40s} {'samples/s':>10s} {'ratio':>7s}")
+        for name, kw in settings.items():
+            try:
+                sps = run(dev, batch, steps, warmup, **copy.deepcopy(sizes), **kw)
+            except Exception as e:  # a setting unsupported on this machine is reported, not fatal
+                print(f"{name:40s} {'failed':>10s}  ({type(e).__name__}: {str(e)[:80]})")
+                continue
+            base = base or sps
+            print(f"{name:40s} {sps:10.2f} {sps / base:7.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Shared fixtures: small datasets made once per test session (never downloaded)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+# A tiny synthetic AV dataset: 3 classes, 4/2/2 clips per class, 2 s, 8 fps, 48 px, 16 kHz.
+TINY = dict(seed=1, num_classes=3, clips_per_class=(4, 2, 2), duration=2.0, fps=8, size=48, sample_rate=16000,
+            max_distractors=1, workers=2)
+
+# Overrides that make any AVC config train in seconds on the tiny dataset.
+TINY_AVC = [
+    "model.name=test_avenet", "data.image_size=32", "data.audio.sample_rate=16000", "data.audio.n_fft=256",
+    "data.audio.win_length=160", "data.audio.hop_length=160", "data.audio.n_frames=100", "data.num_workers=0",
+    "data.train_pairs_per_clip=2", "data.eval_pairs_per_clip=2", "train.batch_size=4", "train.eval_batch_size=8",
+    "train.epochs=2", "optim.warmup_steps=0",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    from avcorr.data.synthetic import make_synthetic
+
+    return make_synthetic(tmp_path_factory.mktemp("data") / "tiny", **TINY)
+
+
+@pytest.fixture()
+def tiny_copy(tiny_root, tmp_path) -> Path:
+    """A private copy of the tiny dataset that a test may damage."""
+    dst = tmp_path / "root"
+    shutil.copytree(tiny_root, dst)
+    return dst

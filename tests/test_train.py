@@ -1,0 +1,157 @@
+"""End-to-end: train / resume / evaluate / Ctrl-C / DDP / bad clips on the tiny synthetic dataset."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from avcorr import evaluate, train
+from avcorr.engine.checkpoint import load_checkpoint
+from tests.conftest import TINY_AVC
+from tests.media import make_nan_wav, make_truncated, make_video, make_wav
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _rows(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_train_resume_evaluate(tiny_root, tmp_path):
+    run = tmp_path / "run"
+    args = ["--config", "avenet.py", "--no-progress", f"data.root={tiny_root}", f"train.out_dir={run}", *TINY_AVC]
+    assert train.main(args) == 0
+    for name in ("config.json", "train.log", "metrics.jsonl", "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (run / name).is_file(), name
+    assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["data"]["root"] == str(tiny_root) and cfg["model"]["name"] == "test_avenet"
+    rows = _rows(run)
+    val = [r for r in rows if r["split"] == "val"]
+    assert [r["epoch"] for r in val] == [1, 2]
+    assert all(0.0 <= r["avc_acc"] <= 1.0 and "step" in r for r in val)
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert last["epoch"] == 2 and last["config"]["train"]["epochs"] == 2
+    steps_per_epoch = last["step"] // 2
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best["best"] == max(r["avc_acc"] for r in val)
+
+    # resume: two more epochs continue from last.pt (step count carries on, epochs 3-4 appended)
+    assert train.main(args[:-1] + ["train.epochs=4", "--resume"]) == 0
+    val = [r for r in _rows(run) if r["split"] == "val"]
+    assert [r["epoch"] for r in val] == [1, 2, 3, 4]
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert last["epoch"] == 4 and last["step"] == 4 * steps_per_epoch
+
+    # evaluate needs only the checkpoint
+    assert evaluate.main(["--checkpoint", str(run / "checkpoints" / "best.pt"), "--split", "test",
+                          "--workers", "0", "--no-progress"]) == 0
+    result = json.loads((run / "checkpoints" / "eval_test.json").read_text())
+    assert result["split"] == "test" and 0.0 <= result["avc_acc"] <= 1.0 and result["num_pairs"] == 12
+
+
+def test_checkpoint_loads_weights_only(tiny_root, tmp_path):
+    run = tmp_path / "run"
+    assert train.main(["--config", "l3net.py", "--no-progress", f"data.root={tiny_root}", f"train.out_dir={run}",
+                       *TINY_AVC, "model.name=test_l3net", "train.epochs=1"]) == 0
+    state = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    assert state["config"]["model"]["name"] == "test_l3net"
+
+
+def test_bad_override_exits_with_message(capsys):
+    assert train.main(["--config", "avenet.py", "train.epoch=3"]) == 2
+    assert "unknown config key 'train.epoch'" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_last_and_resumes(tiny_root, tmp_path, monkeypatch):
+    from avcorr.tasks.base import Task
+
+    run = tmp_path / "run"
+    args = ["--config", "avenet.py", "--no-progress", f"data.root={tiny_root}", f"train.out_dir={run}", *TINY_AVC]
+    calls = {"n": 0}
+    real = Task.to_device
+
+    def interrupt_later(batch, device, channels_last=False):
+        calls["n"] += 1
+        if calls["n"] == 9:  # inside epoch 2 (6 steps per epoch, plus the validation batches)
+            raise KeyboardInterrupt
+        return real(batch, device, channels_last)
+
+    monkeypatch.setattr(Task, "to_device", staticmethod(interrupt_later))
+    assert train.main(args) == 130
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert last["epoch"] == 1 and last["step"] > 0
+    monkeypatch.setattr(Task, "to_device", staticmethod(real))
+    assert train.main(args + ["--resume"]) == 0
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 2
+
+
+def _damage(root):
+    """Break several training clips in every way the design lists; return their ids and reasons."""
+    split = root / "train"
+    v2g = json.loads((split / "vid2genre.json").read_text())
+    vids = sorted(v2g)
+    bad = {}
+    # truncated mp4 (and no wav, so the audio must come from the broken file too)
+    make_truncated(split / "video" / f"{vids[0]}.mp4", split / "video" / f"{vids[0]}.tmp", 0.05)
+    os.replace(split / "video" / f"{vids[0]}.tmp", split / "video" / f"{vids[0]}.mp4")
+    (split / "audio" / f"{vids[0]}.wav").unlink()
+    bad[vids[0]] = "truncated"
+    # mp4 without audio track and no wav
+    make_video(split / "video" / f"{vids[1]}.mp4", duration=2.0, fps=8, size=(48, 48), audio_sr=None)
+    (split / "audio" / f"{vids[1]}.wav").unlink()
+    bad[vids[1]] = "no audio"
+    # zero-length wav
+    (split / "audio" / f"{vids[2]}.wav").write_bytes(b"")
+    bad[vids[2]] = "empty"
+    # NaN audio
+    make_nan_wav(split / "audio" / f"{vids[3]}.wav", sr=16000, duration=2.0)
+    bad[vids[3]] = "nan"
+    # unreadable frames: garbage instead of an mp4
+    (split / "video" / f"{vids[4]}.mp4").write_bytes(b"\x00not a video" * 50)
+    bad[vids[4]] = "garbage"
+    return bad, vids
+
+
+def test_bad_clips_are_skipped_logged_and_counted(tiny_copy, tmp_path):
+    bad, vids = _damage(tiny_copy)
+    run = tmp_path / "run"
+    assert train.main(["--config", "avenet.py", "--no-progress", f"data.root={tiny_copy}", f"train.out_dir={run}",
+                       *TINY_AVC, "train.epochs=3", "data.train_pairs_per_clip=4"]) == 0
+    log = (run / "train.log").read_text()
+    for vid in bad:
+        assert f"skipped clip {vid}" in log, vid
+    rows = [r for r in _rows(run) if r["split"] == "train"]
+    assert rows[-1]["skipped_clips"] == len(bad)
+    good = [v for v in vids if v not in bad]
+    assert good and all(f"skipped clip {v}" not in log for v in good)
+
+
+def test_all_bad_stops_with_clear_error(tiny_copy, tmp_path):
+    for wav in (tiny_copy / "train" / "audio").glob("*.wav"):
+        wav.write_bytes(b"")
+    for mp4 in (tiny_copy / "train" / "video").glob("*.mp4"):
+        make_truncated(mp4, mp4.with_suffix(".tmp"), 0.02)
+        os.replace(mp4.with_suffix(".tmp"), mp4)
+    with pytest.raises(RuntimeError, match="failed to decode"):
+        train.main(["--config", "avenet.py", "--no-progress", f"data.root={tiny_copy}",
+                    f"train.out_dir={tmp_path / 'run'}", *TINY_AVC])
+
+
+def test_ddp_two_processes_gloo(tiny_root, tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "avcorr.train", "--config", "avenet.py", "--no-progress", f"data.root={tiny_root}",
+           f"train.out_dir={run}", *TINY_AVC, "train.num_threads=1", "train.epochs=2"]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    # 12 training clips x 2 pairs = 24 examples; 2 ranks x batch 4 -> 3 steps per epoch each
+    assert last["epoch"] == 2 and last["step"] == 6
+    val = [r for r in _rows(run) if r["split"] == "val"]
+    assert [r["epoch"] for r in val] == [1, 2]  # written once (rank 0), not once per process
