@@ -13,6 +13,7 @@ Batch dict produced by :func:`collate_pairs` (B = batch size, S = image size, T 
     audio      float32 (B, T)        mono waveform at ``sample_rate``
     label      int64   (B,)          1 = the audio belongs to the frame's clip, 0 = it does not
     time       float32 (B,)          the frame's time in its clip (s)
+    audio_time float32 (B,)          the centre of the audio window in its clip (s)
     vid        list[str]             clip of the frame
     audio_vid  list[str]             clip of the audio
     skipped    list[(vid, reason)]   clips skipped while drawing this batch (see SkipLog)
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -64,12 +67,14 @@ class AVCPairDataset(Dataset):
         seed: seed of the evaluation pairs.
         video_backend: decoder (``None`` = default).
         max_bad_retries: consecutive bad clips tolerated while drawing one example before giving up.
+        open_readers: video files kept open per worker process (an LRU cache; reopening a file
+            costs more than decoding one frame, see experiments/RESULTS.md). 0 = reopen every time.
     """
 
     def __init__(self, index: SplitIndex, *, sample_rate: int = 48000, seconds: float = 1.0, image_size: int = 224,
                  train: bool = True, augment: bool = True, negatives: str = "clip", positive_fraction: float = 0.5,
                  pairs_per_clip: int = 1, gain_jitter: float = 0.0, seed: int = 0, video_backend: str | None = None,
-                 max_bad_retries: int = 20):
+                 max_bad_retries: int = 20, open_readers: int = 64):
         if negatives not in ("clip", "class"):
             raise ValueError(f"negatives must be 'clip' or 'class', got {negatives!r}")
         self.split = f"{index.root}/{index.split}"
@@ -93,6 +98,9 @@ class AVCPairDataset(Dataset):
         if len(self.clips) < 2:
             raise BadClipError(self.split, f"needs at least 2 usable clips with video, found {len(self.clips)} "
                                            f"({len(self.init_skipped)} skipped)")
+        self.open_readers = open_readers
+        self._readers: OrderedDict[str, decode.VideoReader] = OrderedDict()
+        self._readers_pid = os.getpid()
         self._bad: dict[str, str] = {}
         self._info: dict[str, tuple[float, int, float]] = {}  # vid -> (fps, num_frames, usable duration)
 
@@ -103,12 +111,27 @@ class AVCPairDataset(Dataset):
     def _audio_source(self, clip: Clip):
         return clip.audio if clip.audio is not None else clip.video
 
+    def _reader(self, clip: Clip) -> decode.VideoReader:
+        """An open reader for the clip's video, from this process's LRU cache."""
+        if self._readers_pid != os.getpid():  # a forked worker must not share its parent's open files
+            self._readers, self._readers_pid = OrderedDict(), os.getpid()
+        reader = self._readers.get(clip.vid)
+        if reader is None:
+            reader = decode.VideoReader(clip.video, self.video_backend)
+            if self.open_readers > 0:
+                self._readers[clip.vid] = reader
+                while len(self._readers) > self.open_readers:
+                    self._readers.popitem(last=False)[1].close()
+        else:
+            self._readers.move_to_end(clip.vid)
+        return reader
+
     def _clip_info(self, clip: Clip) -> tuple[float, int, float]:
         """(fps, num_frames, audio duration) of a clip, probed once per worker."""
         info = self._info.get(clip.vid)
         if info is None:
             try:
-                v = decode.probe_video(clip.video, backend=self.video_backend)
+                v = self._reader(clip).info
                 a = decode.probe_audio(self._audio_source(clip))
             except BadClipError as e:
                 raise _ClipFailed(clip.vid, str(e)) from e
@@ -159,8 +182,9 @@ class AVCPairDataset(Dataset):
         clip = self.clips[ci]
         t = self._sample_time(clip, rng)
         try:
-            frame = decode.read_frames(clip.video, [t], backend=self.video_backend)[0]
+            frame = self._reader(clip).get_frames([t])[0]
         except BadClipError as e:
+            self._readers.pop(clip.vid, None)
             raise _ClipFailed(clip.vid, str(e)) from e
         if positive:
             audio_clip, at = clip, t
@@ -175,6 +199,7 @@ class AVCPairDataset(Dataset):
             "audio": wave,
             "label": torch.tensor(int(positive)),
             "time": torch.tensor(t, dtype=torch.float32),
+            "audio_time": torch.tensor(at, dtype=torch.float32),
             "vid": clip.vid,
             "audio_vid": audio_clip.vid,
         }
