@@ -131,7 +131,7 @@ class AVCPairDataset(Dataset):
         info = self._info.get(clip.vid)
         if info is None:
             try:
-                v = self._reader(clip).info
+                v = self._reader(clip)
                 a = decode.probe_audio(self._audio_source(clip))
             except BadClipError as e:
                 raise _ClipFailed(clip.vid, str(e)) from e

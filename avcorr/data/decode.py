@@ -184,6 +184,16 @@ class VideoReader:
         return self._impl.duration
 
     @property
+    def fps(self) -> float:
+        """Average frame rate."""
+        return float(self._impl.fps)
+
+    @property
+    def num_frames(self) -> int:
+        """Number of frames."""
+        return int(self._impl.num_frames)
+
+    @property
     def info(self) -> VideoInfo:
         """The :class:`VideoInfo` of the file (``has_audio`` reads the container header once)."""
         if self._has_audio is None:

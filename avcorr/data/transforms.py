@@ -23,9 +23,10 @@ def frame_transform(image_size: int, train: bool, augment: bool = True) -> v2.Co
     """
     if train and augment:
         ops = [
+            # per-pixel jitter commutes with resizing: apply it at the (usually smaller) source size
+            v2.ColorJitter(brightness=0.3, saturation=0.3),
             v2.RandomResizedCrop(image_size, scale=(0.7, 1.0), antialias=True),
             v2.RandomHorizontalFlip(),
-            v2.ColorJitter(brightness=0.3, saturation=0.3),
         ]
     else:
         ops = [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)]
