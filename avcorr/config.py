@@ -85,6 +85,7 @@ class ModelConfig:
     embed_dim: int | None = None
     width: float | None = None  # channel multiplier of the conv towers (1.0 = paper)
     checkpoint_path: str = ""  # initialise from a local checkpoint file
+    kwargs: dict[str, Any] = field(default_factory=dict)  # further model arguments, e.g. {"vision_width": 0.25}
 
 
 @dataclass

@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, default=128, help="frame side in pixels, even (default 128)")
     parser.add_argument("--sr", type=int, default=48000, help="audio sample rate in Hz (default 48000)")
     parser.add_argument("--max-distractors", type=int, default=2, help="most silent objects per clip (default 2)")
+    parser.add_argument("--distractor-prob", type=float, default=0.5,
+                        help="probability that a clip has silent distractors (default 0.5)")
     parser.add_argument("--workers", type=int, default=None, help="parallel processes (default min(2, cores))")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -71,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         size=args.size,
         sample_rate=args.sr,
         max_distractors=args.max_distractors,
+        distractor_prob=args.distractor_prob,
         workers=args.workers,
         progress=not args.no_progress,
     )

@@ -215,6 +215,13 @@ def test_distractors_are_silent_other_classes_and_leave_the_sounding_object_visi
     assert {1, 2} <= set(counts)
 
 
+@pytest.mark.parametrize("prob,lo,hi", [(0.0, 0.0, 0.0), (0.25, 0.12, 0.38), (1.0, 1.0, 1.0)])
+def test_distractor_probability(prob: float, lo: float, hi: float) -> None:
+    kw = dict(num_classes=len(CLASSES), duration=0.2, fps=10, size=32, sample_rate=8000)
+    with_distractors = [bool(render_clip(7, "val", i, distractor_prob=prob, **kw).distractors) for i in range(120)]
+    assert lo <= np.mean(with_distractors) <= hi
+
+
 def _log_spectrum(x: np.ndarray) -> np.ndarray:
     frames = np.lib.stride_tricks.sliding_window_view(x, 512)[::256] * np.hanning(512)
     spec = np.log((np.abs(np.fft.rfft(frames, axis=1)) ** 2).mean(0) + 1e-10)

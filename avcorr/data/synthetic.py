@@ -1,7 +1,7 @@
 """The embedded synthetic audio-visual dataset: coloured shapes that each make their own sound.
 
 Every clip shows ONE sounding object (its class is the clip's label) drifting slowly over a varied
-background, plus 0-``max_distractors`` SILENT objects that look like OTHER classes, so telling
+background, plus (with probability ``distractor_prob``) 1-``max_distractors`` SILENT objects that look like OTHER classes, so telling
 which object sounds requires listening. The audio is a single source whose timbre identifies the
 class in any 1-second window, so two clips can be mixed for Sound-of-Pixels separation. The
 dataset is written in the project layout (see ``DESIGN.md``)::
@@ -68,7 +68,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SYNTHETIC_VERSION: int = 1
+SYNTHETIC_VERSION: int = 2
 """Bumped whenever the generated content changes; the default cache folder carries it."""
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -82,6 +82,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "size": 128,
     "sample_rate": 48000,
     "max_distractors": 2,
+    "distractor_prob": 0.25,
 }
 """The parameters :func:`ensure_default_dataset` generates with (the quickstart's dataset)."""
 
@@ -274,13 +275,14 @@ def _overlap_fraction(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _layout(
-    rng: np.random.Generator, class_index: int, num_classes: int, size: int, duration: float, max_distractors: int
+    rng: np.random.Generator, class_index: int, num_classes: int, size: int, duration: float, max_distractors: int,
+    distractor_prob: float = 0.5,
 ) -> list[_Object]:
     """The objects of a clip, back to front; ``class_index``'s object is the sounding one."""
     sounding = _place_object(rng, class_index, size, duration)
     others = [c for c in range(num_classes) if c != class_index]
     count = 0
-    if max_distractors > 0 and others and rng.random() < 0.5:
+    if max_distractors > 0 and others and rng.random() < distractor_prob:
         count = int(rng.integers(1, max_distractors + 1))
     count = min(count, len(others))
     behind: list[_Object] = []
@@ -605,6 +607,7 @@ def render_clip(
     size: int = 128,
     sample_rate: int = 48000,
     max_distractors: int = 2,
+    distractor_prob: float = 0.5,
 ) -> SyntheticClip:
     """Render one clip's frames, audio and box in memory (no ffmpeg, nothing written).
 
@@ -624,11 +627,13 @@ def render_clip(
         size: frame side, pixels (even).
         sample_rate: audio sample rate, Hz.
         max_distractors: most silent objects in a clip.
+        distractor_prob: probability that a clip has silent objects at all.
 
     Returns:
         The clip; see :class:`SyntheticClip` for the array shapes.
     """
-    params = _validate(seed, num_classes, (1, 1, 1), duration, fps, size, sample_rate, max_distractors)
+    params = _validate(seed, num_classes, (1, 1, 1), duration, fps, size, sample_rate, max_distractors,
+                       distractor_prob)
     _check_split(split)
     if index < 0:
         raise ValueError(f"index must be >= 0, got {index}")
@@ -638,7 +643,7 @@ def render_clip(
         raise ValueError(f"class_index must be in [0, {num_classes}), got {class_index}")
     rng = np.random.default_rng(np.random.SeedSequence([params["seed"], _SPLIT_CODES[split], index]))
     num_frames = max(1, round(duration * fps))
-    objects = _layout(rng, class_index, num_classes, size, duration, max_distractors)
+    objects = _layout(rng, class_index, num_classes, size, duration, max_distractors, distractor_prob)
     sounding = next(k for k, obj in enumerate(objects) if obj.class_index == class_index)
     frames = _render_frames(objects, _background(rng, size), num_frames, fps, duration)
     audio = _render_audio(rng, class_index, max(1, round(duration * sample_rate)), sample_rate)
@@ -672,6 +677,7 @@ def _validate(
     size: int,
     sample_rate: int,
     max_distractors: int,
+    distractor_prob: float = 0.5,
 ) -> dict[str, Any]:
     """Check the generation parameters and return them as a JSON-ready dict."""
     if int(seed) != seed or seed < 0:
@@ -693,6 +699,8 @@ def _validate(
         raise ValueError(f"sample_rate must be an integer in [8000, 192000], got {sample_rate}")
     if int(max_distractors) != max_distractors or max_distractors < 0:
         raise ValueError(f"max_distractors must be an integer >= 0, got {max_distractors}")
+    if not 0.0 <= distractor_prob <= 1.0:
+        raise ValueError(f"distractor_prob must be in [0, 1], got {distractor_prob}")
     return {
         "seed": int(seed),
         "num_classes": int(num_classes),
@@ -702,6 +710,7 @@ def _validate(
         "size": int(size),
         "sample_rate": int(sample_rate),
         "max_distractors": int(max_distractors),
+        "distractor_prob": float(distractor_prob),
     }
 
 
@@ -769,6 +778,7 @@ def _generate_one(task: tuple[str, str, int, dict[str, Any]]) -> tuple[str, int,
         size=params["size"],
         sample_rate=params["sample_rate"],
         max_distractors=params["max_distractors"],
+        distractor_prob=params["distractor_prob"],
     )
     folder = Path(root) / split
     wav = folder / "audio" / f"{clip.vid}.wav"
@@ -834,6 +844,7 @@ def make_synthetic(
     size: int = 128,
     sample_rate: int = 48000,
     max_distractors: int = 2,
+    distractor_prob: float = 0.5,
     workers: int | None = None,
     progress: bool = False,
 ) -> Path:
@@ -853,7 +864,8 @@ def make_synthetic(
         fps: video frame rate (the H.264 keyframe interval is one second).
         size: frame side, pixels (even).
         sample_rate: audio sample rate, Hz.
-        max_distractors: most silent objects per clip (about half the clips have at least one).
+        max_distractors: most silent objects per clip.
+        distractor_prob: probability that a clip has silent objects at all (1 to ``max_distractors``).
         workers: processes rendering and encoding in parallel; default ``min(2, cpu_count)``.
         progress: show a tqdm progress bar.
 
@@ -865,7 +877,8 @@ def make_synthetic(
         ValueError: a parameter is out of range.
         RuntimeError: ffmpeg is missing or failed on a clip.
     """
-    params = _validate(seed, num_classes, clips_per_class, duration, fps, size, sample_rate, max_distractors)
+    params = _validate(seed, num_classes, clips_per_class, duration, fps, size, sample_rate, max_distractors,
+                       distractor_prob)
     root = Path(root).expanduser().absolute()
     if is_synthetic_dataset(root, **params):
         logger.info("%s already holds the synthetic dataset", root)

@@ -58,34 +58,37 @@ class AVENet(nn.Module):
     Args:
         embed_dim: embedding size (128 in the paper).
         width: channel multiplier of both towers (1.0 = paper: 64-128-256-512).
+        vision_width: channel multiplier of the vision tower alone (default: ``width``).
+        audio_width: channel multiplier of the audio tower alone (default: ``width``).
         fusion: ``"distance"`` (AVE-Net) or ``"concat"`` (L3-Net).
         sample_rate: audio sample rate the front-end expects (informational; checked by the data side).
         n_fft, win_length, hop_length, n_frames: log-spectrogram front-end (paper: 512/480/240/200 at 48 kHz).
     """
 
     def __init__(self, embed_dim: int = 128, width: float = 1.0, fusion: str = "distance", sample_rate: int = 48000,
-                 n_fft: int = 512, win_length: int = 480, hop_length: int = 240, n_frames: int = 200):
+                 n_fft: int = 512, win_length: int = 480, hop_length: int = 240, n_frames: int = 200,
+                 vision_width: float | None = None, audio_width: float | None = None):
         super().__init__()
         if fusion not in ("distance", "concat"):
             raise ValueError(f"fusion must be 'distance' or 'concat', got {fusion!r}")
         self.fusion = fusion
         self.sample_rate = sample_rate
         self.embed_dim = embed_dim
-        chans = _scaled((64, 128, 256, 512), width)
+        base = (64, 128, 256, 512)
         self.frontend = LogSpectrogram(n_fft, win_length, hop_length, n_frames)
         self.audio_bn0 = nn.BatchNorm2d(1)  # puts the log-spectrogram on a sane scale
-        self.vision = ConvTower(3, chans)
-        self.audio = ConvTower(1, chans)
-        feat = chans[-1]
+        self.vision = ConvTower(3, _scaled(base, width if vision_width is None else vision_width))
+        self.audio = ConvTower(1, _scaled(base, width if audio_width is None else audio_width))
+        vfeat, afeat = self.vision.out_chans, self.audio.out_chans
         if fusion == "distance":
-            self.vision_head = nn.Sequential(nn.Linear(feat, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, embed_dim))
-            self.audio_head = nn.Sequential(nn.Linear(feat, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, embed_dim))
+            self.vision_head = nn.Sequential(nn.Linear(vfeat, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, embed_dim))
+            self.audio_head = nn.Sequential(nn.Linear(afeat, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, embed_dim))
             self.classifier = nn.Linear(1, 2)
             with torch.no_grad():  # class 1 = "corresponds": its logit must fall as the distance grows
                 self.classifier.weight.copy_(torch.tensor([[2.0], [-2.0]]))
                 self.classifier.bias.copy_(torch.tensor([-2.0, 2.0]))
         else:
-            self.classifier = nn.Sequential(nn.Linear(2 * feat, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, 2))
+            self.classifier = nn.Sequential(nn.Linear(vfeat + afeat, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, 2))
 
     # -- towers ------------------------------------------------------------------------------
     def audio_features(self, wave: torch.Tensor) -> torch.Tensor:
