@@ -45,11 +45,13 @@ import time
 import uuid
 import wave
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
+
+from avcorr.data._synthetic_audio import _SOUNDS
+from avcorr.data._synthetic_video import _SHAPES, _background, _shape_extent
 
 __all__ = [
     "CLASSES",
@@ -161,79 +163,7 @@ def _check_split(split: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Shapes
-# --------------------------------------------------------------------------------------------
-# Each shape is a predicate over unit coordinates (u right, v DOWN), inside [-1, 1] x [-1, 1].
-
-
-def _polygon(vertices: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """Inside-test for a convex polygon (vertices in order, either direction) in (u, v)."""
-    edges = np.roll(vertices, -1, axis=0) - vertices
-    if np.sum(vertices[:, 0] * edges[:, 1] - vertices[:, 1] * edges[:, 0]) < 0:
-        return _polygon(vertices[::-1])
-
-    def inside(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        result = np.ones(np.broadcast(u, v).shape, dtype=bool)
-        for (x0, y0), (dx, dy) in zip(vertices, edges):
-            result &= dx * (v - y0) - dy * (u - x0) >= 0
-        return result
-
-    return inside
-
-
-def _regular(n: int, start_angle: float, radius: float = 1.0) -> np.ndarray:
-    angles = start_angle + 2 * np.pi * np.arange(n) / n
-    return np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
-
-
-_TRIANGLE = _polygon(np.array([[0.0, -0.95], [1.0, 0.8], [-1.0, 0.8]]))
-_HEXAGON = _polygon(_regular(6, 0.0))
-_PENTAGON_INNER = _polygon(_regular(5, -np.pi / 2, 0.42))
-
-
-def _star(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Five-pointed star, one point up: inner pentagon plus five point triangles."""
-    outer = _regular(5, -np.pi / 2)
-    inner = _regular(5, -np.pi / 2 + np.pi / 5, 0.42)
-    result = _PENTAGON_INNER(u, v)
-    for k in range(5):
-        result |= _polygon(np.array([outer[k], inner[(k - 1) % 5], inner[k]]))(u, v)
-    return result
-
-
-def _heart(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    x = 1.14 * u
-    y = -1.14 * v + 0.118
-    return (x**2 + y**2 - 1) ** 3 - x**2 * y**3 <= 0
-
-
-_SHAPES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "disc": lambda u, v: u**2 + v**2 <= 1.0,
-    "square": lambda u, v: (np.abs(u) <= 0.85) & (np.abs(v) <= 0.85),
-    "triangle": _TRIANGLE,
-    "star": _star,
-    "ring": lambda u, v: (u**2 + v**2 <= 1.0) & (u**2 + v**2 >= 0.55**2),
-    "cross": lambda u, v: ((np.abs(u) <= 1) & (np.abs(v) <= 0.3)) | ((np.abs(u) <= 0.3) & (np.abs(v) <= 1)),
-    "diamond": lambda u, v: np.abs(u) + np.abs(v) <= 1.0,
-    "hexagon": _HEXAGON,
-    "heart": _heart,
-    "dome": lambda u, v: (u**2 + (v - 0.5) ** 2 <= 1.0) & (v <= 0.5),
-}
-
-
-@lru_cache(maxsize=None)
-def _shape_extent(shape: str) -> tuple[float, float, float, float]:
-    """``(umin, vmin, umax, vmax)`` of a shape in unit coordinates (measured on a fine grid)."""
-    grid = np.linspace(-1.1, 1.1, 801)
-    step = float(grid[1] - grid[0])  # widen by one grid step: the true edge lies within it
-    u, v = np.meshgrid(grid, grid)
-    inside = _SHAPES[shape](u, v)
-    us, vs = u[inside], v[inside]
-    return float(us.min()) - step, float(vs.min()) - step, float(us.max()) + step, float(vs.max()) + step
-
-
-# --------------------------------------------------------------------------------------------
-# Frames
+# Frames (the shapes and the background are drawn by _synthetic_video)
 # --------------------------------------------------------------------------------------------
 
 
@@ -302,27 +232,6 @@ def _layout(
     return behind + [sounding] + front
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A muted smooth colour gradient with low-amplitude texture, float32 (size, size, 3)."""
-    coords = (np.arange(size, dtype=np.float32) + 0.5) / size
-    yy, xx = np.meshgrid(coords, coords, indexing="ij")
-    grey = rng.uniform(75, 165, size=(2, 1))
-    colours = grey + rng.uniform(-20, 20, size=(2, 3))
-    theta = rng.uniform(0, 2 * np.pi)
-    ramp = xx * np.cos(theta) + yy * np.sin(theta)
-    ramp = (ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1e-6)
-    image = colours[0] + (colours[1] - colours[0]) * ramp[..., None]
-    texture = np.zeros((size, size), dtype=np.float32)
-    for _ in range(3):
-        freq = rng.uniform(1.5, 6.0)
-        phi = rng.uniform(0, 2 * np.pi)
-        texture += rng.uniform(1.5, 4.0) * np.sin(
-            2 * np.pi * freq * (xx * np.cos(phi) + yy * np.sin(phi)) + rng.uniform(0, 2 * np.pi)
-        )
-    texture += rng.normal(0.0, 1.5, size=(size, size)).astype(np.float32)
-    return (image + texture[..., None]).astype(np.float32)
-
-
 def _coverage(obj: _Object, frac: float, size: int) -> tuple[slice, slice, np.ndarray]:
     """Anti-aliased coverage of ``obj`` at ``frac`` over its pixel patch: (rows, cols, alpha (h, w))."""
     x1, y1, x2, y2 = obj.box(frac)
@@ -369,174 +278,8 @@ def _visible_mask(objects: Sequence[_Object], sounding: int, frac: float, size: 
 
 
 # --------------------------------------------------------------------------------------------
-# Sounds
+# Sounds (the per-class generators are in _synthetic_audio)
 # --------------------------------------------------------------------------------------------
-# Each takes (rng, n samples, sample rate, pitch factor) and returns float64 (n,), any scale.
-
-
-def _band_limit(sr: int, cap: float = 8000.0) -> float:
-    return min(0.45 * sr, cap)
-
-
-def _bandpass(x: np.ndarray, sr: int, lo: float, hi: float) -> np.ndarray:
-    """Zero-phase FFT band-pass with soft (raised-cosine, one-third octave) edges."""
-    spec = np.fft.rfft(x)
-    freqs = np.fft.rfftfreq(len(x), 1.0 / sr)
-    gain = np.ones_like(freqs)
-    if lo > 0:
-        ramp = np.clip((np.log2(np.maximum(freqs, 1e-3)) - np.log2(lo / 1.26)) / np.log2(1.26), 0, 1)
-        gain *= 0.5 - 0.5 * np.cos(np.pi * ramp)
-    ramp = np.clip((np.log2(hi * 1.26) - np.log2(np.maximum(freqs, 1e-3))) / np.log2(1.26), 0, 1)
-    gain *= 0.5 - 0.5 * np.cos(np.pi * ramp)
-    return np.fft.irfft(spec * gain, n=len(x))
-
-
-def _phase(freq: np.ndarray | float, n: int, sr: int) -> np.ndarray:
-    return 2 * np.pi * np.cumsum(np.broadcast_to(freq, (n,))) / sr
-
-
-def _onsets(rng: np.random.Generator, n: int, sr: int, period: float, jitter: float) -> np.ndarray:
-    """Event times (samples) roughly every ``period`` s with +-``jitter`` of it, from near 0."""
-    duration = n / sr
-    count = int(np.ceil(duration / period)) + 1
-    times = rng.uniform(0, 0.3 * period) + period * np.arange(count)
-    times += rng.uniform(-jitter, jitter, size=count) * period
-    times = np.clip(times, 0, None)
-    return np.round(times[times < duration] * sr).astype(np.int64)
-
-
-def _add_events(out: np.ndarray, onsets: np.ndarray, make: Callable[[int], np.ndarray]) -> None:
-    for k, start in enumerate(onsets):
-        event = make(k)
-        stop = min(len(out), start + len(event))
-        out[start:stop] += event[: stop - start]
-
-
-def _violin(rng: np.random.Generator, n: int, sr: int, pitch: float) -> np.ndarray:
-    t = np.arange(n) / sr
-    f0 = 440.0 * pitch
-    freq = f0 * (1 + 0.015 * np.sin(2 * np.pi * rng.uniform(5.0, 6.5) * t + rng.uniform(0, 2 * np.pi)))
-    phase = _phase(freq, n, sr)
-    out = np.zeros(n)
-    for k in range(1, max(1, int(_band_limit(sr) / (f0 * 1.02))) + 1):
-        out += np.sin(k * phase) / k
-    return out * (1 + 0.15 * np.sin(2 * np.pi * rng.uniform(0.7, 1.5) * t))
-
-
-def _flute(rng: np.random.Generator, n: int, sr: int, pitch: float) -> np.ndarray:
-    t = np.arange(n) / sr
-    return np.sin(_phase(660.0 * pitch, n, sr) + rng.uniform(0, 2 * np.pi)) * (
-        1 + 0.1 * np.sin(2 * np.pi * rng.uniform(3.0, 5.0) * t)
-    )
-
-
-def _drum(rng: np.random.Generator, n: int, sr: int, pitch: float) -> np.ndarray:
-    out = np.zeros(n)
-    length = int(0.2 * sr)
-    t = np.arange(length) / sr
-    noise = _bandpass(rng.standard_normal(n + length), sr, 300.0, min(5000.0, 0.4 * sr))
-    noise /= np.std(noise) + 1e-12
-    decay = rng.uniform(0.03, 0.05)
-    thump = np.sin(_phase(75.0 * pitch * (1 + 1.5 * np.exp(-t / 0.02)), length, sr))
-
-    def hit(k: int) -> np.ndarray:
-        accent = 1.0 if k % 2 == 0 else 0.6
-        start = int(rng.integers(0, n))
-        return accent * np.exp(-t / decay) * (noise[start : start + length] + 0.7 * thump)
-
-    _add_events(out, _onsets(rng, n, sr, rng.uniform(0.18, 0.26), 0.08), hit)
-    return out
-
-
-def _bell(rng: np.random.Generator, n: int, sr: int, pitch: float) -> np.ndarray:
-    out = np.zeros(n)
-    length = min(n, int(1.5 * sr))
-    t = np.arange(length) / sr
-    f0 = 523.0 * pitch
-    partials = [(1.0, 1.0, 0.9), (2.76, 0.6, 0.5), (5.40, 0.4, 0.3), (8.93, 0.25, 0.2)]
-    strike = np.zeros(length)
-    for ratio, amp, tau in partials:
-        if ratio * f0 < 0.45 * sr:
-            strike += amp * np.exp(-t / tau) * np.sin(2 * np.pi * ratio * f0 * t)
-    _add_events(out, _onsets(rng, n, sr, rng.uniform(0.45, 0.6), 0.08), lambda k: strike)
-    return out
-
-
-def _bass(rng: np.random.Generator, n: int, sr: int, pitch: float) -> np.ndarray:
-    f0 = 82.0 * pitch
-    steps = np.array([1.0, 1.498, 1.335, 1.122])
-    onsets = _onsets(rng, n, sr, rng.uniform(0.25, 0.4), 0.1)
-    freq = np.full(n, f0)
-    for k, start in enumerate(onsets):
-        freq[start:] = f0 * steps[int(rng.integers(0, len(steps)))] if k else f0
-    phase = _phase(freq, n, sr)
-    out = np.zeros(n)
-    for k in range(1, max(1, int(_band_limit(sr, 3000.0) / (f0 * 1.5))) + 1, 2):
-        out += np.sin(k * phase) / k
-    return out
-
-
-def _siren(rng: np.random.Generator, n: int, sr: int, pitch: float) -> np.ndarray:
-    t = np.arange(n) / sr
-    freq = 900.0 * pitch * 2 ** (0.6 * np.sin(2 * np.pi * t / rng.uniform(0.7, 1.1) + rng.uniform(0, 2 * np.pi)))
-    phase = _phase(freq, n, sr)
-    return np.sin(phase) + 0.3 * np.sin(2 * phase)
-
-
-def _engine(rng: np.random.Generator, n: int, sr: int, pitch: float) -> np.ndarray:
-    t = np.arange(n) / sr
-    rumble = _bandpass(rng.standard_normal(n), sr, 30.0, 300.0)
-    rumble /= np.std(rumble) + 1e-12
-    phase = _phase(45.0 * pitch, n, sr)
-    tone = sum(np.sin(k * phase) / k for k in range(1, 7))
-    am = 0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(8.0, 13.0) * t + rng.uniform(0, 2 * np.pi))
-    return am * (rumble + 0.7 * tone)
-
-
-def _bird(rng: np.random.Generator, n: int, sr: int, pitch: float) -> np.ndarray:
-    out = np.zeros(n)
-    fmax = 0.42 * sr
-    f_lo, f_hi = min(2800.0 * pitch, 0.6 * fmax), min(4800.0 * pitch, fmax)
-
-    def chirp(k: int) -> np.ndarray:
-        length = int(rng.uniform(0.04, 0.07) * sr)
-        return np.hanning(length) * np.sin(_phase(np.linspace(f_lo, f_hi, length), length, sr))
-
-    _add_events(out, _onsets(rng, n, sr, rng.uniform(0.09, 0.15), 0.15), chirp)
-    return out
-
-
-def _rain(rng: np.random.Generator, n: int, sr: int, pitch: float) -> np.ndarray:
-    clicks = np.zeros(n)
-    count = rng.poisson(400 * n / sr)
-    clicks[rng.integers(0, n, size=count)] = rng.exponential(1.0, size=count) * rng.choice([-1.0, 1.0], size=count)
-    clicks += 0.05 * rng.standard_normal(n)
-    return _bandpass(clicks, sr, min(2000.0 * pitch, 0.25 * sr), _band_limit(sr))
-
-
-def _organ(rng: np.random.Generator, n: int, sr: int, pitch: float) -> np.ndarray:
-    out = np.zeros(n)
-    root = 220.0 * pitch
-    for ratio in (1.0, 1.26, 1.498):
-        phase = _phase(root * ratio, n, sr) + rng.uniform(0, 2 * np.pi)
-        for k, amp in enumerate((1.0, 0.5, 0.33, 0.25), start=1):
-            if k * root * ratio < 0.45 * sr:
-                out += amp * np.sin(k * phase)
-    return out
-
-
-_SOUNDS: dict[str, Callable[[np.random.Generator, int, int, float], np.ndarray]] = {
-    "Violin": _violin,
-    "Flute": _flute,
-    "Drum": _drum,
-    "Bell": _bell,
-    "Bass": _bass,
-    "Siren": _siren,
-    "Engine": _engine,
-    "Bird": _bird,
-    "Rain": _rain,
-    "Organ": _organ,
-}
 
 
 def _render_audio(rng: np.random.Generator, class_index: int, n: int, sr: int) -> np.ndarray:
