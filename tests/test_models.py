@@ -83,3 +83,20 @@ def test_frontend_crops_and_pads():
     assert m.frontend(torch.randn(2, 4800)).shape == (2, 1, 257, 50)
     with pytest.raises(ValueError, match="batch, samples"):
         m.frontend(torch.randn(48000))
+
+
+@pytest.mark.parametrize("name", ["test_avenet", "test_l3net"])
+def test_separate_tower_widths(name):
+    m = create_model(name, vision_width=0.25, audio_width=0.125)
+    assert m.vision.out_chans == 128 and m.audio.out_chans == 64
+    out = m(torch.randn(2, 48000), torch.randn(2, 3, 48, 48))
+    assert out["logits"].shape == (2, 2)
+
+
+def test_model_kwargs_from_config(tmp_path):
+    from avcorr.config import load_config
+    from avcorr.tasks import build_task
+
+    cfg = load_config("avenet.py", ["model.name=test_avenet", "model.kwargs={'vision_width': 0.25}"])
+    model = build_task(cfg).build_model()
+    assert model.vision.out_chans == 128 and model.audio.out_chans == int(round(512 * cfg.model.width))

@@ -1,0 +1,83 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from avcorr.config import OptimConfig
+from avcorr.engine.checkpoint import load_checkpoint, save_checkpoint
+from avcorr.engine.distributed import resolve_device
+from avcorr.engine.optim import build_optimizer, build_scheduler
+
+
+class _Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.vision = nn.Linear(2, 2)
+        self.vision_head = nn.Linear(2, 2)
+        self.audio = nn.Linear(2, 2)
+
+
+def test_lr_mult_groups_longest_prefix_wins():
+    cfg = OptimConfig(name="sgd", lr=0.1, lr_mult={"vision": 0.5, "vision_head": 2.0})
+    opt = build_optimizer(_Net(), cfg)
+    lrs = sorted(g["lr"] for g in opt.param_groups)
+    assert lrs == pytest.approx([0.05, 0.1, 0.2])
+    sizes = {round(g["lr"], 6): len(g["params"]) for g in opt.param_groups}
+    assert sizes == {0.05: 2, 0.1: 2, 0.2: 2}
+
+
+def test_unknown_optimizer_and_schedule():
+    with pytest.raises(ValueError, match="optim.name"):
+        build_optimizer(_Net(), OptimConfig(name="lion"))
+    opt = build_optimizer(_Net(), OptimConfig())
+    with pytest.raises(ValueError, match="optim.schedule"):
+        build_scheduler(opt, OptimConfig(schedule="poly"), 10, 2)
+
+
+def _lrs(cfg, steps_per_epoch, epochs):
+    opt = build_optimizer(_Net(), cfg)
+    sched = build_scheduler(opt, cfg, steps_per_epoch, epochs)
+    out = []
+    for _ in range(steps_per_epoch * epochs):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_warmup_then_cosine_to_zero():
+    lrs = _lrs(OptimConfig(name="sgd", lr=1.0, schedule="cosine", warmup_steps=4), 10, 2)
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))  # monotone decay after warm-up
+    assert lrs[-1] < 0.02
+    mid = 4 + (20 - 4) // 2
+    assert lrs[mid] == pytest.approx(0.5 * (1 + math.cos(math.pi * (mid - 4) / 16)))
+
+
+def test_step_schedule_by_epoch():
+    lrs = _lrs(OptimConfig(name="sgd", lr=1.0, schedule="step", step_epochs=[1, 2], step_gamma=0.1), 5, 3)
+    assert lrs[0] == pytest.approx(1.0) and lrs[5] == pytest.approx(0.1) and lrs[10] == pytest.approx(0.01)
+
+
+def test_checkpoint_atomic_and_validated(tmp_path):
+    path = tmp_path / "ck" / "last.pt"
+    save_checkpoint({"model": {"w": torch.ones(2)}, "config": {"name": "x"}, "epoch": 3}, path)
+    assert not list(path.parent.glob(".*tmp*"))  # no temporary file left behind
+    assert load_checkpoint(path)["epoch"] == 3
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not an avcorr training checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    (tmp_path / "torn.pt").write_bytes(b"\x00" * 10)
+    with pytest.raises(ValueError, match="torn.pt"):
+        load_checkpoint(tmp_path / "torn.pt")
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            resolve_device("cuda")
