@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torchaudio
 from torch import nn
 
 
@@ -22,8 +23,9 @@ class LogSpectrogram(nn.Module):
     def __init__(self, n_fft: int = 512, win_length: int = 480, hop_length: int = 240, n_frames: int = 200,
                  eps: float = 1e-10):
         super().__init__()
-        self.n_fft, self.win_length, self.hop_length, self.n_frames, self.eps = n_fft, win_length, hop_length, n_frames, eps
-        self.register_buffer("window", torch.hann_window(win_length), persistent=False)
+        self.n_fft, self.n_frames, self.eps = n_fft, n_frames, eps
+        self.spectrogram = torchaudio.transforms.Spectrogram(
+            n_fft=n_fft, win_length=win_length, hop_length=hop_length, power=2.0, center=True, pad_mode="constant")
 
     @property
     def n_bins(self) -> int:
@@ -38,9 +40,7 @@ class LogSpectrogram(nn.Module):
         """
         if wave.dim() != 2:
             raise ValueError(f"expected a (batch, samples) waveform, got shape {tuple(wave.shape)}")
-        spec = torch.stft(wave.float(), self.n_fft, hop_length=self.hop_length, win_length=self.win_length,
-                          window=self.window, center=True, pad_mode="constant", return_complex=True)
-        power = spec.real.square() + spec.imag.square()
+        power = self.spectrogram(wave.float())
         if self.n_frames:
             t = power.shape[-1]
             power = power[..., : self.n_frames] if t >= self.n_frames else nn.functional.pad(power, (0, self.n_frames - t))
