@@ -155,3 +155,36 @@ def test_ddp_two_processes_gloo(tiny_root, tmp_path):
     assert last["epoch"] == 2 and last["step"] == 6
     val = [r for r in _rows(run) if r["split"] == "val"]
     assert [r["epoch"] for r in val] == [1, 2]  # written once (rank 0), not once per process
+
+
+def test_user_data_of_other_rates_sizes_and_multilabel(tmp_path):
+    """A dataset unlike the synthetic one: other fps, sizes, sample rates, channels, durations,
+    a container other than mp4, a clip whose audio is only in its video, multi-label json."""
+    root = tmp_path / "mine"
+    specs = [  # (vid, fps, size, duration, wav (sr, channels) or None, container, labels)
+        ("-aBcDeFgHiJ", 25, (80, 60), 2.5, (44100, 2), ".mp4", ["Guitar"]),
+        ("kLmNoPqRsTu", 30, (64, 48), 1.5, (22050, 1), ".mp4", ["Guitar", "Singing"]),
+        ("vWxYz012345", 12, (96, 72), 3.0, None, ".mp4", ["Singing"]),
+        ("678_9-abcde", 15, (64, 64), 2.0, (32000, 1), ".mkv", ["Drum"]),
+        ("fghijklmnop", 24, (72, 54), 2.2, (48000, 2), ".mp4", ["Drum", "Guitar"]),
+    ]
+    for split in ("train", "val"):
+        (root / split / "video").mkdir(parents=True)
+        (root / split / "audio").mkdir(parents=True)
+        v2g = {}
+        for k, (vid, fps, size, dur, wav, ext, labels) in enumerate(specs):
+            vid = vid if split == "train" else vid[::-1]
+            make_video(root / split / "video" / f"{vid}{ext}", duration=dur, fps=fps, size=size,
+                       audio_sr=16000 if ext == ".mp4" else 48000, tone_hz=300 + 150 * k)
+            if wav is not None:
+                make_wav(root / split / "audio" / f"{vid}.wav", 300.0 + 150 * k, wav[0], channels=wav[1], duration=dur)
+            v2g[vid] = labels if len(labels) > 1 else labels[0]
+        (root / split / "vid2genre.json").write_text(json.dumps(v2g))
+    run = tmp_path / "run"
+    assert train.main(["--config", "avenet.py", "--no-progress", f"data.root={root}", f"train.out_dir={run}",
+                       *TINY_AVC, "data.audio.sample_rate=24000", "train.batch_size=2", "train.epochs=1",
+                       "data.train_pairs_per_clip=4"]) == 0
+    val = [r for r in _rows(run) if r["split"] == "val"]
+    assert val and val[0]["num_pairs"] == 10 and 0.0 <= val[0]["avc_acc"] <= 1.0
+    train_rows = [r for r in _rows(run) if r["split"] == "train"]
+    assert train_rows[-1]["skipped_clips"] == 0  # nothing about these files is "bad"
