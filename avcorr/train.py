@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -43,9 +44,7 @@ def resolve_run(cfg: Config, overrides: Sequence[str], resume: bool) -> tuple[Co
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from .engine import distributed as dist_utils
-
-    main_process = int(__import__("os").environ.get("RANK", "0")) == 0
+    main_process = int(os.environ.get("RANK", "0")) == 0
     try:
         cfg = load_config(args.config, args.overrides)
         cfg, out_dir = resolve_run(cfg, args.overrides, args.resume)
@@ -59,10 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not cfg.data.root:
         from .data.synthetic import ensure_default_dataset
 
-        if main_process:
-            cfg.data.root = str(ensure_default_dataset(progress=not args.no_progress))
-        else:  # other ranks wait for rank 0's generation through the dataset's own lock
-            cfg.data.root = str(ensure_default_dataset(progress=False))
+        # generation runs once under a lock file; other ranks wait for it
+        cfg.data.root = str(ensure_default_dataset(progress=main_process and not args.no_progress))
         logger.info("data.root not set: using the embedded synthetic dataset at %s", cfg.data.root)
     cfg.train.out_dir = str(out_dir)
     if main_process:
@@ -83,7 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.quiet:
             print(text)
     trainer.close()
-    dist_utils.cleanup()
     return 0
 
 
