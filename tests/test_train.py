@@ -144,7 +144,7 @@ def test_all_bad_stops_with_clear_error(tiny_copy, tmp_path):
 
 def test_ddp_two_processes_gloo(tiny_root, tmp_path):
     run = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "GLOO_SOCKET_IFNAME": "lo"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "avcorr.train", "--config", "avenet.py", "--no-progress", f"data.root={tiny_root}",
            f"train.out_dir={run}", *TINY_AVC, "train.num_threads=1", "train.epochs=2"]

@@ -296,6 +296,7 @@ class Trainer:
         """Train until ``train.epochs`` (or ``train.max_steps``); Ctrl-C saves ``last.pt`` and re-raises."""
         t = self.cfg.train
         start = time.time()
+        validated = False
         try:
             while self.state.epoch < t.epochs and not (t.max_steps and self.state.step >= t.max_steps):
                 train_metrics = self._train_epoch()
@@ -303,6 +304,7 @@ class Trainer:
                 self._log_metrics("train", train_metrics)
                 if self.state.epoch % max(1, t.eval_every) == 0 or self.state.epoch >= t.epochs:
                     self.validate()
+                    validated = True
                 self._save("last.pt")
         except KeyboardInterrupt:
             logger.warning("interrupted: saving %s (epoch %d, step %d); continue with --resume",
@@ -313,8 +315,8 @@ class Trainer:
             if self.writer is not None:
                 self.writer.flush()
         self.elapsed = time.time() - start
-        if self.state.best is None and self.is_main and self.val_loader is not None:
-            self.validate()  # e.g. resumed after the last epoch
+        if not validated:  # e.g. resumed after the last epoch; every rank calls it (it ends in a barrier)
+            self.validate()
         return self.state
 
     def close(self) -> None:
