@@ -41,6 +41,10 @@ setup(
         "h5py>=3.8",
         "tqdm>=4.65",
         "tensorboard>=2.14",
+        "matplotlib>=3.7",  # heatmaps, contact sheets, spectrogram figures, AP bar charts
+        "mir_eval>=0.7",  # reference BSS-eval (SDR/SIR/SAR) for Sound of Pixels
+        "fast_bss_eval>=0.1.4",  # the same SDR/SIR/SAR in torch/numpy, much faster
+        "openpyxl>=3.1",  # pandas reads the AGS .xlsx label sheets through it
     ],
     extras_require={
         "gpu": ["faiss-gpu-cu12>=1.8"],  # GPU FAISS; replaces faiss-cpu at import time when a GPU is present

@@ -38,8 +38,8 @@ def _worker_init(_: int) -> None:
 def make_loader(dataset, task: Task, batch_size: int, *, train: bool, num_workers: int, seed: int = 0,
                 distributed: bool = False, drop_last: bool | None = None) -> DataLoader:
     """A DataLoader for ``dataset`` (shuffled, optionally sharded with DistributedSampler, when training)."""
-    sampler = None
-    if train:
+    sampler = task.build_sampler(dataset, train=train, seed=seed, distributed=distributed)
+    if sampler is None and train:
         if distributed:
             sampler = DistributedSampler(dataset, shuffle=True, seed=seed, drop_last=True)
         else:
@@ -248,7 +248,7 @@ class Trainer:
         t = self.cfg.train
         self.train_module.train()
         sampler = self.train_loader.sampler
-        if isinstance(sampler, DistributedSampler):
+        if hasattr(sampler, "set_epoch"):  # DistributedSampler and task samplers (e.g. class-balanced)
             sampler.set_epoch(self.state.epoch)
         elif isinstance(sampler, RandomSampler) and sampler.generator is not None:
             sampler.generator.manual_seed(t.seed + self.state.epoch)

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from ..config import Config
 
@@ -47,6 +47,15 @@ class Task:
         raise NotImplementedError
 
     collate_fn: Callable[[list], dict[str, Any]] | None = None
+
+    def build_sampler(self, dataset: Dataset, *, train: bool, seed: int, distributed: bool) -> Sampler | None:
+        """A task-specific sampler (e.g. class-balanced), or ``None`` for the trainer's default.
+
+        The default is a seeded :class:`RandomSampler` for training (a :class:`DistributedSampler`
+        under DDP) and sequential order for evaluation. A returned sampler with a ``set_epoch(epoch)``
+        method is called at the start of every epoch; under DDP it must shard by rank itself.
+        """
+        return None
 
     def new_evaluator(self) -> Evaluator:
         raise NotImplementedError
