@@ -75,6 +75,23 @@ class DataConfig:
     video_backend: str = ""  # "" = fastest available; "torchcodec" or "decord"
     num_workers: int = 2
     max_bad_retries: int = 20  # consecutive bad clips tolerated before the run stops
+    # -- task "tagging" only (avcorr.data.tagging); the defaults change nothing for the other tasks --
+    format: str = "layout"  # "layout" (ROOT in the seed layout), "folder" (ROOT/<class>/<file>), "hdf5" (PANNs packs), "ast_json"
+    classes: list[str] = field(default_factory=list)  # output classes in order; [] = read from the data (then stored here)
+    label_csv: str = ""  # class_labels_indices.csv for "hdf5" / "ast_json"; "" = ROOT/class_labels_indices.csv
+    label_mode: str = "auto"  # "single" (softmax, cross-entropy), "multi" (sigmoid, BCE), "auto" (multi if a clip has 2+ labels)
+    val_fraction: float = 0.1  # "folder" without train/ val/ sub-folders: share of clips held out (by content hash)
+    eval_crop: str = "center"  # evaluation input: "center" window of the model's clip length, or the "full" clip
+    sampler: str = "random"  # training order: "random", "balanced" (PANNs: cycle over classes), "weighted" (AST: rare labels)
+    weight_file: str = ""  # sampler "weighted": AST weight file (one float per training clip); "" = computed from the labels
+    mixup_alpha: float = 0.0  # mixup of clip pairs, lambda ~ Beta(alpha, alpha) (PANNs: 1.0); 0 = off
+    # -- task "separation" only (Sound of Pixels, avcorr.data.separation); the defaults change nothing for the others --
+    num_mix: int = 2  # sources mixed per example (N); each is scaled by 1/N before mixing
+    frames_per_clip: int = 3  # frames per source, max-pooled over time by the frame net
+    frame_stride: float = 3.0  # seconds between those frames (paper: 24 frames at 8 fps), kept inside the clip
+    warp_bins: int = 256  # log-frequency bins the networks see (paper: 256); 0 = the linear STFT bins
+    mask: str = "binary"  # "binary" (BCE; thresholded at 0.5 for evaluation) or "ratio" (L1, targets clamped to [0, 5])
+    weighted_loss: bool = True  # weight the loss by clamp(log1p(|mixture|), 1e-3, 10), as the paper
 
 
 @dataclass

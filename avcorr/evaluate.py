@@ -1,7 +1,18 @@
-"""``python -m avcorr.evaluate --checkpoint RUN/checkpoints/best.pt --split test``
+"""``python -m avcorr.evaluate --checkpoint RUN/checkpoints/best.pt --split test [--retrieval]``
 
 Rebuilds the model from the config stored in the checkpoint, evaluates it on a split and writes
 ``eval_<split>.json`` beside the checkpoint.
+
+``--retrieval`` also embeds every clip of the split (``--retrieval-frames`` frames and the audio
+windows centred on them, pooled per clip) and reports, for each direction ``a2v``, ``v2a``,
+``a2a``, ``v2v`` (query -> gallery; ``a`` audio, ``v`` visual): ``recall@1/5/10``,
+``median_rank``, ``map@10``, ``ndcg@10`` and ``ndcg@30`` with binary class relevance, and
+``ndcg_graded@10/30`` when the dataset root has an ``ontology.json`` (relevance ``D - tree
+distance``, see :mod:`avcorr.data.ontology`). Cross-modal ``recall@k`` / ``median_rank`` are
+instance level (the clip's own other modality is the hit); ``a2a`` / ``v2v`` exclude the query
+from the gallery and count a same-label clip as the hit. ``retrieval/num_clips`` is N, and
+``retrieval/chance_recall@10`` = 10 / N is the cross-modal ``recall@10`` of a random ranking.
+See :mod:`avcorr.metrics.retrieval` for the exact definitions.
 """
 
 from __future__ import annotations
@@ -19,7 +30,8 @@ logger = logging.getLogger("avcorr.evaluate")
 
 def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_root: str | None = None,
                         device: str = "auto", batch_size: int | None = None, num_workers: int | None = None,
-                        progress: bool = False) -> dict:
+                        progress: bool = False, retrieval: bool = False, retrieval_frames: int = 3,
+                        retrieval_pool: str = "mean") -> dict:
     """Evaluate a training checkpoint on ``split``.
 
     Args:
@@ -30,6 +42,9 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
         batch_size: evaluation batch size (default: the config's).
         num_workers: loader workers (default: the config's).
         progress: show a progress bar.
+        retrieval: also compute the retrieval metrics of the four directions (see the module docstring).
+        retrieval_frames: frames / audio windows pooled per clip for retrieval.
+        retrieval_pool: ``"mean"`` or ``"max"`` pooling of those.
 
     Returns:
         The metrics dict, plus ``split``, ``checkpoint``, ``epoch`` and ``skipped_clips``.
@@ -58,8 +73,40 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
                          num_workers=cfg.data.num_workers if num_workers is None else num_workers)
     t0 = time.time()
     metrics = evaluate_loader(module, loader, task, dev, amp=cfg.train.amp, skips=skips, progress=progress, desc=split)
+    if retrieval:
+        metrics.update(_retrieval_metrics(model, cfg, dev, split, frames=retrieval_frames, pool=retrieval_pool,
+                                          batch_size=batch_size or cfg.train.eval_batch_size,
+                                          num_workers=cfg.data.num_workers if num_workers is None else num_workers,
+                                          progress=progress))
     return {"split": split, "checkpoint": str(checkpoint), "epoch": ckpt.get("epoch"), "data_root": cfg.data.root,
             **metrics, "skipped_clips": len(skips), "seconds": round(time.time() - t0, 2)}
+
+
+def _retrieval_metrics(model, cfg, device, split: str, *, frames: int, pool: str, batch_size: int, num_workers: int,
+                       progress: bool) -> dict:
+    """Embed the split's clips with ``model`` and compute the four retrieval directions."""
+    from .data.ontology import label_relevance, load_ontology
+    from .metrics.retrieval import cross_modal_metrics
+    from .retrieve import EmbeddingModel, embed_split
+
+    if not all(callable(getattr(model, f, None)) for f in ("encode_audio", "encode_visual")):
+        raise ValueError(f"--retrieval needs an audio-visual embedding model (encode_audio / encode_visual); "
+                         f"{cfg.model.name!r} has none")
+    em = EmbeddingModel(model, cfg, device, {"model": cfg.model.name})
+    # clip batches hold F frames each: keep about as many frames per batch as a pair batch has
+    emb = embed_split(em, cfg.data.root, split, frames=frames, pool=pool, batch_size=max(1, batch_size // frames),
+                      num_workers=num_workers, progress=progress)
+    n = len(emb.items)
+    if n < 2:
+        raise ValueError(f"retrieval needs at least 2 embedded clips, got {n}")
+    ontology = load_ontology(cfg.data.root)
+    graded = None
+    if ontology is not None:
+        graded = label_relevance(ontology, sorted({lab for ls in emb.labels for lab in ls}))[0]
+    out = {"retrieval/num_clips": n, "retrieval/skipped_clips": len(emb.skipped),
+           "retrieval/chance_recall@10": min(1.0, 10 / n)}
+    out.update(cross_modal_metrics(emb.audio, emb.visual, emb.labels, label_relevance=graded))
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,20 +118,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--retrieval", action="store_true",
+                   help="also report retrieval metrics a2v/v2a/a2a/v2v (recall@k, median_rank, map@10, ndcg@k)")
+    p.add_argument("--retrieval-frames", type=int, default=3, help="frames / audio windows pooled per clip (default 3)")
+    p.add_argument("--retrieval-pool", choices=("mean", "max"), default="mean")
     args = p.parse_args(argv)
     from ._cli import setup_logging
+
+    from .engine.trainer import json_safe
 
     setup_logging()
     try:
         result = evaluate_checkpoint(args.checkpoint, args.split, data_root=args.data, device=args.device,
                                      batch_size=args.batch_size, num_workers=args.workers,
-                                     progress=not args.no_progress)
+                                     progress=not args.no_progress, retrieval=args.retrieval,
+                                     retrieval_frames=args.retrieval_frames, retrieval_pool=args.retrieval_pool)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.checkpoint).with_name(f"eval_{args.split}.json")
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.write_text(json.dumps(json_safe(result), indent=2, allow_nan=False) + "\n")
     tmp.replace(out)
     width = max(len(k) for k in result)
     for k, v in result.items():

@@ -69,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .tasks import build_task
 
     trainer = Trainer(cfg, build_task(cfg), out_dir, resume=args.resume, progress=not args.no_progress)
+    if main_process:  # again: building the task may resolve fields from the data (e.g. tagging's classes)
+        save_config(trainer.cfg, out_dir / "config.json")
     try:
         trainer.fit()
     except KeyboardInterrupt:

@@ -9,7 +9,7 @@ def test_registry_lists_and_rejects_unknown():
     names = list_models()
     for n in ("avenet", "l3net", "test_avenet", "test_l3net"):
         assert n in names
-    assert list_models("test_*") == ["test_avenet", "test_l3net"]
+    assert {"test_avenet", "test_l3net"} <= set(list_models("test_*"))
     with pytest.raises(ValueError, match="avenet"):
         create_model("nope")
 
@@ -29,7 +29,14 @@ def test_paper_geometry():
     assert a.shape == (1, 512, 16, 12) and v.shape == (1, 512, 14, 14)
 
 
-@pytest.mark.parametrize("name", avcorr.list_models("test_*"))
+TAGGING_TEST_MODELS = {"test_panns", "test_ast"}  # waveform-only taggers: tests/test_panns.py, tests/test_ast.py
+
+
+SEPARATION_TEST_MODELS = {"test_sop"}  # (mixture magnitude, frames) -> masks: tests/test_sop.py
+
+
+@pytest.mark.parametrize("name", [n for n in avcorr.list_models("test_*")
+                                  if n not in TAGGING_TEST_MODELS | SEPARATION_TEST_MODELS])
 def test_forward_backward(name):
     torch.manual_seed(0)
     m = create_model(name)

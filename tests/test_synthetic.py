@@ -120,7 +120,7 @@ def test_boxes_are_normalised_and_ordered(tiny_root: Path) -> None:
             assert len(boxes) == 1, vid
             x1, y1, x2, y2 = boxes[0]
             assert 0.0 <= x1 < x2 <= 1.0 and 0.0 <= y1 < y2 <= 1.0, (vid, boxes)
-            assert 0.1 <= x2 - x1 <= 0.4 and 0.05 <= y2 - y1 <= 0.4, (vid, boxes)  # 15-35 % of the side
+            assert 0.5 <= x2 - x1 <= 0.86 and 0.5 <= y2 - y1 <= 0.86, (vid, boxes)  # 60-85 % of the side
 
 
 @needs_ffmpeg
@@ -210,7 +210,7 @@ def test_distractors_are_silent_other_classes_and_leave_the_sounding_object_visi
             alone = render_clip(5, "train", index, max_distractors=0, **kw)
             np.testing.assert_allclose(alone.box, clip.box)
             assert alone.distractors == ()
-            assert clip.mask.sum() >= 0.6 * alone.mask.sum(), index
+            assert clip.mask.sum() >= 0.4 * alone.mask.sum(), index  # front distractors cover <= 50 % of the box
     assert 0.35 <= np.mean(np.array(counts) > 0) <= 0.65
     assert {1, 2} <= set(counts)
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -148,8 +149,16 @@ def test_ddp_two_processes_gloo(tiny_root, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "avcorr.train", "--config", "avenet.py", "--no-progress", f"data.root={tiny_root}",
            f"train.out_dir={run}", *TINY_AVC, "train.num_threads=1", "train.epochs=2"]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
+    env["PYTHONFAULTHANDLER"] = "1"  # a hang below is killed with SIGABRT: every process prints its stack
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGABRT)
+        _, err = proc.communicate(timeout=60)
+        pytest.fail(f"2-process DDP run did not finish in 300 s; stacks at the kill:\n{err[-8000:]}")
+    assert proc.returncode == 0, err[-3000:]
     last = load_checkpoint(run / "checkpoints" / "last.pt")
     # 12 training clips x 2 pairs = 24 examples; 2 ranks x batch 4 -> 3 steps per epoch each
     assert last["epoch"] == 2 and last["step"] == 6

@@ -31,6 +31,20 @@ from .optim import build_optimizer, build_scheduler
 logger = logging.getLogger(__name__)
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float (a d' at AUC 1, an undefined metric) replaced by ``None``.
+
+    Strict JSON has no NaN/Infinity, and ``metrics.jsonl`` / ``eval_*.json`` are read by other tools.
+    """
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # workers decode; the main process owns the cores for compute
 
@@ -213,7 +227,7 @@ class Trainer:
         row = {"epoch": self.state.epoch, "step": self.state.step, "split": split, **metrics}
         self.state.history.append(row)
         with open(self.out_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
         for k, v in metrics.items():
             if isinstance(v, (int, float)) and self.writer is not None:
                 self.writer.add_scalar(f"{split}/{k}", v, self.state.step)

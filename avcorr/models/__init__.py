@@ -2,5 +2,9 @@
 
 from ._registry import create_model, is_model, list_models, load_checkpoint_state, register_model
 from .avenet import AVENet
+from .avolnet import AVOLNet
+from .ast import AST
+from .panns import PANNsCNN
+from .sop import SoundOfPixels
 
-__all__ = ["AVENet", "create_model", "is_model", "list_models", "load_checkpoint_state", "register_model"]
+__all__ = ["AST", "AVENet", "AVOLNet", "PANNsCNN", "SoundOfPixels", "create_model", "is_model", "list_models", "load_checkpoint_state", "register_model"]

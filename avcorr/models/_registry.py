@@ -34,6 +34,21 @@ def is_model(name: str) -> bool:
     return name in _MODELS
 
 
+def _numpy_array_globals() -> list[Any]:
+    """What plain numpy arrays and scalars need to unpickle under ``weights_only=True`` (nothing else)."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    allowed: list[Any] = [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype]
+    dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25: one class per dtype
+    if dtypes is not None:
+        allowed += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType") and n != "ObjectDType"]
+    if core.__name__ != "numpy.core":  # numpy >= 2 reading a file pickled by numpy 1.x
+        allowed += [(core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+                    (core.multiarray.scalar, "numpy.core.multiarray.scalar")]
+    return allowed
+
+
 def load_checkpoint_state(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state dict from a local checkpoint file (``weights_only=True``).
 
@@ -47,7 +62,8 @@ def load_checkpoint_state(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    with torch.serialization.safe_globals(_numpy_array_globals()):  # released PANNs files hold numpy sampler state
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("model", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

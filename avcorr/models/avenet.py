@@ -7,20 +7,28 @@ pool. AVE-Net maps each side to a 128-d L2-normalised embedding (fc 512-128, ReL
 decides correspondence from the Euclidean distance alone (a 1 -> 2 linear layer + softmax), which
 makes the embeddings directly usable for cross-modal retrieval. L3-Net (Arandjelović & Zisserman,
 ICCV 2017) concatenates the two pooled 512-d features and classifies with two fc layers.
+
+With ``audio_backbone="panns_cnn14"`` (any registered tagging model: ``panns_*``, ``ast_*``) the
+audio tower is that model without its classifier: its own front-end on the waveform (resampled from
+``sample_rate`` to the backbone's rate inside the model when they differ), its pooled embedding in
+place of the max-pooled conv map, then the usual ``audio_head``.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import logging
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ._frontend import LogSpectrogram
-from ._registry import register_model
+from ._registry import create_model, register_model
 
-__all__ = ["AVENet", "ConvTower", "avenet", "l3net", "test_avenet", "test_l3net"]
+__all__ = ["AVENet", "ConvTower", "TaggingAudioTower", "avenet", "l3net", "test_avenet", "test_l3net"]
+
+logger = logging.getLogger(__name__)
 
 
 def _scaled(channels: Sequence[int], width: float) -> list[int]:
@@ -52,6 +60,52 @@ class ConvTower(nn.Module):
         return self.features(x)
 
 
+class TaggingAudioTower(nn.Module):
+    """A registered tagging model (PANNs, AST) used as an audio tower: waveform -> pooled embedding.
+
+    The model is built with ``num_classes=0`` (no classifier). Waveforms arrive at ``sample_rate``
+    and are resampled (``torchaudio.functional.resample``, float32) to the backbone's rate when the two
+    differ.
+
+    Args:
+        name: registered tagging model, e.g. ``"panns_cnn14"``, ``"ast_tiny"``.
+        sample_rate: rate of the waveforms given to :meth:`forward`.
+        kwargs: further arguments of the tagging model (e.g. ``{"width": 0.25}``, ``{"n_frames": 128}``).
+        checkpoint_path: optional local checkpoint of the tagging model (official PANNs / AST files
+            load; their classifier is skipped).
+    """
+
+    def __init__(self, name: str, sample_rate: int, kwargs: dict[str, Any] | None = None,
+                 checkpoint_path: str | None = None):
+        super().__init__()
+        try:
+            self.model = create_model(name, checkpoint_path=checkpoint_path or None, **{**(kwargs or {}), "num_classes": 0})
+        except TypeError as e:  # a model without num_classes, or a wrong kwarg
+            raise ValueError(f"audio backbone {name!r} is not a tagging model or got a wrong argument ({e})") from e
+        for attr in ("sample_rate", "embed_dim", "frontend"):
+            if not hasattr(self.model, attr):
+                raise ValueError(f"audio backbone {name!r} is not a tagging model (it has no {attr!r})")
+        self.name = name
+        self.in_rate = int(sample_rate)
+        self.out_chans = int(self.model.embed_dim)
+        if self.in_rate != self.model.sample_rate:
+            logger.info("audio backbone %s: resampling %d Hz input to %d Hz", name, self.in_rate, self.model.sample_rate)
+
+    @property
+    def frontend(self) -> nn.Module:
+        """The backbone's own front-end."""
+        return self.model.frontend
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """float (B, T) waveform at ``sample_rate`` -> (B, out_chans) pooled embedding."""
+        if self.in_rate != self.model.sample_rate:
+            import torchaudio
+
+            with torch.autocast(device_type=wave.device.type, enabled=False):
+                wave = torchaudio.functional.resample(wave.float(), self.in_rate, self.model.sample_rate)
+        return self.model(wave)["embedding"]
+
+
 class AVENet(nn.Module):
     """Audio-visual correspondence network.
 
@@ -63,11 +117,17 @@ class AVENet(nn.Module):
         fusion: ``"distance"`` (AVE-Net) or ``"concat"`` (L3-Net).
         sample_rate: audio sample rate the front-end expects (informational; checked by the data side).
         n_fft, win_length, hop_length, n_frames: log-spectrogram front-end (paper: 512/480/240/200 at 48 kHz).
+        audio_backbone: a registered tagging model (``"panns_cnn14"``, ``"ast_base"``...) replacing the
+            audio tower (and its front-end; ``n_fft``... and ``audio_width`` are then unused).
+        audio_backbone_kwargs: arguments of that model (e.g. ``{"width": 0.25}``).
+        audio_backbone_checkpoint: local checkpoint file of that model (e.g. the released CNN14).
     """
 
     def __init__(self, embed_dim: int = 128, width: float = 1.0, fusion: str = "distance", sample_rate: int = 48000,
                  n_fft: int = 512, win_length: int = 480, hop_length: int = 240, n_frames: int = 200,
-                 vision_width: float | None = None, audio_width: float | None = None):
+                 vision_width: float | None = None, audio_width: float | None = None,
+                 audio_backbone: str | None = None, audio_backbone_kwargs: dict[str, Any] | None = None,
+                 audio_backbone_checkpoint: str | None = None):
         super().__init__()
         if fusion not in ("distance", "concat"):
             raise ValueError(f"fusion must be 'distance' or 'concat', got {fusion!r}")
@@ -75,10 +135,17 @@ class AVENet(nn.Module):
         self.sample_rate = sample_rate
         self.embed_dim = embed_dim
         base = (64, 128, 256, 512)
-        self.frontend = LogSpectrogram(n_fft, win_length, hop_length, n_frames)
-        self.audio_bn0 = nn.BatchNorm2d(1)  # puts the log-spectrogram on a sane scale
+        self.audio_backbone = audio_backbone or None
         self.vision = ConvTower(3, _scaled(base, width if vision_width is None else vision_width))
-        self.audio = ConvTower(1, _scaled(base, width if audio_width is None else audio_width))
+        if self.audio_backbone:
+            self.audio: nn.Module = TaggingAudioTower(self.audio_backbone, sample_rate, audio_backbone_kwargs,
+                                                      audio_backbone_checkpoint)
+            self.frontend = self.audio.frontend  # the backbone's (holds no state of its own)
+            self.audio_bn0: nn.Module = nn.Identity()
+        else:
+            self.frontend = LogSpectrogram(n_fft, win_length, hop_length, n_frames)
+            self.audio_bn0 = nn.BatchNorm2d(1)  # puts the log-spectrogram on a sane scale
+            self.audio = ConvTower(1, _scaled(base, width if audio_width is None else audio_width))
         vfeat, afeat = self.vision.out_chans, self.audio.out_chans
         if fusion == "distance":
             self.vision_head = nn.Sequential(nn.Linear(vfeat, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, embed_dim))
@@ -92,7 +159,9 @@ class AVENet(nn.Module):
 
     # -- towers ------------------------------------------------------------------------------
     def audio_features(self, wave: torch.Tensor) -> torch.Tensor:
-        """float (B, T) waveform -> audio feature map (B, C, F', T')."""
+        """float (B, T) waveform -> audio feature map (B, C, F', T') ((B, C, 1, 1) with an audio backbone)."""
+        if self.audio_backbone:
+            return self.audio(wave)[:, :, None, None]
         return self.audio(self.audio_bn0(self.frontend(wave)))
 
     def visual_features(self, image: torch.Tensor) -> torch.Tensor:

@@ -8,8 +8,11 @@ from __future__ import annotations
 from ..config import Config
 from .avc import AVCTask
 from .base import Evaluator, Task
+from .localization import LocalizationTask
+from .separation import SeparationTask
+from .tagging import TaggingTask
 
-TASKS: dict[str, type[Task]] = {"avc": AVCTask}
+TASKS: dict[str, type[Task]] = {"avc": AVCTask, "localization": LocalizationTask, "separation": SeparationTask, "tagging": TaggingTask}
 
 
 def build_task(cfg: Config) -> Task:
@@ -19,4 +22,4 @@ def build_task(cfg: Config) -> Task:
     return TASKS[cfg.task](cfg)
 
 
-__all__ = ["TASKS", "AVCTask", "Evaluator", "Task", "build_task"]
+__all__ = ["TASKS", "AVCTask", "Evaluator", "LocalizationTask", "SeparationTask", "TaggingTask", "Task", "build_task"]

@@ -1,0 +1,279 @@
+"""Mix-and-separate examples for Sound of Pixels (Zhao et al., ECCV 2018).
+
+An example draws N clips of a split - of pairwise different classes when the labels allow it - and,
+for each, an audio window of ``num_samples`` samples at ``sample_rate`` (paper: 65535 at 11025 Hz,
+~5.9 s) and ``frames_per_clip`` frames around the window's centre (paper: 3 frames, 3 s apart).
+Each source is scaled by ``1 / N``; the mixture is their sum (made by the task, on the device, with
+the spectrograms). Training draws fresh random clips, windows and gains every epoch; evaluation draws
+from a generator seeded with ``(seed, index)``, so every evaluation sees the same mixtures.
+
+Short clips: a clip shorter than the window is read from its start and ZERO-PADDED at the tail
+(never looped, which would invent a repetition the clip does not have); ``lengths`` tells how many
+samples are real, and the task masks the loss on the spectrogram frames where every source is padding
+and scores separation on the real part only. For data whose clips are all shorter than the paper's
+window, pick a shorter window (``data.audio.seconds``) rather than train on padding.
+
+Frames: the centre is the middle of the real audio in the window; frame ``k`` is taken at
+``centre + (k - frames_per_clip // 2) * frame_stride`` seconds, clamped to the clip's first/last frame.
+The same random crop/flip is applied to all frames of a clip (``avcorr.data.transforms``).
+
+Batch dict produced by :func:`collate_mixtures` (B = batch size, N = sources, L = ``num_samples``,
+Tf = ``frames_per_clip``, S = image size)::
+
+    audios   float32 (B, N, L)           each source as mixed (gain and 1/N applied); mixture = audios.sum(1)
+    lengths  int64   (B, N)              real (not padded) samples of each source's window
+    frames   float32 (B, N, 3, Tf, S, S) ImageNet-normalised frames of each source
+    label    int64   (B, N)              class index of each source (first label; -1 without labels)
+    start    float32 (B, N)              window start in its clip (s)
+    vid      list[list[str]]             clip ids, B lists of N
+    skipped  list[(vid, reason)]         clips skipped while drawing this batch
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from . import decode
+from .errors import BadClipError
+from .layout import Clip, SplitIndex
+from .transforms import frame_transform
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SeparationDataset", "collate_mixtures", "frame_times"]
+
+
+def frame_times(fps: float, num_frames: int, centre: float, frames_per_clip: int, stride: float) -> list[float]:
+    """Times of the frames shown around ``centre``: frame ``k`` is the one displayed at
+    ``centre + (k - frames_per_clip // 2) * stride``, clamped to the video's first / last frame.
+
+    Args:
+        fps: the video's frame rate.
+        num_frames: its frame count.
+        centre: seconds.
+        frames_per_clip: how many frames.
+        stride: seconds between them.
+
+    Returns:
+        ``frames_per_clip`` times (s), each the middle of its frame's display interval.
+    """
+    times = []
+    for k in range(frames_per_clip):
+        t = centre + (k - frames_per_clip // 2) * stride
+        idx = min(max(int(math.floor(t * fps)), 0), num_frames - 1)
+        times.append((idx + 0.5) / fps)
+    return times
+
+
+class _ClipFailed(Exception):
+    def __init__(self, vid: str, reason: str):
+        super().__init__(f"{vid}: {reason}")
+        self.vid, self.reason = vid, reason
+
+
+class SeparationDataset(Dataset):
+    """Mixtures of N single-source clips with their frames.
+
+    Args:
+        index: the split, from :func:`avcorr.data.layout.load_split`.
+        num_mix: N, sources per mixture (>= 1; at least N usable clips needed).
+        sample_rate: audio is resampled to this rate (paper: 11025).
+        num_samples: window length in samples (paper: 65535).
+        frames_per_clip: frames per source (paper: 3).
+        frame_stride: seconds between those frames (paper: 3.0, i.e. 24 frames at 8 fps).
+        image_size: frame side after the transform.
+        train: random (training) or deterministic (evaluation) mixtures, windows and transforms.
+        augment: training frame augmentations on/off.
+        mixes_per_clip: examples per clip per pass (each clip is the first source that many times).
+        gain_jitter: training only: each source's gain is drawn from ``[1 - g, 1 + g]`` (paper: 0.5).
+        seed: seed of the evaluation mixtures.
+        video_backend: decoder (``None`` = default).
+        max_bad_retries: bad clips tolerated while drawing one example before giving up.
+        open_readers: video files kept open per worker (LRU); 0 = reopen every time.
+    """
+
+    def __init__(self, index: SplitIndex, *, num_mix: int = 2, sample_rate: int = 11025, num_samples: int = 65535,
+                 frames_per_clip: int = 3, frame_stride: float = 3.0, image_size: int = 224, train: bool = True,
+                 augment: bool = True, mixes_per_clip: int = 1, gain_jitter: float = 0.0, seed: int = 0,
+                 video_backend: str | None = None, max_bad_retries: int = 20, open_readers: int = 64):
+        if num_mix < 1:
+            raise ValueError(f"num_mix must be >= 1, got {num_mix}")
+        if num_samples < 1 or sample_rate < 1 or frames_per_clip < 1:
+            raise ValueError(f"num_samples, sample_rate and frames_per_clip must be positive, got "
+                             f"{num_samples}, {sample_rate}, {frames_per_clip}")
+        self.split = f"{index.root}/{index.split}"
+        self.num_mix, self.sample_rate, self.num_samples = num_mix, sample_rate, num_samples
+        self.seconds = num_samples / sample_rate
+        self.frames_per_clip, self.frame_stride = frames_per_clip, frame_stride
+        self.train, self.mixes_per_clip = train, max(1, mixes_per_clip)
+        self.gain_jitter, self.seed = gain_jitter, seed
+        self.video_backend = video_backend or None
+        self.max_bad_retries = max_bad_retries
+        self.transform = frame_transform(image_size, train=train, augment=augment)
+        self.classes = list(index.classes)
+        class_index = {c: i for i, c in enumerate(self.classes)}
+        self.init_skipped: list[tuple[str, str]] = []
+        self.clips: list[Clip] = []
+        for clip in index.clips:
+            if clip.video is None:
+                self.init_skipped.append((clip.vid, "no video file (frames are needed)"))
+            else:
+                self.clips.append(clip)
+        for vid, reason in self.init_skipped:
+            logger.warning("%s: skipped clip %s: %s", self.split, vid, reason)
+        if len(self.clips) < num_mix:
+            raise BadClipError(self.split, f"needs at least {num_mix} usable clips with video to mix {num_mix} "
+                                           f"sources, found {len(self.clips)} ({len(self.init_skipped)} skipped)")
+        self.labels = [class_index.get(c.labels[0], -1) if c.labels else -1 for c in self.clips]
+        self.open_readers = open_readers
+        self._readers: OrderedDict[str, decode.VideoReader] = OrderedDict()
+        self._readers_pid = os.getpid()
+        self._bad: dict[str, str] = {}
+        self._info: dict[str, tuple[float, int, float]] = {}  # vid -> (fps, num_frames, audio duration)
+
+    def __len__(self) -> int:
+        return len(self.clips) * self.mixes_per_clip
+
+    # -- per-clip facts ----------------------------------------------------------------------
+    @staticmethod
+    def _audio_source(clip: Clip):
+        return clip.audio if clip.audio is not None else clip.video
+
+    def _reader(self, clip: Clip) -> decode.VideoReader:
+        if self._readers_pid != os.getpid():  # a forked worker must not share its parent's open files
+            self._readers, self._readers_pid = OrderedDict(), os.getpid()
+        reader = self._readers.get(clip.vid)
+        if reader is None:
+            reader = decode.VideoReader(clip.video, self.video_backend)
+            if self.open_readers > 0:
+                self._readers[clip.vid] = reader
+                while len(self._readers) > self.open_readers:
+                    self._readers.popitem(last=False)[1].close()
+        else:
+            self._readers.move_to_end(clip.vid)
+        return reader
+
+    def _clip_info(self, clip: Clip) -> tuple[float, int, float]:
+        info = self._info.get(clip.vid)
+        if info is None:
+            try:
+                v = decode.probe_video(clip.video, backend=self.video_backend)
+                a = decode.probe_audio(self._audio_source(clip))
+            except BadClipError as e:
+                raise _ClipFailed(clip.vid, str(e)) from e
+            if v.num_frames <= 0 or v.fps <= 0:
+                raise _ClipFailed(clip.vid, f"{clip.video}: no video frames")
+            if a.duration <= 0:
+                raise _ClipFailed(clip.vid, f"{self._audio_source(clip)}: zero-length audio")
+            info = (float(v.fps), int(v.num_frames), float(a.duration))
+            self._info[clip.vid] = info
+        return info
+
+    # -- drawing -----------------------------------------------------------------------------
+    def _partners(self, first: int, rng: np.random.Generator) -> list[int]:
+        """N - 1 other usable clips, of classes not yet in the mixture when the labels allow it."""
+        chosen = [first]
+        n = len(self.clips)
+        for _ in range(self.num_mix - 1):
+            taken_vids = {self.clips[j].vid for j in chosen}
+            taken_labels = {lab for j in chosen for lab in self.clips[j].labels}
+            pick = None
+            for attempt in range(200):
+                j = int(rng.integers(0, n))
+                clip = self.clips[j]
+                if clip.vid in taken_vids or clip.vid in self._bad:
+                    continue
+                if attempt < 100 and taken_labels & set(clip.labels):
+                    continue  # prefer another class; after 100 draws any other clip will do
+                pick = j
+                break
+            if pick is None:
+                free = [j for j in range(n) if self.clips[j].vid not in taken_vids and self.clips[j].vid not in self._bad]
+                if not free:
+                    raise RuntimeError(f"{self.split}: not enough usable clips to mix {self.num_mix} sources "
+                                       f"({len(self._bad)} of {n} clips failed to decode)")
+                pick = free[int(rng.integers(0, len(free)))]
+            chosen.append(pick)
+        return chosen
+
+    def _source(self, ci: int, rng: np.random.Generator) -> dict[str, Any]:
+        clip = self.clips[ci]
+        fps, n_frames, a_dur = self._clip_info(clip)
+        spare = a_dur - self.seconds
+        if spare > 0:
+            start = float(rng.uniform(0.0, spare)) if self.train else spare / 2
+        else:
+            start = 0.0  # shorter than the window: read from the start, zero-pad the tail
+        real = min(self.seconds, a_dur - start)
+        length = min(self.num_samples, max(1, int(round(real * self.sample_rate))))
+        try:
+            wave = decode.read_audio(self._audio_source(clip), start, self.seconds, self.sample_rate)
+        except BadClipError as e:  # includes NaN/Inf samples (checked by read_audio)
+            raise _ClipFailed(clip.vid, str(e)) from e
+        if wave.numel() != self.num_samples:  # read_audio pads to round(seconds * rate)
+            wave = torch.nn.functional.pad(wave[: self.num_samples], (0, max(0, self.num_samples - wave.numel())))
+        try:  # frame indices are clamped to the video, which may be shorter than its audio
+            frames = self._reader(clip).get_frames(
+                frame_times(fps, n_frames, start + real / 2, self.frames_per_clip, self.frame_stride))
+        except BadClipError as e:
+            self._readers.pop(clip.vid, None)
+            raise _ClipFailed(clip.vid, str(e)) from e
+        if self.train and self.gain_jitter > 0:
+            wave = wave * float(rng.uniform(1 - self.gain_jitter, 1 + self.gain_jitter))
+        return {
+            "audio": wave / self.num_mix,
+            "length": length,
+            "frames": self.transform(frames).transpose(0, 1).contiguous(),  # (3, Tf, S, S)
+            "label": self.labels[ci],
+            "start": start,
+            "vid": clip.vid,
+        }
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        n = len(self.clips)
+        if self.train:
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+            ci = i % n
+        else:
+            rng = np.random.default_rng([self.seed, i])
+            ci = i // self.mixes_per_clip
+        skipped: list[tuple[str, str]] = []
+        for _ in range(self.max_bad_retries + 1):
+            if self.clips[ci].vid not in self._bad:
+                try:
+                    sources = [self._source(j, rng) for j in self._partners(ci, rng)]
+                    return {
+                        "audios": torch.stack([s["audio"] for s in sources]),
+                        "lengths": torch.tensor([s["length"] for s in sources], dtype=torch.int64),
+                        "frames": torch.stack([s["frames"] for s in sources]),
+                        "label": torch.tensor([s["label"] for s in sources], dtype=torch.int64),
+                        "start": torch.tensor([s["start"] for s in sources], dtype=torch.float32),
+                        "vid": [s["vid"] for s in sources],
+                        "skipped": skipped,
+                    }
+                except _ClipFailed as e:
+                    self._bad[e.vid] = e.reason
+                    skipped.append((e.vid, e.reason))
+            if n - len(self._bad) < self.num_mix:
+                break
+            ci = (ci + 1) % n if not self.train else int(rng.integers(0, n))
+        reasons = "; ".join(f"{v}: {r}" for v, r in list(self._bad.items())[:5])
+        raise RuntimeError(f"{self.split}: {len(self._bad)} of {n} clips failed to decode and no mixture of "
+                           f"{self.num_mix} usable clips was found in {self.max_bad_retries + 1} tries; "
+                           f"first problems: {reasons}")
+
+
+def collate_mixtures(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Collate :class:`SeparationDataset` items (see the module docstring for the batch layout)."""
+    out = default_collate([{k: v for k, v in b.items() if k not in ("vid", "skipped")} for b in batch])
+    out["vid"] = [b["vid"] for b in batch]
+    out["skipped"] = [s for b in batch for s in b["skipped"]]
+    return out

@@ -1,0 +1,893 @@
+"""Labelled audio clips for supervised tagging (PANNs, AST): four sources, one dataset, two samplers.
+
+Sources - each returns a :class:`TagSource` (the clips with their label indices, and the class names):
+
+* :func:`layout_source` - a split of the seed layout (``vid2genre.json``; the clip's
+  ``audio/<vid>.wav``, else the audio track of ``video/<vid>.mp4``).
+* :func:`folder_source` - a folder per class, ``ROOT/<class>/<file>`` (audio files, or videos whose
+  audio track is used; sub-folders inside a class folder are searched too). A clip that sits in two
+  class folders has both labels: two files are the same clip when their CONTENTS are identical (same
+  bytes; a copy keeps its label however it is named, and two different recordings that happen to
+  share a name, e.g. ``cat/001.wav`` and ``dog/001.wav``, stay two clips). Splits: when ``ROOT`` has
+  ``train/`` (and ``val/``, ``test/``) sub-folders, each is a folder-per-class tree and IS the split
+  (classes are the union over them, so indices agree); otherwise a clip goes to ``val`` when the
+  first 8 bytes of the BLAKE2b hash of its contents, read as a fraction of 2**64, are below
+  ``val_fraction``, else to ``train``. The split depends only on the clip's bytes: adding or removing
+  other files never moves a clip between splits.
+* :func:`hdf5_source` - PANNs HDF5 packs (``audio_name`` S20, ``waveform`` int16 (N, samples),
+  ``target`` bool (N, C), attribute ``sample_rate``; written by ``data_tools/pack_waveforms_to_hdf5.py``
+  or the reference code) or PANNs index files (``hdf5_path``, ``index_in_hdf5``) that point into packs.
+  Rows with an empty ``audio_name`` (files the packer did not find) are skipped and counted.
+* :func:`ast_json_source` - AST datafiles ``{"data": [{"wav": path, "labels": "/m/a,/m/b"}]}`` with the
+  ``class_labels_indices.csv`` that maps the mids to indices.
+
+:class:`TaggingDataset` turns clips into fixed-length model inputs: in training a random window of
+``clip_samples`` (the model's clip length) when the clip is longer, zero-padded at the end when it is
+shorter; in evaluation the centre window (``eval_crop="center"``) or the whole clip
+(``eval_crop="full"``, padded to the batch's longest clip by :func:`collate_tagging`). Audio is read
+at (resampled to) the model's rate, channels averaged. A clip that cannot be read is logged, counted
+(``batch['skipped']``) and never replaced by zeros: in training another clip is drawn, in
+evaluation it is left out of the batch.
+
+Batch dict of :func:`collate_tagging` (B clips, T samples, C classes)::
+
+    wave     float32 (B, T)  mono waveforms at the model's sample rate
+    target   float32 (B, C)  multi-hot labels
+    label    int64   (B,)    the class index for single-label data, -1 for multi-label data
+    vid      list[str]       clip ids
+    skipped  list[(vid, reason)]
+
+Samplers: :class:`BalancedClassSampler` (PANNs' balanced sampling: cycle over the classes in
+shuffled order and draw the next clip of each) and :class:`WeightedClipSampler` (AST: clips drawn
+with replacement by weight, :func:`label_rarity_weights` or an AST weight file). Both reseed with
+``set_epoch`` and shard by rank under DDP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from . import decode
+from .errors import BadClipError, LayoutError
+from .layout import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, _parse_class_labels, _Sink, load_split
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "BalancedClassSampler",
+    "TagClip",
+    "TagSource",
+    "TaggingDataset",
+    "WeightedClipSampler",
+    "ast_json_source",
+    "collate_tagging",
+    "folder_source",
+    "hdf5_source",
+    "label_rarity_weights",
+    "layout_source",
+    "layout_to_folders",
+    "open_source",
+    "read_label_csv",
+    "read_weight_file",
+]
+
+MEDIA_EXTENSIONS = AUDIO_EXTENSIONS + VIDEO_EXTENSIONS
+FOLDER_SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class TagClip:
+    """One labelled clip.
+
+    Args:
+        vid: the clip's id (file stem, relative path or audio name; for messages and outputs).
+        labels: class indices.
+        path: the media file, for file-based sources.
+        h5: ``(pack file, row)`` for HDF5 packs.
+        row: position of the clip's entry in its source file (json entry, HDF5 row), -1 where the
+            source has no order (layout, folders); AST weight files are indexed by it.
+    """
+
+    vid: str
+    labels: tuple[int, ...]
+    path: str | None = None
+    h5: tuple[str, int] | None = None
+    row: int = -1
+
+
+@dataclass
+class TagSource:
+    """Clips and class names read from one split of one source.
+
+    Args:
+        name: a description for messages (``ROOT/train``, a json file ...).
+        clips: the usable clips.
+        classes: class names; ``clip.labels`` index into them.
+        skipped: ``(vid, reason)`` of entries left out while reading.
+        multilabel: True when some clip of the dataset has two or more labels (for the layout and
+            folder sources: of ANY split, so every split agrees); None = look at ``clips``.
+        num_rows: entries in the source file (json entries, HDF5 rows); 0 where not applicable.
+    """
+
+    name: str
+    clips: list[TagClip]
+    classes: list[str]
+    skipped: list[tuple[str, str]]
+    multilabel: bool | None = None
+    num_rows: int = 0
+
+    @property
+    def is_multilabel(self) -> bool:
+        """Whether the data is multi-label (see ``multilabel``)."""
+        if self.multilabel is not None:
+            return self.multilabel
+        return any(len(c.labels) > 1 for c in self.clips)
+
+    def targets(self) -> np.ndarray:
+        """bool (N, C) multi-hot matrix of the clips' labels."""
+        out = np.zeros((len(self.clips), len(self.classes)), dtype=bool)
+        for i, c in enumerate(self.clips):
+            out[i, list(c.labels)] = True
+        return out
+
+
+def _remap(labels_by_name: Sequence[str], classes: list[str], where: str) -> tuple[int, ...]:
+    lookup = {name: i for i, name in enumerate(classes)}
+    try:
+        return tuple(dict.fromkeys(lookup[n] for n in labels_by_name))
+    except KeyError as err:
+        raise LayoutError(f"{where}: label {err.args[0]!r} is not one of the {len(classes)} classes "
+                          f"({', '.join(classes[:8])}{' ...' if len(classes) > 8 else ''})") from None
+
+
+# ---------------------------------------------------------------------------------------------- sources
+
+
+def layout_source(root: str | Path, split: str, classes: Sequence[str] | None = None) -> TagSource:
+    """Clips of one split of the seed layout (see :mod:`avcorr.data.layout`).
+
+    Args:
+        root: the dataset root.
+        split: ``train``, ``val`` or ``test``.
+        classes: the class names to index into (e.g. a checkpoint's); None = the root's classes.
+
+    Raises:
+        LayoutError: from :func:`~avcorr.data.layout.load_split`, or a label not in ``classes``.
+    """
+    index = load_split(root, split)
+    names = list(classes) if classes else list(index.classes)
+    clips, skipped = [], []
+    v2g = index.root / split / "vid2genre.json"
+    for clip in index.clips:
+        media = clip.audio if clip.audio is not None else clip.video
+        if media is None:
+            skipped.append((clip.vid, "no audio or video file"))
+            continue
+        clips.append(TagClip(clip.vid, _remap(clip.labels, names, f"{v2g}: id {clip.vid!r}"), path=str(media)))
+    return TagSource(f"{index.root / split}", clips, names, skipped, multilabel=index.is_multilabel)
+
+
+_DIGESTS: dict[tuple[str, int, int], bytes] = {}  # (path, size, mtime_ns) -> digest, per process
+
+
+def _content_digest(path: Path) -> bytes:
+    """BLAKE2b-128 of a file's bytes (remembered while the file's size and mtime stay the same)."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    d = _DIGESTS.get(key)
+    if d is None:
+        h = hashlib.blake2b(digest_size=16)
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        d = _DIGESTS[key] = h.digest()
+    return d
+
+
+def _class_files(tree: Path) -> dict[str, list[Path]]:
+    """class folder name -> media files under it (recursively, sorted), for one folder-per-class tree."""
+    out: dict[str, list[Path]] = {}
+    for d in sorted(p for p in tree.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_EXTENSIONS
+                       and not any(part.startswith(".") for part in p.relative_to(d).parts))
+        out[d.name] = files
+    return out
+
+
+def _group_identical(entries: list[tuple[Path, str]], hash_all: bool) -> list[tuple[list[Path], set[str], bytes | None]]:
+    """Group ``(file, class)`` entries whose files have identical contents.
+
+    Files of a size no other file has cannot be copies: they are hashed only when ``hash_all``.
+
+    Returns:
+        ``(files, classes, digest or None)`` per distinct clip, in order of first file.
+    """
+    by_size: dict[int, list[int]] = {}
+    sizes = []
+    for i, (p, _) in enumerate(entries):
+        s = p.stat().st_size
+        sizes.append(s)
+        by_size.setdefault(s, []).append(i)
+    keys: list[Any] = []
+    digests: list[bytes | None] = []
+    for i, (p, _) in enumerate(entries):
+        if hash_all or len(by_size[sizes[i]]) > 1:
+            d = _content_digest(p)
+            keys.append(("h", d))
+            digests.append(d)
+        else:
+            keys.append(("p", i))
+            digests.append(None)
+    groups: dict[Any, tuple[list[Path], set[str], bytes | None]] = {}
+    for (p, cls), key, d in zip(entries, keys, digests):
+        g = groups.setdefault(key, ([], set(), d))
+        g[0].append(p)
+        g[1].add(cls)
+    return list(groups.values())
+
+
+def _hash_fraction(digest: bytes) -> float:
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def folder_source(root: str | Path, split: str, *, val_fraction: float = 0.1,
+                  classes: Sequence[str] | None = None) -> TagSource:
+    """Clips of a folder-per-class tree (see the module docstring for duplicates and splits).
+
+    Args:
+        root: ``ROOT`` with ``ROOT/<class>/<file>``, or ``ROOT/{train,val,test}/<class>/<file>``.
+        split: ``train``, ``val`` or ``test`` (``test`` needs a ``test/`` sub-folder).
+        val_fraction: without split sub-folders, the expected share of clips in ``val``.
+        classes: class names to index into; None = the sorted class folder names.
+
+    Raises:
+        LayoutError: missing root or split, no class folders, a class folder not in ``classes``.
+    """
+    root = Path(root).expanduser().absolute()
+    if not root.is_dir():
+        raise LayoutError(f"{root}: folder-per-class root {'is not a folder' if root.exists() else 'does not exist'}")
+    sub_roots = [s for s in FOLDER_SPLITS if (root / s).is_dir()]
+    if split not in FOLDER_SPLITS:
+        raise ValueError(f"split must be one of {FOLDER_SPLITS}, got {split!r}")
+    explicit = bool(sub_roots)
+    if explicit:
+        if split not in sub_roots:
+            raise LayoutError(f"{root / split}: split folder does not exist (present: {', '.join(sub_roots)})")
+        trees = {s: _class_files(root / s) for s in sub_roots}
+        found = sorted({c for t in trees.values() for c in t})
+        tree = trees[split]
+    else:
+        if split == "test":
+            raise LayoutError(f"{root}: no test/ sub-folder; a folder-per-class root without train/ val/ test/ "
+                              f"sub-folders only has the hash split into 'train' and 'val'")
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        tree = _class_files(root)
+        found = sorted(tree)
+    if not found:
+        raise LayoutError(f"{root}: no class folders (expected ROOT/<class>/<audio files>)")
+    names = list(classes) if classes else found
+    unknown = [c for c in found if c not in names]
+    if unknown:
+        raise LayoutError(f"{root}: class folder(s) {unknown} are not among the {len(names)} classes {names}")
+    entries = [(p, cls) for cls, files in tree.items() for p in files]
+    groups = _group_identical(entries, hash_all=not explicit)
+    lookup = {n: i for i, n in enumerate(names)}
+    clips: list[TagClip] = []
+    base = root / split if explicit else root
+    for files, cls_set, digest in groups:
+        if not explicit:
+            in_val = _hash_fraction(digest) < val_fraction  # type: ignore[arg-type]
+            if in_val != (split == "val"):
+                continue
+        labels = tuple(sorted(lookup[c] for c in cls_set))
+        vid = files[0].relative_to(base).as_posix()
+        clips.append(TagClip(vid, labels, path=str(files[0])))
+    for cls, files in tree.items():
+        if not files:
+            logger.warning("%s: class folder %s has no audio files", base, cls)
+    per_class = np.bincount([i for c in clips for i in c.labels], minlength=len(names))
+    empty = [names[i] for i in np.flatnonzero(per_class == 0)]
+    if empty and clips:
+        logger.warning("%s (%s): no clip of class(es) %s in this split", base, split, ", ".join(empty[:10]))
+    # hash split: the groups span both splits, so both agree; explicit splits: this split's clips
+    multi = any(len(g[1]) > 1 for g in groups) if not explicit else None
+    return TagSource(f"{base} ({split})", clips, names, [], multilabel=multi)
+
+
+def read_label_csv(path: str | Path) -> list[tuple[int, str, str]]:
+    """Rows ``(index, mid, display_name)`` of a ``class_labels_indices.csv``, sorted by index.
+
+    Raises:
+        LayoutError: missing or malformed file, or indices that are not ``0 .. C-1``.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise LayoutError(f"{path}: class label csv not found")
+    labels = _parse_class_labels(path, _Sink(strict=True)) or []
+    rows = sorted((c.index, c.mid, c.display_name) for c in labels)
+    if [r[0] for r in rows] != list(range(len(rows))):
+        raise LayoutError(f"{path}: indices must be 0 .. {len(rows) - 1} (each once)")
+    return rows
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError("HDF5 packs need h5py: pip install h5py") from exc
+    return h5py
+
+
+def _decode_name(x: Any) -> str:
+    return x.decode("utf-8", errors="replace") if isinstance(x, (bytes, np.bytes_)) else str(x)
+
+
+def hdf5_source(path: str | Path, *, label_csv: str | Path | None = None,
+                classes: Sequence[str] | None = None) -> TagSource:
+    """Clips of a PANNs HDF5 pack, or of a PANNs index file pointing into packs.
+
+    Args:
+        path: the ``.h5`` file.
+        label_csv: ``class_labels_indices.csv`` naming the target columns (None: ``classes``, else
+            ``"0"``, ``"1"``, ...).
+        classes: class names (e.g. a checkpoint's); must have as many entries as ``target`` columns.
+
+    Raises:
+        LayoutError: missing datasets, inconsistent sizes, a class count that does not match.
+    """
+    h5py = _h5py()
+    path = Path(path).expanduser().absolute()
+    if not path.is_file():
+        raise LayoutError(f"{path}: HDF5 file not found")
+    with h5py.File(path, "r") as f:
+        if "target" not in f or "audio_name" not in f:
+            raise LayoutError(f"{path}: not a PANNs pack or index (needs 'audio_name' and 'target')")
+        names = [_decode_name(x) for x in f["audio_name"][:]]
+        target = np.asarray(f["target"][:]).astype(bool)
+        if "waveform" in f:
+            if f["waveform"].shape[0] != len(names):
+                raise LayoutError(f"{path}: 'waveform' has {f['waveform'].shape[0]} rows, 'audio_name' {len(names)}")
+            refs = [(str(path), i) for i in range(len(names))]
+        elif "hdf5_path" in f and "index_in_hdf5" in f:
+            packs = [_decode_name(x) for x in f["hdf5_path"][:]]
+            rows = np.asarray(f["index_in_hdf5"][:]).astype(int)
+            refs = [(str(p if os.path.isabs(p) else (path.parent / p)), int(r)) for p, r in zip(packs, rows)]
+        else:
+            raise LayoutError(f"{path}: neither a pack ('waveform') nor an index ('hdf5_path', 'index_in_hdf5')")
+    if target.ndim != 2 or target.shape[0] != len(names):
+        raise LayoutError(f"{path}: 'target' has shape {target.shape}, expected ({len(names)}, classes)")
+    n_cls = target.shape[1]
+    if label_csv:
+        cls_names = [r[2] for r in read_label_csv(label_csv)]
+    elif classes:
+        cls_names = list(classes)
+    else:
+        cls_names = [str(i) for i in range(n_cls)]
+    if len(cls_names) != n_cls:
+        raise LayoutError(f"{path}: 'target' has {n_cls} columns but {label_csv or 'the class list'} "
+                          f"names {len(cls_names)} classes")
+    if classes and list(classes) != cls_names:
+        raise LayoutError(f"{path}: classes of {label_csv} differ from the configured classes")
+    clips, skipped = [], []
+    for i, (name, ref) in enumerate(zip(names, refs)):
+        if not name:
+            skipped.append((f"{path.name}#{i}", "empty audio_name: the packer did not find this clip"))
+            continue
+        clips.append(TagClip(name, tuple(int(j) for j in np.flatnonzero(target[i])), h5=ref, row=i))
+    return TagSource(str(path), clips, cls_names, skipped, num_rows=len(names))
+
+
+def ast_json_source(path: str | Path, *, label_csv: str | Path,
+                    classes: Sequence[str] | None = None) -> TagSource:
+    """Clips of an AST datafile ``{"data": [{"wav": path, "labels": "mid1,mid2"}, ...]}``.
+
+    Relative ``wav`` paths are resolved against the json file's folder. Labels are mids (or
+    display names) of ``label_csv``.
+
+    Args:
+        path: the json datafile.
+        label_csv: the ``class_labels_indices.csv`` of the labels.
+        classes: class names to index into (must be the csv's display names in order, when given).
+
+    Raises:
+        LayoutError: unreadable json, wrong structure, an unknown label; the message names the entry.
+    """
+    path = Path(path).expanduser().absolute()
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LayoutError(f"{path}: AST datafile not found") from None
+    except (OSError, ValueError) as err:
+        raise LayoutError(f"{path}: cannot be read as JSON ({err})") from None
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, list):
+        raise LayoutError(f'{path}: expected {{"data": [{{"wav": ..., "labels": ...}}, ...]}}')
+    rows = read_label_csv(label_csv)
+    cls_names = [r[2] for r in rows]
+    if classes and list(classes) != cls_names:
+        raise LayoutError(f"{path}: classes of {label_csv} differ from the configured classes")
+    lookup = {mid: i for i, mid, _ in rows}
+    lookup.update({name: i for i, _, name in rows})
+    clips = []
+    for k, entry in enumerate(data):
+        if not isinstance(entry, dict) or not isinstance(entry.get("wav"), str) or not isinstance(entry.get("labels"), str):
+            raise LayoutError(f"{path}: entry {k} must be an object with string 'wav' and 'labels'")
+        wav = entry["wav"]
+        full = wav if os.path.isabs(wav) else str(path.parent / wav)
+        labels = [s.strip() for s in entry["labels"].split(",") if s.strip()]
+        unknown = [s for s in labels if s not in lookup]
+        if unknown:
+            raise LayoutError(f"{path}: entry {k} ({wav}): label(s) {unknown} not in {label_csv}")
+        clips.append(TagClip(Path(wav).stem, tuple(dict.fromkeys(lookup[s] for s in labels)), path=full, row=k))
+    return TagSource(str(path), clips, cls_names, [], num_rows=len(data))
+
+
+FORMATS = ("layout", "folder", "hdf5", "ast_json")
+
+
+def open_source(fmt: str, root: str | Path, split: str, *, label_csv: str | Path | None = None,
+                val_fraction: float = 0.1, classes: Sequence[str] | None = None) -> TagSource:
+    """Read one split of a dataset in any of the :data:`FORMATS`.
+
+    Args:
+        fmt: ``layout``, ``folder``, ``hdf5`` or ``ast_json``.
+        root: the dataset root; for ``hdf5`` / ``ast_json`` a relative ``split`` is resolved against it.
+        split: a split name (``layout``, ``folder``) or the split's file (``hdf5``, ``ast_json``).
+        label_csv: the class csv (``hdf5``: optional; ``ast_json``: default ``ROOT/class_labels_indices.csv``).
+        val_fraction: ``folder`` without split sub-folders, see :func:`folder_source`.
+        classes: class names to index into.
+    """
+    if fmt == "layout":
+        return layout_source(root, split, classes)
+    if fmt == "folder":
+        return folder_source(root, split, val_fraction=val_fraction, classes=classes)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown data format {fmt!r}; use one of {', '.join(FORMATS)}")
+    base = Path(root).expanduser() if root else None
+
+    def resolve(p: str | Path) -> Path:
+        p = Path(p).expanduser()
+        return p if p.is_absolute() or base is None else base / p
+
+    csv = resolve(label_csv) if label_csv else None
+    if fmt == "hdf5":
+        if csv is None and base is not None and (base / "class_labels_indices.csv").is_file():
+            csv = base / "class_labels_indices.csv"
+        return hdf5_source(resolve(split), label_csv=csv, classes=classes)
+    if csv is None:
+        if base is None:
+            raise ValueError("the ast_json format needs a class_labels_indices.csv (label_csv, or ROOT/class_labels_indices.csv)")
+        csv = base / "class_labels_indices.csv"
+    return ast_json_source(resolve(split), label_csv=csv, classes=classes)
+
+
+# ---------------------------------------------------------------------------------------------- dataset
+
+
+class _ClipFailed(Exception):
+    def __init__(self, vid: str, reason: str):
+        super().__init__(f"{vid}: {reason}")
+        self.vid, self.reason = vid, reason
+
+
+class TaggingDataset(Dataset):
+    """Fixed-length waveforms and multi-hot targets for a tagging model (see the module docstring).
+
+    Args:
+        source: clips and classes from one of the source functions.
+        sample_rate: the model's rate; audio is resampled to it.
+        clip_samples: the model's clip length in samples (training windows, evaluation centre windows).
+        train: random windows and bad-clip replacement (training) or deterministic windows (evaluation).
+        multilabel: multi-label data (``label`` is -1) or single-label (every clip must have one label;
+            unlabelled clips are skipped).
+        eval_crop: ``"center"`` or ``"full"`` (evaluation only).
+        min_samples: the shortest input the model accepts (shorter clips are padded to it).
+        max_bad_retries: training: bad clips in a row tolerated while drawing one example.
+    """
+
+    def __init__(self, source: TagSource, *, sample_rate: int, clip_samples: int, train: bool,
+                 multilabel: bool, eval_crop: str = "center", min_samples: int = 1, max_bad_retries: int = 20):
+        if eval_crop not in ("center", "full"):
+            raise ValueError(f"eval_crop must be 'center' or 'full', got {eval_crop!r}")
+        if sample_rate <= 0 or clip_samples <= 0:
+            raise ValueError(f"sample_rate and clip_samples must be positive, got {sample_rate}, {clip_samples}")
+        self.name = source.name
+        self.classes = list(source.classes)
+        self.sample_rate, self.clip_samples, self.train = int(sample_rate), int(clip_samples), train
+        self.multilabel, self.eval_crop = multilabel, eval_crop
+        self.min_samples = max(1, int(min_samples))
+        self.max_bad_retries = max_bad_retries
+        self.init_skipped: list[tuple[str, str]] = list(source.skipped)
+        clips = []
+        for c in source.clips:
+            if not multilabel and len(c.labels) != 1:
+                if len(c.labels) == 0:
+                    self.init_skipped.append((c.vid, "no label (single-label training needs one)"))
+                    continue
+                raise LayoutError(f"{source.name}: clip {c.vid!r} has {len(c.labels)} labels but label_mode is "
+                                  f"'single'; use data.label_mode='multi' (or 'auto')")
+            clips.append(c)
+        self.clips = clips
+        for vid, reason in self.init_skipped:
+            logger.warning("%s: skipped clip %s: %s", self.name, vid, reason)
+        if not self.clips:
+            raise BadClipError(self.name, f"no usable clip ({len(self.init_skipped)} skipped)")
+        self._bad: dict[str, str] = {}
+        self._durations: dict[int, float] = {}
+        self._h5: dict[str, Any] = {}
+        self._h5_pid = os.getpid()
+        self._h5_rates: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    @property
+    def targets(self) -> np.ndarray:
+        """bool (N, C) labels of the clips (for samplers and weights)."""
+        out = np.zeros((len(self.clips), len(self.classes)), dtype=bool)
+        for i, c in enumerate(self.clips):
+            out[i, list(c.labels)] = True
+        return out
+
+    # -- reading -----------------------------------------------------------------------------
+    def _window(self, total: int, rng: np.random.Generator | None) -> tuple[int, int | None]:
+        """(start, length or None = to the end) in samples of a clip of ``total`` samples."""
+        if self.train:
+            if total > self.clip_samples:
+                return int(rng.integers(0, total - self.clip_samples + 1)), self.clip_samples  # type: ignore[union-attr]
+            return 0, None
+        if self.eval_crop == "full" or total <= self.clip_samples:
+            return 0, None
+        return (total - self.clip_samples) // 2, self.clip_samples
+
+    def _read_file(self, i: int, clip: TagClip, rng: np.random.Generator | None) -> torch.Tensor:
+        dur = self._durations.get(i)
+        if dur is None:
+            dur = decode.probe_audio(clip.path).duration  # type: ignore[arg-type]
+            self._durations[i] = dur
+        sr = self.sample_rate
+        start, length = self._window(int(math.floor(dur * sr)), rng)
+        if length is None:
+            return decode.read_audio(clip.path, 0.0, None, sr)  # type: ignore[arg-type]
+        return decode.read_audio(clip.path, start / sr, length / sr, sr)  # type: ignore[arg-type]
+
+    def _pack(self, file: str):
+        if self._h5_pid != os.getpid():  # h5py handles must not cross a fork
+            self._h5, self._h5_pid = {}, os.getpid()
+        f = self._h5.get(file)
+        if f is None:
+            try:
+                f = _h5py().File(file, "r")
+            except OSError as err:
+                raise BadClipError(file, f"cannot open HDF5 pack ({err})") from err
+            if "waveform" not in f:
+                raise BadClipError(file, "not a PANNs waveform pack (no 'waveform' dataset)")
+            if "sample_rate" not in f.attrs:
+                raise BadClipError(file, "pack has no 'sample_rate' attribute")
+            self._h5[file] = f
+            self._h5_rates[file] = int(f.attrs["sample_rate"])
+        return f
+
+    def _read_h5(self, clip: TagClip, rng: np.random.Generator | None) -> torch.Tensor:
+        file, row = clip.h5  # type: ignore[misc]
+        f = self._pack(file)
+        if not 0 <= row < f["waveform"].shape[0]:
+            raise BadClipError(file, f"row {row} outside the pack's {f['waveform'].shape[0]} rows")
+        rate = self._h5_rates[file]
+        total = f["waveform"].shape[1]
+        want = int(round(self.clip_samples * rate / self.sample_rate))
+        # the window in the pack's samples; resampled afterwards
+        if self.train and total > want:
+            a = int(rng.integers(0, total - want + 1))  # type: ignore[union-attr]
+            b = a + want
+        elif not self.train and self.eval_crop == "center" and total > want:
+            a = (total - want) // 2
+            b = a + want
+        else:
+            a, b = 0, total
+        x = torch.from_numpy(np.asarray(f["waveform"][row, a:b], dtype=np.float32) / 32767.0)
+        if rate != self.sample_rate:
+            x = decode._resampler(rate, self.sample_rate)(x)
+        return x
+
+    def load(self, i: int, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """The (cropped, resampled, padded) float32 (T,) waveform of clip ``i``.
+
+        Raises:
+            BadClipError: the clip cannot be read (missing, undecodable, NaN ...).
+        """
+        clip = self.clips[i]
+        wave = self._read_h5(clip, rng) if clip.h5 is not None else self._read_file(i, clip, rng)
+        if wave.numel() == 0:
+            raise BadClipError(clip.path or clip.vid, "no audio samples")
+        if not bool(torch.isfinite(wave).all()):
+            raise BadClipError(clip.path or clip.vid, "NaN or Inf samples")
+        want = self.clip_samples if (self.train or self.eval_crop == "center") else max(wave.numel(), self.min_samples)
+        if self.train or self.eval_crop == "center":
+            wave = wave[: self.clip_samples]
+        if wave.numel() < want:
+            wave = torch.nn.functional.pad(wave, (0, want - wave.numel()))
+        return wave.contiguous()
+
+    def _item(self, i: int, rng: np.random.Generator | None) -> dict[str, Any]:
+        clip = self.clips[i]
+        try:
+            wave = self.load(i, rng)
+        except BadClipError as e:
+            raise _ClipFailed(clip.vid, str(e)) from e
+        target = torch.zeros(len(self.classes), dtype=torch.float32)
+        target[list(clip.labels)] = 1.0
+        label = clip.labels[0] if not self.multilabel else -1
+        return {"wave": wave, "target": target, "label": label, "vid": clip.vid}
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not self.train:
+            clip = self.clips[i]
+            if clip.vid in self._bad:
+                return {"wave": None, "vid": clip.vid, "skipped": [(clip.vid, self._bad[clip.vid])]}
+            try:
+                item = self._item(i, None)
+            except _ClipFailed as e:
+                self._bad[e.vid] = e.reason
+                return {"wave": None, "vid": e.vid, "skipped": [(e.vid, e.reason)]}
+            item["skipped"] = []
+            return item
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+        n = len(self.clips)
+        skipped: list[tuple[str, str]] = []
+        ci = i
+        for _ in range(self.max_bad_retries + 1):
+            if self.clips[ci].vid not in self._bad:
+                try:
+                    item = self._item(ci, rng)
+                    item["skipped"] = skipped
+                    return item
+                except _ClipFailed as e:
+                    self._bad[e.vid] = e.reason
+                    skipped.append((e.vid, e.reason))
+            if len(self._bad) >= n:
+                break
+            ci = int(rng.integers(0, n))
+        reasons = "; ".join(f"{v}: {r}" for v, r in list(self._bad.items())[:5])
+        raise RuntimeError(f"{self.name}: {len(self._bad)} of {n} clips failed to load and no usable clip was found "
+                           f"in {self.max_bad_retries + 1} tries; first problems: {reasons}")
+
+
+def collate_tagging(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Collate :class:`TaggingDataset` items; clips that failed (evaluation) are left out.
+
+    Waveforms of different lengths (``eval_crop="full"``) are zero-padded at the end to the longest.
+    See the module docstring for the batch layout; with every clip of the batch failed, ``wave`` is
+    (0, 0) and ``target`` (0, 0).
+    """
+    skipped = [s for b in batch for s in b.get("skipped", ())]
+    good = [b for b in batch if b.get("wave") is not None]
+    if not good:
+        return {"wave": torch.zeros(0, 0), "target": torch.zeros(0, 0), "label": torch.zeros(0, dtype=torch.long),
+                "vid": [], "skipped": skipped}
+    t = max(b["wave"].numel() for b in good)
+    wave = torch.zeros(len(good), t)
+    for k, b in enumerate(good):
+        wave[k, : b["wave"].numel()] = b["wave"]
+    return {"wave": wave, "target": torch.stack([b["target"] for b in good]),
+            "label": torch.tensor([b["label"] for b in good], dtype=torch.long),
+            "vid": [b["vid"] for b in good], "skipped": skipped}
+
+
+# ---------------------------------------------------------------------------------------------- samplers
+
+
+def _dist_info(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class BalancedClassSampler(Sampler[int]):
+    """PANNs' balanced sampling: classes taken in turn, each yielding its next clip.
+
+    The classes are visited in a random order that is reshuffled after every full round; each
+    class walks through a shuffled list of its clips, reshuffled when used up. A multi-label clip
+    is in the list of each of its classes. Classes without clips are left out. Each epoch's order
+    depends only on ``(seed, epoch)``; under DDP every rank draws the same global order and keeps
+    every ``world_size``-th index, so ranks see different clips.
+
+    Args:
+        targets: bool (N, C) labels of the dataset's clips.
+        num_samples: indices per epoch over all ranks (default N).
+        seed: base seed.
+        rank, world_size: DDP position (default: from ``torch.distributed``, else 0 and 1).
+    """
+
+    def __init__(self, targets: np.ndarray, num_samples: int | None = None, *, seed: int = 0,
+                 rank: int | None = None, world_size: int | None = None):
+        targets = np.asarray(targets, dtype=bool)
+        self.per_class = [np.flatnonzero(targets[:, c]) for c in range(targets.shape[1])]
+        self.active = [c for c, idx in enumerate(self.per_class) if len(idx)]
+        if not self.active:
+            raise ValueError("balanced sampling needs at least one labelled clip")
+        self.rank, self.world_size = _dist_info(rank, world_size)
+        n = int(num_samples or targets.shape[0])
+        self.total = int(math.ceil(n / self.world_size)) * self.world_size
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed for ``epoch`` (called by the trainer before each epoch)."""
+        self.epoch = int(epoch)
+
+    def global_order(self) -> np.ndarray:
+        """int64 (total,): this epoch's indices for all ranks together."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        out = np.empty(self.total, dtype=np.int64)
+        queues = {c: rng.permutation(self.per_class[c]) for c in self.active}
+        pos = dict.fromkeys(self.active, 0)
+        classes: np.ndarray = np.empty(0, dtype=np.int64)
+        k = 0
+        for i in range(self.total):
+            if k == len(classes):
+                classes, k = rng.permutation(self.active), 0
+            c = int(classes[k])
+            k += 1
+            if pos[c] == len(queues[c]):
+                queues[c], pos[c] = rng.permutation(self.per_class[c]), 0
+            out[i] = queues[c][pos[c]]
+            pos[c] += 1
+        return out
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.global_order()[self.rank :: self.world_size].tolist())
+
+    def __len__(self) -> int:
+        return self.total // self.world_size
+
+
+def label_rarity_weights(targets: np.ndarray) -> np.ndarray:
+    """AST's sampling weights: ``1000 / (count + 0.01)`` per label, summed over a clip's labels.
+
+    Args:
+        targets: bool (N, C) labels.
+
+    Returns:
+        float64 (N,) clip weights (0 for a clip without labels).
+    """
+    targets = np.asarray(targets, dtype=bool)
+    label_weight = 1000.0 / (targets.sum(0).astype(np.float64) + 0.01)
+    return targets.astype(np.float64) @ label_weight
+
+
+def read_weight_file(path: str | Path, expected: int | None = None) -> np.ndarray:
+    """An AST weight file: one float per line, in datafile order.
+
+    Raises:
+        LayoutError: unreadable, a non-number, a negative weight, or not ``expected`` lines.
+    """
+    path = Path(path).expanduser()
+    try:
+        lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    except OSError as err:
+        raise LayoutError(f"{path}: cannot read weight file ({err.strerror or err})") from None
+    try:
+        w = np.array([float(x) for x in lines], dtype=np.float64)
+    except ValueError as err:
+        raise LayoutError(f"{path}: not one number per line ({err})") from None
+    if expected is not None and len(w) != expected:
+        raise LayoutError(f"{path}: {len(w)} weights for {expected} training clips (one per datafile entry)")
+    if (w < 0).any() or not np.isfinite(w).all():
+        raise LayoutError(f"{path}: weights must be finite and >= 0")
+    return w
+
+
+class WeightedClipSampler(Sampler[int]):
+    """Clips drawn with replacement, with probability proportional to their weight (AST's ``--bal``).
+
+    Args:
+        weights: (N,) non-negative clip weights.
+        num_samples: draws per epoch over all ranks (default N).
+        seed: base seed; epoch ``e`` draws from ``(seed, e)``.
+        rank, world_size: DDP position (default: from ``torch.distributed``).
+    """
+
+    def __init__(self, weights: Sequence[float] | np.ndarray, num_samples: int | None = None, *, seed: int = 0,
+                 rank: int | None = None, world_size: int | None = None):
+        self.weights = torch.as_tensor(np.asarray(weights, dtype=np.float64))
+        if self.weights.dim() != 1 or not bool((self.weights >= 0).all()) or float(self.weights.sum()) <= 0:
+            raise ValueError("weights must be a 1-d sequence of non-negative numbers with a positive sum")
+        self.rank, self.world_size = _dist_info(rank, world_size)
+        n = int(num_samples or len(self.weights))
+        self.total = int(math.ceil(n / self.world_size)) * self.world_size
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed for ``epoch``."""
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator()
+        g.manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.multinomial(self.weights, self.total, replacement=True, generator=g)
+        return iter(order[self.rank :: self.world_size].tolist())
+
+    def __len__(self) -> int:
+        return self.total // self.world_size
+
+
+# ---------------------------------------------------------------------------------------------- tools
+
+
+def layout_to_folders(root: str | Path, out: str | Path, *, splits: Sequence[str] = FOLDER_SPLITS,
+                      link: bool = True) -> dict[str, int]:
+    """Write a layout dataset's audio as a folder-per-class tree ``OUT/<split>/<class>/<vid>.<ext>``.
+
+    A clip with several labels is placed in each of its class folders (the same bytes: one clip,
+    several labels, see :func:`folder_source`). Only clips with an audio file are written (a clip
+    with only a video is skipped with a warning). Files are hard links when ``link`` and the file
+    system allows, else copies.
+
+    Args:
+        root: a dataset root in the seed layout (e.g. the synthetic dataset).
+        out: the folder to write (must not exist or be empty).
+        splits: splits to convert (absent ones are skipped).
+        link: hard-link instead of copying where possible.
+
+    Returns:
+        clips written per split.
+    """
+    import shutil
+
+    from .layout import available_splits
+
+    out = Path(out).expanduser().absolute()
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out}: exists and is not empty")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    counts: dict[str, int] = {}
+    present = available_splits(root)
+    for split in splits:
+        if split not in present:
+            continue
+        index = load_split(root, split)
+        n = 0
+        for clip in index.clips:
+            if clip.audio is None:
+                logger.warning("%s: clip %s has no audio file; not written", root, clip.vid)
+                continue
+            for label in clip.labels:
+                dst = tmp / split / _safe_folder(label) / f"{clip.vid}{clip.audio.suffix.lower()}"
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    if not link:
+                        raise OSError
+                    os.link(clip.audio, dst)
+                except OSError:
+                    shutil.copyfile(clip.audio, dst)
+            n += 1
+        counts[split] = n
+    if out.exists():
+        out.rmdir()
+    os.replace(tmp, out)
+    return counts
+
+
+def _safe_folder(label: str) -> str:
+    name = label.replace("/", "_").replace("\\", "_").strip()
+    if name in ("", ".", ".."):
+        raise LayoutError(f"label {label!r} cannot name a folder")
+    return name

@@ -1,0 +1,503 @@
+"""Retrieval metrics: pure functions over score matrices, embeddings and relevance tables.
+
+Conventions (shared by every function here):
+
+* **Ranking.** A query ranks the gallery by descending score; equal scores keep gallery order
+  (a stable sort), so results never depend on the sort algorithm. Ranks are 1-based.
+* **Excluded items.** Within-modality retrieval (``a2a``, ``v2v``) excludes the query itself from
+  its gallery: it is removed from the ranking, from the relevant counts and from the ideal ranking.
+* **Instance level** (``recall@k``, ``median_rank`` when a pair is given): the paired item (the same
+  clip in the other modality) is the one hit; ``recall@k`` is the fraction of queries whose pair is
+  ranked ``<= k``, ``median_rank`` the median of the pair's rank.
+* **Class level** (``map@k``, ``ndcg@k``, and ``recall@k`` / ``median_rank`` when no pair exists):
+  item relevance comes from the labels. Binary relevance is 1 when the query and the item share a
+  label; graded relevance is any non-negative number (e.g. from the AudioSet ontology, see
+  :mod:`avcorr.data.ontology`). Without a pair, a "hit" is the first item with relevance > 0.
+* ``AP@k = (1 / min(k, R)) * sum_{i <= k} P@i * rel_i`` with binary ``rel_i`` and ``R`` the number
+  of relevant items in the whole gallery. With ``k >= len(gallery)`` it is the usual average
+  precision (scikit-learn's ``average_precision_score`` for untied scores).
+* ``DCG@k = sum_{i <= k} g_i / log2(i + 1)`` with linear gains ``g_i`` (the relevance), and
+  ``nDCG@k = DCG@k / IDCG@k`` where **IDCG@k is the DCG of the ideal ranking of the WHOLE gallery**
+  (its k largest relevances), not of the retrieved list re-sorted; this is scikit-learn's
+  ``ndcg_score(..., k=k)``.
+* A query with no relevant item in its gallery has no defined AP or nDCG: it is left out of the
+  mean (scikit-learn would count it as 0); :func:`retrieval_metrics` reports how many were left out.
+
+Example:
+    >>> rel = Relevance.from_labels([["dog"], ["cat"]], [["dog"], ["cat"], ["dog"]])
+    >>> m = retrieval_metrics(query_emb, gallery_emb, pairs=np.array([0, 1]), relevance=rel)
+    >>> m["recall@1"], m["ndcg@10"]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "DIRECTIONS",
+    "Relevance",
+    "average_precision_at_k",
+    "best_relevant_ranks",
+    "cross_modal_metrics",
+    "dcg_at_k",
+    "first_relevant_ranks",
+    "median_rank",
+    "ndcg_at_k",
+    "pair_ranks",
+    "rank_gallery",
+    "recall_at_k",
+    "retrieval_metrics",
+    "top_k",
+]
+
+
+def _as_scores(scores) -> np.ndarray:
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2:
+        raise ValueError(f"scores must be a (Q, G) matrix, got shape {s.shape}")
+    if np.isnan(s).any():
+        raise ValueError("scores contain NaN")
+    return s
+
+
+def rank_gallery(scores) -> np.ndarray:
+    """Gallery order of every query: descending score, ties in gallery order.
+
+    Args:
+        scores: (Q, G) query-to-gallery scores (higher = more similar).
+
+    Returns:
+        int64 (Q, G): ``order[q, r]`` is the gallery index ranked ``r + 1`` for query ``q``.
+    """
+    s = _as_scores(scores)
+    return np.argsort(-s, axis=1, kind="stable")
+
+
+def top_k(scores, k: int) -> np.ndarray:
+    """The first ``k`` entries of :func:`rank_gallery`'s order, in O(G) per query.
+
+    Args:
+        scores: (Q, G) scores.
+        k: how many (clamped to G).
+
+    Returns:
+        int64 (Q, min(k, G)) gallery indices, best first, ties in gallery order.
+    """
+    s = _as_scores(scores)
+    k = min(int(k), s.shape[1])
+    if k <= 0:
+        return np.zeros((s.shape[0], 0), np.int64)
+    if k == s.shape[1]:
+        return rank_gallery(s)
+    part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+    kth = np.take_along_axis(s, part, 1).min(1)
+    # a tie across the k-th place may have let argpartition pick a later index: redo those rows
+    tied = (s >= kth[:, None]).sum(1) > k
+    out = np.empty((s.shape[0], k), np.int64)
+    ok = ~tied
+    if ok.any():
+        p, sp = part[ok], np.take_along_axis(s[ok], part[ok], 1)
+        order = np.lexsort((p, -sp), axis=1)
+        out[ok] = np.take_along_axis(p, order, 1)
+    if tied.any():
+        out[tied] = rank_gallery(s[tied])[:, :k]
+    return out
+
+
+def best_relevant_ranks(scores, relevance) -> np.ndarray:
+    """1-based rank of the best-ranked item with relevance > 0, in O(G) per query (``G + 1`` if none).
+
+    Args:
+        scores: (Q, G) scores (excluded items at ``-inf`` and relevance 0).
+        relevance: (Q, G) relevance.
+
+    Returns:
+        int64 (Q,).
+    """
+    s = _as_scores(scores)
+    rel = np.asarray(relevance) > 0
+    has = rel.any(1)
+    masked = np.where(rel, s, -np.inf)
+    best = masked.max(1, initial=-np.inf)
+    # the first (lowest-index) relevant item reaching the best score is the one ranked first
+    first = np.argmax(rel & (s == best[:, None]), axis=1)
+    ranks = pair_ranks(np.where(has[:, None], s, 0.0), np.where(has, first, 0))
+    return np.where(has, ranks, s.shape[1] + 1).astype(np.int64)
+
+
+def pair_ranks(scores, pairs) -> np.ndarray:
+    """1-based rank of each query's paired gallery item (the instance-level hit).
+
+    ``rank = 1 + #{j: s_j > s_p} + #{j < p: s_j == s_p}``, which is the position of ``p`` in
+    :func:`rank_gallery`'s order. Excluded items must already carry a score of ``-inf``.
+
+    Args:
+        scores: (Q, G) scores.
+        pairs: (Q,) gallery index of each query's pair.
+
+    Returns:
+        int64 (Q,) ranks in ``[1, G]``.
+    """
+    s = _as_scores(scores)
+    p = np.asarray(pairs, dtype=np.int64)
+    if p.shape != (s.shape[0],):
+        raise ValueError(f"pairs must have shape ({s.shape[0]},), got {p.shape}")
+    if p.size and (p.min() < 0 or p.max() >= s.shape[1]):
+        raise ValueError(f"pair indices must be in [0, {s.shape[1]}), got range [{p.min()}, {p.max()}]")
+    sp = s[np.arange(s.shape[0]), p][:, None]
+    before = np.arange(s.shape[1])[None, :] < p[:, None]
+    return 1 + (s > sp).sum(1) + ((s == sp) & before).sum(1)
+
+
+def first_relevant_ranks(ranked_relevance) -> np.ndarray:
+    """1-based rank of the first item with relevance > 0 (``G + 1`` when there is none).
+
+    Args:
+        ranked_relevance: (Q, L) relevance of each query's ranked list, best first.
+
+    Returns:
+        int64 (Q,).
+    """
+    r = np.asarray(ranked_relevance) > 0
+    has = r.any(1)
+    return np.where(has, r.argmax(1) + 1, r.shape[1] + 1).astype(np.int64)
+
+
+def recall_at_k(ranks, k: int) -> float:
+    """Fraction of queries whose hit is ranked ``<= k``.
+
+    Args:
+        ranks: (Q,) 1-based ranks of each query's hit.
+        k: cut-off (>= 1).
+    """
+    r = np.asarray(ranks)
+    if r.size == 0:
+        raise ValueError("recall_at_k of no queries")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return float((r <= k).mean())
+
+
+def median_rank(ranks) -> float:
+    """Median of the (1-based) ranks of each query's hit (lower is better; 1 is perfect)."""
+    r = np.asarray(ranks)
+    if r.size == 0:
+        raise ValueError("median_rank of no queries")
+    return float(np.median(r))
+
+
+def average_precision_at_k(ranked_relevance, num_relevant, k: int) -> np.ndarray:
+    """AP@k per query: ``(1 / min(k, R)) * sum_{i <= k} P@i * rel_i`` (binary ``rel_i``).
+
+    Args:
+        ranked_relevance: (Q, L) relevance of each query's ranked list, best first, ``L >= k``
+            or the whole gallery; only ``> 0`` matters.
+        num_relevant: (Q,) ``R``, relevant items in each query's whole gallery.
+        k: cut-off.
+
+    Returns:
+        float64 (Q,); NaN where ``R == 0``.
+    """
+    rel = (np.asarray(ranked_relevance)[:, :k] > 0).astype(np.float64)
+    n_rel = np.asarray(num_relevant, dtype=np.float64)
+    if rel.shape[0] != n_rel.shape[0]:
+        raise ValueError(f"{rel.shape[0]} ranked lists but {n_rel.shape[0]} relevant counts")
+    hits = np.cumsum(rel, axis=1)
+    precision = hits / np.arange(1, rel.shape[1] + 1)[None, :]
+    denom = np.minimum(float(k), n_rel)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ap = (precision * rel).sum(1) / denom
+    ap[n_rel == 0] = np.nan
+    return ap
+
+
+def dcg_at_k(gains, k: int) -> np.ndarray:
+    """DCG@k per row: ``sum_{i <= k} g_i / log2(i + 1)``.
+
+    Args:
+        gains: (Q, L) gains in ranked order (linear gains: the relevance itself).
+        k: cut-off; rows shorter than ``k`` are summed as they are.
+
+    Returns:
+        float64 (Q,).
+    """
+    g = np.asarray(gains, dtype=np.float64)[:, :k]
+    discount = 1.0 / np.log2(np.arange(2, g.shape[1] + 2))
+    return g @ discount
+
+
+def ndcg_at_k(ranked_gains, all_gains, k: int) -> np.ndarray:
+    """nDCG@k per query, the ideal DCG taken over the WHOLE gallery.
+
+    Args:
+        ranked_gains: (Q, L) gains of each query's ranked list, best first (``L >= k`` or the
+            whole gallery).
+        all_gains: (Q, G) gains of every gallery item of each query, in any order (excluded items
+            set to 0). The ideal ranking sorts these.
+        k: cut-off.
+
+    Returns:
+        float64 (Q,) in [0, 1]; NaN where every gain is 0.
+    """
+    allg = np.asarray(all_gains, dtype=np.float64)
+    kk = min(k, allg.shape[1])
+    ideal = -np.sort(-np.partition(allg, allg.shape[1] - kk, axis=1)[:, allg.shape[1] - kk:], axis=1)
+    idcg = dcg_at_k(ideal, k)
+    dcg = dcg_at_k(ranked_gains, k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = dcg / idcg
+    out[idcg <= 0] = np.nan
+    return out
+
+
+@dataclass
+class Relevance:
+    """Query-to-gallery relevance through labels, never materialised as a (Q, G) matrix.
+
+    ``relevance[q, g] = max_{c in labels(g)} gain[group(q), c]`` where ``gain[u, c]`` is the best
+    relevance of label set ``u``'s labels to class ``c``; :meth:`block` computes rows on demand,
+    so a gallery of a million multi-label clips costs ``O(G * L)`` memory (L = most labels per item).
+
+    Args:
+        query_groups: (Q,) index of each query's label set into ``gain``.
+        gain: (U, C + 1) relevance of each distinct query label set to each class; the last
+            column is the padding class and must be 0.
+        gallery_classes: (G, L) class indices of each gallery item's labels, padded with ``C``.
+    """
+
+    query_groups: np.ndarray
+    gain: np.ndarray
+    gallery_classes: np.ndarray
+
+    def __post_init__(self):
+        self.query_groups = np.asarray(self.query_groups, dtype=np.int64)
+        self.gain = np.asarray(self.gain, dtype=np.float64)
+        self.gallery_classes = np.asarray(self.gallery_classes, dtype=np.int64)
+        if self.gain.ndim != 2 or self.gallery_classes.ndim != 2:
+            raise ValueError(f"gain {self.gain.shape} and gallery_classes {self.gallery_classes.shape} must be 2-d")
+        if (self.gain < 0).any() or np.isnan(self.gain).any():
+            raise ValueError("relevance must be finite and >= 0")
+        if self.gain.shape[1] and (self.gain[:, -1] != 0).any():
+            raise ValueError("the last (padding) column of gain must be 0")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.query_groups), len(self.gallery_classes)
+
+    def block(self, rows) -> np.ndarray:
+        """float64 (len(rows), G) relevance of the queries ``rows`` to the whole gallery."""
+        g = self.gain[self.query_groups[rows]]  # (R, C + 1)
+        if self.gallery_classes.shape[1] == 0:
+            return np.zeros((g.shape[0], self.shape[1]))
+        return g[:, self.gallery_classes].max(-1)  # (R, G, L) -> (R, G)
+
+    @classmethod
+    def from_labels(cls, query_labels: Sequence[Sequence[str]], gallery_labels: Sequence[Sequence[str]],
+                    label_relevance: Mapping[tuple[str, str], float] | None = None,
+                    default: float | None = None) -> "Relevance":
+        """Relevance from label sets.
+
+        Binary (``label_relevance`` None): 1 when the two items share a label, else 0.
+        Graded: the relevance of two items is the largest ``label_relevance[(a, b)]`` over their
+        label pairs (``a`` a query label, ``b`` an item label); pairs absent from the mapping get
+        ``default`` (the mapping's maximum for ``a == b`` and 0 otherwise when ``default`` is None).
+
+        Args:
+            query_labels: Q label sets (an unlabelled item is an empty set: relevant to nothing).
+            gallery_labels: G label sets.
+            label_relevance: optional graded relevance of label pairs.
+            default: relevance of label pairs the mapping does not cover.
+        """
+        qsets = [tuple(sorted(set(ls))) for ls in query_labels]
+        gsets = [tuple(sorted(set(ls))) for ls in gallery_labels]
+        vocab = sorted({lab for s in qsets + gsets for lab in s})
+        col = {lab: i for i, lab in enumerate(vocab)}
+        c = len(vocab)
+        if label_relevance is None:  # class-to-class relevance (C, C)
+            rel = np.eye(c)
+        else:
+            top = max(label_relevance.values(), default=1.0)
+            rel = np.full((c, c), 0.0 if default is None else float(default))
+            if default is None:
+                np.fill_diagonal(rel, top)
+            for (a, b), v in label_relevance.items():
+                if a in col and b in col:
+                    rel[col[a], col[b]] = float(v)
+        uq = list(dict.fromkeys(qsets))
+        gain = np.zeros((len(uq), c + 1))
+        for i, s in enumerate(uq):
+            if s:
+                gain[i, :c] = rel[[col[a] for a in s]].max(0)
+        groups = {s: i for i, s in enumerate(uq)}
+        width = max((len(s) for s in gsets), default=0)
+        gallery = np.full((len(gsets), width), c, dtype=np.int64)
+        for j, s in enumerate(gsets):
+            gallery[j, :len(s)] = [col[b] for b in s]
+        return cls(np.array([groups[s] for s in qsets], dtype=np.int64), gain, gallery)
+
+
+def retrieval_metrics(query, gallery, *, pairs=None, relevance: Relevance | Mapping[str, Relevance] | None = None,
+                      exclude_self: bool = False, ks: Sequence[int] = (1, 5, 10), map_k: int = 10,
+                      ndcg_ks: Sequence[int] = (10,), chunk_size: int = 256) -> dict[str, float]:
+    """Every retrieval metric of one direction (queries of one modality against a gallery).
+
+    Scores are inner products (cosine similarities for L2-normalised embeddings), computed in
+    chunks of queries, so memory stays ``O(chunk_size * G)``.
+
+    Args:
+        query: (Q, D) query embeddings.
+        gallery: (G, D) gallery embeddings.
+        pairs: (Q,) gallery index of each query's paired item (instance level), or None.
+        relevance: a :class:`Relevance` of shape (Q, G), or a mapping ``{name: Relevance}``;
+            the first (or the one named ``""``/``"binary"``) gives ``map@k`` and the hits of
+            ``recall@k`` when there are no pairs; every one gives ``ndcg<name>@k``.
+        exclude_self: Q == G and query ``i`` is gallery item ``i``; it is removed from its gallery.
+        ks: cut-offs of ``recall@k``.
+        map_k: cut-off of ``map@k``.
+        ndcg_ks: cut-offs of ``ndcg@k``.
+        chunk_size: queries scored at once.
+
+    Returns:
+        ``recall@k`` for each k and ``median_rank`` (instance level with ``pairs``, else the rank
+        of the first relevant item), ``map@{map_k}``, ``ndcg{name}@k`` for each relevance and k
+        (``name`` is ``""`` for the first / binary one, ``"_graded"`` etc. for the others as given
+        in the mapping), and ``num_queries``, ``num_gallery``, ``queries_without_relevant``.
+
+    Raises:
+        ValueError: shapes disagree, or neither ``pairs`` nor ``relevance`` is given.
+    """
+    q = np.asarray(query, dtype=np.float32)
+    g = np.asarray(gallery, dtype=np.float32)
+    if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
+        raise ValueError(f"query {q.shape} and gallery {g.shape} must be (Q, D) and (G, D) with the same D")
+    n_q, n_g = q.shape[0], g.shape[0]
+    if n_q == 0 or n_g == 0:
+        raise ValueError("retrieval_metrics needs at least one query and one gallery item")
+    if exclude_self and n_q != n_g:
+        raise ValueError(f"exclude_self needs as many queries as gallery items, got {n_q} and {n_g}")
+    if exclude_self and n_g < 2:
+        raise ValueError("exclude_self needs a gallery of at least 2 items")
+    if pairs is None and relevance is None:
+        raise ValueError("retrieval_metrics needs pairs (instance level) or relevance (class level)")
+    if pairs is not None:
+        pairs = np.asarray(pairs, dtype=np.int64)
+        if pairs.shape != (n_q,):
+            raise ValueError(f"pairs must have shape ({n_q},), got {pairs.shape}")
+        if exclude_self and (pairs == np.arange(n_q)).any():
+            raise ValueError("a query's pair cannot be the query itself when exclude_self=True")
+    rels: dict[str, Relevance] = {}
+    if isinstance(relevance, Relevance):
+        rels[""] = relevance
+    elif relevance is not None:
+        rels = {("" if k in ("", "binary") else k): v for k, v in relevance.items()}
+    for name, r in rels.items():
+        if r.shape != (n_q, n_g):
+            raise ValueError(f"relevance{name} has shape {r.shape}, expected ({n_q}, {n_g})")
+    main_rel = rels.get("", next(iter(rels.values()), None))
+    main_name = "" if "" in rels else next(iter(rels), None)
+
+    max_k = max([*ks, map_k, *ndcg_ks])
+    ranks, aps = [], []
+    ndcgs: dict[tuple[str, int], list[np.ndarray]] = {(n, k): [] for n in rels for k in ndcg_ks}
+    for start in range(0, n_q, chunk_size):
+        rows = np.arange(start, min(start + chunk_size, n_q))
+        s = (q[rows] @ g.T).astype(np.float64)
+        if exclude_self:
+            s[np.arange(len(rows)), rows] = -np.inf
+        n_list = n_g - 1 if exclude_self else n_g  # the excluded item is ranked last: cut it off
+        top = top_k(s, min(max_k, n_list))
+        if pairs is not None:
+            ranks.append(pair_ranks(s, pairs[rows]))
+        for name, r in rels.items():
+            full = r.block(rows)
+            if exclude_self:
+                full[np.arange(len(rows)), rows] = 0.0
+            ranked = np.take_along_axis(full, top, axis=1)
+            if name == main_name:
+                if pairs is None:
+                    ranks.append(best_relevant_ranks(s, full))
+                aps.append(average_precision_at_k(ranked, (full > 0).sum(1), map_k))
+            for k in ndcg_ks:
+                ndcgs[(name, k)].append(ndcg_at_k(ranked, full, k))
+    out: dict[str, float] = {}
+    rank_arr = np.concatenate(ranks)
+    for k in ks:
+        out[f"recall@{k}"] = recall_at_k(rank_arr, k)
+    out["median_rank"] = median_rank(rank_arr)
+    if main_rel is not None:
+        ap = np.concatenate(aps)
+        out[f"map@{map_k}"] = float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")
+        out["queries_without_relevant"] = int(np.isnan(ap).sum())
+    for (name, k), parts in ndcgs.items():
+        v = np.concatenate(parts)
+        out[f"ndcg{name}@{k}"] = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+    out["num_queries"] = n_q
+    out["num_gallery"] = n_g - 1 if exclude_self else n_g
+    return out
+
+
+DIRECTIONS = ("a2v", "v2a", "a2a", "v2v")
+"""Retrieval directions: query modality -> gallery modality (a = audio, v = visual)."""
+
+
+def cross_modal_metrics(audio, visual, labels: Sequence[Sequence[str]] | None = None, *,
+                        label_relevance: Mapping[tuple[str, str], float] | None = None,
+                        ks: Sequence[int] = (1, 5, 10), map_k: int = 10, ndcg_ks: Sequence[int] = (10, 30),
+                        chunk_size: int = 256) -> dict[str, float]:
+    """The four retrieval directions over N clips embedded in both modalities.
+
+    Clip ``i`` of ``audio`` and clip ``i`` of ``visual`` are the same clip.
+
+    * ``a2v`` / ``v2a``: every clip queries the other modality's N clips; ``recall@k`` and
+      ``median_rank`` are instance level (the same clip is the hit).
+    * ``a2a`` / ``v2v``: every clip queries the other N - 1 clips of its own modality (itself
+      excluded); there is no paired instance, so ``recall@k`` is the fraction of queries with a
+      same-label clip in the top k and ``median_rank`` the median rank of the first one.
+    * Every direction: ``map@{map_k}`` and ``ndcg@k`` with binary class relevance (a shared
+      label), and ``ndcg_graded@k`` when ``label_relevance`` is given (e.g. from the ontology,
+      :func:`avcorr.data.ontology.label_relevance`).
+
+    Args:
+        audio: (N, D) clip audio embeddings.
+        visual: (N, D) clip visual embeddings.
+        labels: N label sets; None (or all empty) gives only the instance-level cross-modal metrics.
+        label_relevance: graded relevance of label pairs.
+        ks: ``recall@k`` cut-offs.
+        map_k: ``map@k`` cut-off.
+        ndcg_ks: ``ndcg@k`` cut-offs.
+        chunk_size: queries scored at once.
+
+    Returns:
+        ``{"<direction>/<metric>": value}``, plus ``<direction>/queries_without_relevant`` where
+        some query had no relevant clip (those are left out of its map / ndcg means).
+    """
+    a = np.asarray(audio, dtype=np.float32)
+    v = np.asarray(visual, dtype=np.float32)
+    if a.shape != v.shape or a.ndim != 2:
+        raise ValueError(f"audio {a.shape} and visual {v.shape} embeddings must both be (N, D)")
+    n = a.shape[0]
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"{len(labels)} label sets for {n} clips")
+    has_labels = labels is not None and any(len(ls) for ls in labels)
+    rel: dict[str, Relevance] = {}
+    if has_labels:
+        rel[""] = Relevance.from_labels(labels, labels)
+        if label_relevance is not None:
+            rel["_graded"] = Relevance.from_labels(labels, labels, label_relevance)
+    emb = {"a": a, "v": v}
+    out: dict[str, float] = {}
+    for d in DIRECTIONS:
+        same = d[0] == d[2]
+        if same and not has_labels:
+            continue
+        m = retrieval_metrics(emb[d[0]], emb[d[2]], pairs=None if same else np.arange(n),
+                              relevance=rel or None, exclude_self=same, ks=ks, map_k=map_k,
+                              ndcg_ks=ndcg_ks if has_labels else (), chunk_size=chunk_size)
+        for key, val in m.items():
+            if key in ("num_queries", "num_gallery") or (key == "queries_without_relevant" and not val):
+                continue
+            out[f"{d}/{key}"] = val
+    return out

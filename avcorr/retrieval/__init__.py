@@ -1,0 +1,35 @@
+"""Cross-modal retrieval: FAISS indexes over audio and visual clip embeddings.
+
+* :class:`VectorIndex` - one FAISS inner-product index (flat / IVF / IVF-PQ / HNSW, GPU when
+  available) with ``nprobe`` / ``ef_search`` knobs, save / load.
+* :class:`RetrievalIndex` - the audio and visual indexes of a set of clips, with their ids,
+  labels, media paths and the model fingerprint; saved as a folder, refused when queried by
+  another model.
+* :func:`encode_clips` - pooled per-clip embeddings from a model and a clip loader.
+
+This package takes embeddings and models as given objects; it imports neither :mod:`avcorr.models`
+nor :mod:`avcorr.data`. The command line is :mod:`avcorr.retrieve`; metrics are in
+:mod:`avcorr.metrics.retrieval`.
+"""
+
+from ._embed import POOLINGS, ClipEmbeddings, encode_clips, pool_embeddings
+from ._errors import IndexFormatError, IndexMismatchError
+from ._faiss import INDEX_KINDS, IndexConfig, VectorIndex, faiss_gpu_available
+from ._store import COMPAT_KEYS, MODALITIES, Hit, RetrievalIndex
+
+__all__ = [
+    "COMPAT_KEYS",
+    "INDEX_KINDS",
+    "MODALITIES",
+    "POOLINGS",
+    "ClipEmbeddings",
+    "Hit",
+    "IndexConfig",
+    "IndexFormatError",
+    "IndexMismatchError",
+    "RetrievalIndex",
+    "VectorIndex",
+    "encode_clips",
+    "faiss_gpu_available",
+    "pool_embeddings",
+]

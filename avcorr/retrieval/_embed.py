@@ -1,0 +1,131 @@
+"""Clip embeddings: run an audio-visual model over batches of frames / audio windows and pool per clip.
+
+The model is anything with ``encode_audio(wave (N, T)) -> (N, D)`` and
+``encode_visual(image (N, 3, H, W)) -> (N, D)`` (AVE-Net, L3-Net ...); batches are the dicts of
+:func:`avcorr.data.embed.collate_clips` (``frames`` (B, F, 3, S, S), ``audio`` (B, F, T)).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ClipEmbeddings", "POOLINGS", "encode_clips", "pool_embeddings"]
+
+POOLINGS = ("mean", "max")
+
+
+def pool_embeddings(x: torch.Tensor, pool: str = "mean") -> torch.Tensor:
+    """Pool per-frame embeddings into one L2-normalised embedding per clip.
+
+    Args:
+        x: (B, F, D) embeddings of F frames / windows per clip.
+        pool: ``"mean"`` (average, then re-normalise) or ``"max"`` (element-wise max, then re-normalise).
+
+    Returns:
+        (B, D) unit-norm embeddings.
+    """
+    if x.dim() != 3:
+        raise ValueError(f"expected (B, F, D) embeddings, got shape {tuple(x.shape)}")
+    if pool == "mean":
+        y = x.mean(1)
+    elif pool == "max":
+        y = x.amax(1)
+    else:
+        raise ValueError(f"pool must be one of {POOLINGS}, got {pool!r}")
+    return F.normalize(y.float(), dim=-1)
+
+
+@dataclass
+class ClipEmbeddings:
+    """Pooled embeddings of the clips of one pass, in loader order.
+
+    Args:
+        audio: float32 (N, D).
+        visual: float32 (N, D).
+        items: N dicts ``{id, labels, video, audio, time}`` (``time``: the middle frame's time).
+        skipped: ``(vid, reason)`` of clips that could not be decoded.
+    """
+
+    audio: np.ndarray
+    visual: np.ndarray
+    items: list[dict[str, Any]]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list[str]:
+        return [it["id"] for it in self.items]
+
+    @property
+    def labels(self) -> list[list[str]]:
+        return [list(it["labels"]) for it in self.items]
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if enabled and device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def encode_clips(model: torch.nn.Module, loader: Iterable[dict[str, Any]], *, device: torch.device | str = "cpu",
+                 pool: str = "mean", amp: bool = False, progress: bool = False, desc: str = "embed",
+                 total: int | None = None) -> ClipEmbeddings:
+    """Embed every clip the loader yields.
+
+    Args:
+        model: has ``encode_audio`` and ``encode_visual``; put in eval mode for the pass.
+        loader: batches of :func:`avcorr.data.embed.collate_clips`.
+        device: where to run the model.
+        pool: how the F per-frame embeddings of a clip are pooled (:func:`pool_embeddings`).
+        amp: autocast on CUDA.
+        progress: show a tqdm bar (one step per batch).
+        desc: the bar's label.
+        total: batches, for the bar (default ``len(loader)`` when it has one).
+
+    Returns:
+        :class:`ClipEmbeddings`; decoding failures are in ``skipped`` (logged once each).
+    """
+    from tqdm.auto import tqdm
+
+    for name in ("encode_audio", "encode_visual"):
+        if not callable(getattr(model, name, None)):
+            raise TypeError(f"{type(model).__name__} has no {name}(): retrieval needs an audio-visual embedding model")
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    audio_parts, visual_parts, items, skipped = [], [], [], []
+    try:
+        bar = tqdm(loader, desc=desc, total=total, disable=not progress, leave=False, dynamic_ncols=True)
+        for batch in bar:
+            for vid, reason in batch.get("skipped", ()):
+                logger.warning("skipped clip %s: %s", vid, reason)
+                skipped.append((vid, reason))
+            if "frames" not in batch:
+                continue
+            frames, audio = batch["frames"], batch["audio"]
+            b, f = frames.shape[:2]
+            with _autocast(device, amp):
+                v = model.encode_visual(frames.flatten(0, 1).to(device, non_blocking=True))
+                a = model.encode_audio(audio.flatten(0, 1).to(device, non_blocking=True))
+            visual_parts.append(pool_embeddings(v.float().view(b, f, -1), pool).cpu())
+            audio_parts.append(pool_embeddings(a.float().view(b, f, -1), pool).cpu())
+            times = batch["times"]
+            for i in range(b):
+                items.append({"id": batch["vid"][i], "labels": list(batch["labels"][i]), "video": batch["video"][i],
+                              "audio": batch["audio_path"][i], "time": float(times[i, f // 2])})
+    finally:
+        model.train(was_training)
+    if not items:
+        raise RuntimeError(f"no clip could be embedded ({len(skipped)} skipped"
+                           + (f"; first: {skipped[0][0]}: {skipped[0][1]}" if skipped else "") + ")")
+    return ClipEmbeddings(torch.cat(audio_parts).numpy(), torch.cat(visual_parts).numpy(), items, skipped)

@@ -1,0 +1,216 @@
+"""Sound localization (AVOL-Net, the EZ-VSL-style contrastive localizer): where in the frame is the sound?
+
+Training draws AVC positives (a frame and the audio centred on it, from
+:class:`~avcorr.data.avc.AVCPairDataset` with ``positive_fraction=1``). AVOL-Net's negatives are
+the same frames with the audio of the NEXT item of the batch (audio of another clip, as the paper's
+negatives; a pair whose audio happens to come from the frame's own clip is dropped), so every
+decoded example serves once as a positive and once as a negative, 1:1 as in the paper. The
+contrastive localizer uses every other item of the (DDP-gathered) batch as a negative.
+
+Validation and ``avcorr.evaluate`` use :class:`~avcorr.data.localization.LocalizationDataset`
+(the middle frame of each clip, where ``boxes.json`` applies) and report, over the clips with boxes:
+
+* ``ciou@0.5``, ``auc_ciou``, ``ciou_mean`` - the LVS / EZ-VSL protocol (top half of the pixels on,
+  :mod:`avcorr.metrics.localization`);
+* ``fixed/ciou@0.5``, ``fixed/auc_ciou``, ``fixed/ciou_mean`` - the same with a fixed threshold of
+  0.5 on the normalised map (Senocak et al.'s cIoU(tau)), which does not cap cIoU for small objects;
+* ``center/...`` and ``center/fixed/...`` - the same for the centre-prior baseline map;
+* ``avc_acc`` (AVOL-Net) - correspondence accuracy on the positives and the in-batch negatives;
+* ``loss``, ``num_clips``, ``num_boxed``.
+
+The validation metric that selects ``best.pt`` is ``auc_ciou`` when the validation split has
+boxes (on datasets of small objects ``ciou@0.5`` is 0 for every model, see the metrics module, and
+could not tell epochs apart), else the validation ``loss``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.avc import AVCPairDataset
+from ..data.layout import load_split
+from ..data.localization import LocalizationDataset, collate_localization
+from ..losses import ContrastiveLocalizationLoss, MILLogisticLoss
+from ..metrics.localization import EVAL_SIZE, center_prior_map, localization_cious, localization_summary
+from ..models import create_model
+from .base import Evaluator, Task
+
+logger = logging.getLogger(__name__)
+
+FIXED_THRESHOLD = 0.5  # the fixed-threshold variant of the protocol (``fixed/...`` metrics)
+
+
+class LocalizationModule(nn.Module):
+    """``batch -> {'loss', 'map', ...}`` for AVOL-Net (logistic MIL loss) or the contrastive localizer.
+
+    Args:
+        model: an :class:`~avcorr.models.avolnet.AVOLNet` (anything with ``objective``,
+            ``audio_embedding``, ``visual_cells``, ``cell_logits`` and ``heatmap``).
+        local_loss: contrastive only, see :class:`~avcorr.losses.ContrastiveLocalizationLoss`.
+        gather_with_grad: contrastive only, likewise.
+    """
+
+    def __init__(self, model: nn.Module, local_loss: bool = False, gather_with_grad: bool = False):
+        super().__init__()
+        self.model = model
+        self.objective = getattr(model, "objective", None)
+        if self.objective == "avol":
+            self.loss = MILLogisticLoss()
+        elif self.objective == "contrastive":
+            self.loss = ContrastiveLocalizationLoss(local_loss=local_loss, gather_with_grad=gather_with_grad)
+        else:
+            raise ValueError(f"the localization task needs a localization model (avolnet, ezvsl, ...); "
+                             f"{type(model).__name__} has objective {self.objective!r}")
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Args:
+            batch: ``image`` (B, 3, S, S), ``audio`` (B, T), ``vid`` / ``audio_vid`` lists; every pair positive.
+
+        Returns:
+            ``loss``; in eval mode ``map`` (B, h, w), the localization maps of the positive pairs; for
+            AVOL-Net also ``pos_logit`` (B,) and ``neg_logit`` (B',) max-pooled logits (detached).
+        """
+        if "image" not in batch:  # every clip of the batch failed to decode
+            return {"loss": torch.zeros(()), "map": torch.zeros(0, 1, 1)}
+        m = self.model
+        cells, feats = m.visual_cells(batch["image"])
+        audio = m.audio_embedding(batch["audio"])
+        out: dict[str, torch.Tensor] = {}
+        if self.objective == "avol":
+            pos = m.cell_logits(cells, audio)
+            b = audio.shape[0]
+            neg = pos[:0]
+            if b > 1:  # frame i with the audio of item i + 1 (another clip's audio)
+                vids, avids = batch["vid"], batch.get("audio_vid", batch["vid"])
+                keep = torch.tensor([avids[(i + 1) % b] != vids[i] for i in range(b)], device=audio.device)
+                neg = m.cell_logits(cells[keep], audio.roll(-1, dims=0)[keep])
+            logits = torch.cat([pos, neg])
+            labels = torch.cat([torch.ones(pos.shape[0], device=pos.device), torch.zeros(neg.shape[0], device=pos.device)])
+            out["loss"] = self.loss(logits, labels)
+            out["pos_logit"] = pos.detach().flatten(1).amax(1)
+            out["neg_logit"] = neg.detach().flatten(1).amax(1)
+        else:
+            out["loss"] = self.loss(cells, audio, m.logit_scale)
+        if not self.training:  # the maps are only needed for evaluation
+            with torch.no_grad():
+                out["map"] = m.heatmap(cells, audio, feats).detach()
+        return out
+
+
+class LocalizationEvaluator(Evaluator):
+    """cIoU metrics (LVS protocol and the fixed-threshold variant) for the model and the centre prior.
+
+    Args:
+        size: evaluation resolution (224 as LVS / EZ-VSL).
+    """
+
+    def __init__(self, size: int = EVAL_SIZE):
+        self.size = size
+        self.prior = torch.from_numpy(center_prior_map(size))
+        self.cious: dict[str, list[np.ndarray]] = {"": [], "fixed/": [], "center/": [], "center/fixed/": []}
+        self.loss_sum, self.n_loss, self.n_clips = 0.0, 0, 0
+        self.correct, self.n_pairs = 0, 0
+        self.has_avc = False
+
+    def update(self, batch: dict[str, Any], out: dict[str, torch.Tensor]) -> None:
+        b = len(batch.get("vid", ()))
+        if b == 0:
+            return
+        self.loss_sum += float(out["loss"]) * b
+        self.n_loss += b
+        self.n_clips += b
+        if "pos_logit" in out:
+            self.has_avc = True
+            self.correct += int((out["pos_logit"] > 0).sum()) + int((out["neg_logit"] <= 0).sum())
+            self.n_pairs += out["pos_logit"].numel() + out["neg_logit"].numel()
+        boxes = batch.get("boxes")
+        if not boxes:
+            return
+        maps = out["map"].float().cpu()
+        prior = self.prior.expand(b, -1, -1)
+        for prefix, m in (("", maps), ("center/", prior)):
+            self.cious[prefix].append(localization_cious(m, boxes, threshold="median", size=self.size))
+            self.cious[prefix + "fixed/"].append(localization_cious(m, boxes, threshold=FIXED_THRESHOLD, size=self.size))
+
+    def compute(self) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        n_boxed = 0
+        if any(len(c) for c in self.cious[""]):
+            for prefix, parts in self.cious.items():
+                c = np.concatenate(parts)
+                n_boxed = int((~np.isnan(c)).sum())
+                if n_boxed:
+                    metrics.update(localization_summary(c, prefix))
+        if self.has_avc:
+            metrics["avc_acc"] = self.correct / max(1, self.n_pairs)
+        metrics["loss"] = self.loss_sum / self.n_loss if self.n_loss else math.nan
+        metrics["num_clips"] = self.n_clips
+        metrics["num_boxed"] = n_boxed
+        return metrics
+
+
+class LocalizationTask(Task):
+    """Builds AVOL-Net / the contrastive localizer, AVC training pairs and middle-frame evaluation data.
+
+    ``model.kwargs`` may carry the model's arguments (``prior_alpha``, ``temperature``,
+    ``vision_width`` ...) and, for the contrastive loss, ``local_loss`` / ``gather_with_grad``.
+    """
+
+    collate_fn = staticmethod(collate_localization)
+    _LOSS_KWARGS = ("local_loss", "gather_with_grad")
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self._val_has_boxes: bool | None = None
+
+    # -- model selection metric ---------------------------------------------------------------
+    def _val_boxes(self) -> bool:
+        if self._val_has_boxes is None:
+            d = self.cfg.data
+            try:
+                self._val_has_boxes = any(c.boxes for c in load_split(d.root, d.val_split).clips)
+            except (OSError, ValueError) as e:  # LayoutError is a ValueError
+                logger.warning("cannot read the validation split to look for boxes (%s); selecting on loss", e)
+                self._val_has_boxes = False
+        return self._val_has_boxes
+
+    @property
+    def main_metric(self) -> str:  # type: ignore[override]
+        return "auc_ciou" if self._val_boxes() else "loss"
+
+    @property
+    def higher_is_better(self) -> bool:  # type: ignore[override]
+        return self._val_boxes()
+
+    # -- pieces ------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        m, a = self.cfg.model, self.cfg.data.audio
+        kwargs = {k: v for k, v in m.kwargs.items() if k not in self._LOSS_KWARGS}
+        return create_model(m.name, checkpoint_path=m.checkpoint_path or None, embed_dim=m.embed_dim, width=m.width,
+                            sample_rate=a.sample_rate, n_fft=a.n_fft, win_length=a.win_length,
+                            hop_length=a.hop_length, n_frames=a.n_frames, **kwargs)
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        kw = {k: bool(self.cfg.model.kwargs[k]) for k in self._LOSS_KWARGS if k in self.cfg.model.kwargs}
+        return LocalizationModule(model, **kw)
+
+    def build_dataset(self, split: str, train: bool):
+        d = self.cfg.data
+        index = load_split(d.root, split)
+        if train:
+            return AVCPairDataset(
+                index, sample_rate=d.audio.sample_rate, seconds=d.audio.seconds, image_size=d.image_size,
+                train=True, augment=d.augment, negatives=d.negatives, positive_fraction=1.0,
+                pairs_per_clip=d.train_pairs_per_clip, gain_jitter=d.audio.gain_jitter, seed=self.cfg.train.seed,
+                video_backend=d.video_backend or None, max_bad_retries=d.max_bad_retries)
+        return LocalizationDataset(index, sample_rate=d.audio.sample_rate, seconds=d.audio.seconds,
+                                   image_size=d.image_size, video_backend=d.video_backend or None)
+
+    def new_evaluator(self) -> LocalizationEvaluator:
+        return LocalizationEvaluator()

@@ -1,0 +1,210 @@
+"""Mix-and-separate training and evaluation (Sound of Pixels, Zhao et al., ECCV 2018).
+
+Training: the N sources of a batch are mixed, the mixture's STFT magnitude is warped to log-frequency
+bins, and the model predicts one mask per source from it and the source's frames. Targets are computed
+AFTER the warp, as in the public code: binary masks ``|S_n| > 0.5 |X|`` with BCE, or ratio masks
+``|S_n| / |X|`` clamped to [0, 5] with L1 on the sigmoid output; both weighted by
+``clamp(log1p(|X|), 1e-3, 10)`` when ``data.weighted_loss`` (the paper's setting). Spectrogram frames
+where every source is zero padding (clips shorter than the window) carry no loss.
+
+Evaluation: masks are un-warped, binary masks thresholded at 0.5, multiplied by the mixture
+magnitude and inverted with the mixture phase (torch iSTFT); SDR / SIR / SAR (BSS Eval, see
+:mod:`avcorr.metrics.separation`) are averaged over the sources of a mixture, then over mixtures;
+``nsdr`` is the SDR gain over using the mixture itself as every estimate.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import Config
+from ..data.layout import load_split
+from ..data.separation import SeparationDataset, collate_mixtures
+from ..metrics.separation import separation_scores
+from ..models import create_model
+from ..models._sop_audio import SpectrogramSettings, apply_masks, stft, warp
+from .base import Evaluator, Task
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SeparationEvaluator", "SeparationModule", "SeparationTask"]
+
+MASKS = ("binary", "ratio")
+
+
+class SeparationModule(nn.Module):
+    """``batch -> {'loss', 'masks'}`` for a Sound-of-Pixels model.
+
+    Args:
+        model: returns ``{'masks': (B, N, F, T) logits}`` from ``(mixture magnitude (B, 1, F, T), frames)``.
+        settings: STFT and warp sizes.
+        mask: ``"binary"`` or ``"ratio"``.
+        weighted_loss: weight the loss by ``clamp(log1p(|X|), 1e-3, 10)``.
+    """
+
+    def __init__(self, model: nn.Module, settings: SpectrogramSettings, mask: str = "binary",
+                 weighted_loss: bool = True):
+        super().__init__()
+        if mask not in MASKS:
+            raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
+        self.model, self.settings, self.mask, self.weighted_loss = model, settings, mask, weighted_loss
+
+    def targets(self, audios: torch.Tensor, lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Spectrograms, mask targets and loss weights of a batch of sources (float32, no autocast).
+
+        Args:
+            audios: float (B, N, L) sources as mixed.
+            lengths: int (B, N) real samples per source (None = all real).
+
+        Returns:
+            dict: ``mix_spec`` complex (B, n_bins, T), ``mix_mag`` float (B, 1, F', T) warped mixture
+            magnitude (+1e-10), ``gt`` float (B, N, F', T) mask targets, ``weight`` float (B, 1, F', T)
+            (zero on padding-only frames).
+        """
+        with torch.autocast(audios.device.type, enabled=False):
+            return self._targets(audios.float(), lengths)
+
+    def _targets(self, audios: torch.Tensor, lengths: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        s = self.settings
+        mix_spec = stft(audios.sum(1), s)
+        mix_mag = warp(mix_spec.abs().unsqueeze(1) + 1e-10, s.warp_bins)
+        mags = warp(stft(audios, s).abs(), s.warp_bins)
+        if self.mask == "binary":
+            gt = (mags > 0.5 * mix_mag).float()
+        else:
+            gt = (mags / mix_mag).clamp(0.0, 5.0)
+        weight = torch.log1p(mix_mag).clamp(1e-3, 10.0) if self.weighted_loss else torch.ones_like(mix_mag)
+        if lengths is not None:
+            t = mix_mag.shape[-1]
+            frame_start = torch.arange(t, device=audios.device) * s.hop_length - s.n_fft // 2
+            real = lengths.max(dim=1).values.to(audios.device)
+            weight = weight * (frame_start[None, :] < real[:, None]).float()[:, None, None, :]
+        return {"mix_spec": mix_spec, "mix_mag": mix_mag, "gt": gt, "weight": weight}
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        tg = self.targets(batch["audios"], batch.get("lengths"))
+        out = self.model(tg["mix_mag"], batch["frames"])
+        logits = out["masks"].float()
+        gt, weight = tg["gt"], tg["weight"].expand_as(logits)
+        if self.mask == "binary":
+            per_bin = F.binary_cross_entropy_with_logits(logits, gt, reduction="none")
+        else:
+            per_bin = (torch.sigmoid(logits) - gt).abs()
+        count = (weight > 0).sum().clamp_min(1)
+        loss = (per_bin * weight).sum() / count
+        result = {"loss": loss, "masks": torch.sigmoid(logits).detach()}
+        if not self.training:
+            result["mix_spec"] = tg["mix_spec"]
+        return result
+
+
+class SeparationEvaluator(Evaluator):
+    """SDR / SIR / SAR / NSDR over an evaluation pass (see the module docstring).
+
+    Args:
+        settings: STFT and warp sizes.
+        mask: ``"binary"`` (threshold the un-warped masks) or ``"ratio"`` (use them as they are).
+        threshold: binary mask threshold (0.5 in the paper).
+        backend: BSS Eval implementation, see :func:`avcorr.metrics.separation.bss_eval`.
+    """
+
+    def __init__(self, settings: SpectrogramSettings, mask: str = "binary", threshold: float = 0.5,
+                 backend: str = "auto"):
+        self.settings, self.mask, self.threshold, self.backend = settings, mask, threshold, backend
+        self.scores: dict[str, list[np.ndarray]] = {k: [] for k in ("sdr", "sir", "sar", "sdr_mix", "nsdr")}
+        self.num_mixtures = self.num_skipped = self.num_silent_estimates = 0
+        self.loss_sum = 0.0
+
+    def update(self, batch: dict[str, Any], out: dict[str, torch.Tensor]) -> None:
+        audios = batch["audios"].float()
+        b, n, length = audios.shape
+        if "mix_spec" in out:
+            mix_spec = out["mix_spec"]
+        else:
+            mix_spec = stft(audios.sum(1).to(out["masks"].device), self.settings)
+        est, _ = apply_masks(out["masks"], mix_spec, self.settings, length,
+                             threshold=self.threshold if self.mask == "binary" else None)
+        ref = audios.cpu().numpy()
+        est = est.cpu().numpy()
+        lengths = batch["lengths"].max(dim=1).values.cpu().numpy() if "lengths" in batch else np.full(b, length)
+        for i in range(b):  # one mixture at a time: each is scored on its own real (unpadded) length
+            k = int(lengths[i])
+            res = separation_scores(ref[i, :, :k], est[i, :, :k], ref[i, :, :k].sum(0), backend=self.backend)
+            if not res["valid"][0]:
+                self.num_skipped += 1
+                logger.debug("mixture of %s skipped: a silent reference", batch.get("vid", [["?"]] * b)[i])
+                continue
+            for key in self.scores:
+                self.scores[key].append(res[key])
+            self.num_silent_estimates += res["num_silent_estimates"]
+        self.num_mixtures += b
+        self.loss_sum += float(out["loss"]) * b
+
+    def compute(self) -> dict[str, float]:
+        result: dict[str, Any] = {}
+        for key, vals in self.scores.items():  # sar is NaN for a mixture whose estimates were all silent
+            all_vals = np.concatenate(vals) if vals else np.zeros(0)
+            finite = all_vals[~np.isnan(all_vals)]
+            result[key] = float(finite.mean()) if finite.size else float("nan")
+        if not self.scores["sdr"]:
+            logger.warning("no scoreable mixture in this evaluation (%d skipped for a silent reference)",
+                           self.num_skipped)
+        result.update(loss=self.loss_sum / max(1, self.num_mixtures), num_mixtures=self.num_mixtures,
+                      num_skipped_silent=self.num_skipped, num_silent_estimates=self.num_silent_estimates)
+        return result
+
+
+class SeparationTask(Task):
+    """Sound-of-Pixels mixtures, model and metrics from the config (``task="separation"``).
+
+    Uses ``data.audio.{sample_rate, seconds, n_fft, win_length, hop_length, gain_jitter}`` and
+    ``data.{num_mix, frames_per_clip, frame_stride, warp_bins, mask, weighted_loss, image_size,
+    train_pairs_per_clip (mixtures per clip per epoch), eval_pairs_per_clip}``.
+    """
+
+    main_metric = "nsdr"
+    higher_is_better = True
+    collate_fn = staticmethod(collate_mixtures)
+
+    def __init__(self, cfg: Config):
+        super().__init__(cfg)
+        if cfg.data.mask not in MASKS:
+            raise ValueError(f"data.mask must be one of {MASKS}, got {cfg.data.mask!r}")
+
+    @property
+    def settings(self) -> SpectrogramSettings:
+        a = self.cfg.data.audio
+        return SpectrogramSettings(n_fft=a.n_fft, hop_length=a.hop_length, win_length=a.win_length,
+                                   warp_bins=self.cfg.data.warp_bins)
+
+    @property
+    def num_samples(self) -> int:
+        """Window length in samples: ``round(data.audio.seconds * data.audio.sample_rate)``."""
+        a = self.cfg.data.audio
+        return int(round(a.seconds * a.sample_rate))
+
+    def build_model(self) -> nn.Module:
+        m = self.cfg.model
+        return create_model(m.name, checkpoint_path=m.checkpoint_path or None, width=m.width, **m.kwargs)
+
+    def wrap(self, model: nn.Module) -> SeparationModule:
+        return SeparationModule(model, self.settings, self.cfg.data.mask, self.cfg.data.weighted_loss)
+
+    def build_dataset(self, split: str, train: bool) -> SeparationDataset:
+        d = self.cfg.data
+        return SeparationDataset(
+            load_split(d.root, split), num_mix=d.num_mix, sample_rate=d.audio.sample_rate,
+            num_samples=self.num_samples, frames_per_clip=d.frames_per_clip, frame_stride=d.frame_stride,
+            image_size=d.image_size, train=train, augment=d.augment,
+            mixes_per_clip=d.train_pairs_per_clip if train else d.eval_pairs_per_clip,
+            gain_jitter=d.audio.gain_jitter if train else 0.0, seed=self.cfg.train.seed,
+            video_backend=d.video_backend or None, max_bad_retries=d.max_bad_retries)
+
+    def new_evaluator(self) -> SeparationEvaluator:
+        return SeparationEvaluator(self.settings, self.cfg.data.mask)

@@ -1,0 +1,287 @@
+"""Supervised audio tagging (PANNs, AST and any registered model with the tagging interface).
+
+A tagging model takes mono waveforms (B, T) at ``model.sample_rate`` and returns ``{'logits': (B, C),
+'embedding': (B, D)}``; ``model.clip_samples`` is its clip length. This task trains one from
+``cfg.data`` (see :mod:`avcorr.data.tagging` for the four data formats):
+
+* **labels**: ``data.label_mode`` ``"multi"`` (sigmoid outputs, binary cross-entropy on each class,
+  as PANNs and AST train on AudioSet) or ``"single"`` (softmax outputs, cross-entropy; one label
+  per clip, e.g. the AGS experiments or a folder per class). ``"auto"`` picks ``"multi"`` when a
+  clip of the training or validation data has two or more labels. The resolved mode and the class
+  names are written into ``cfg.data`` (``label_mode``, ``classes``), so every checkpoint carries
+  them (``avcorr.recognize`` needs nothing else).
+* **augmentation**: ``data.mixup_alpha > 0`` mixes consecutive pairs of the batch as PANNs does
+  (``lambda ~ Beta(alpha, alpha)``; the model mixes its features after SpecAugment, the targets
+  are mixed with the same coefficients, so a batch of 2N clips trains on N mixtures). SpecAugment
+  is part of the models (PANNs: ``model.kwargs.spec_augment``, on by default; AST:
+  ``model.kwargs.freqm`` / ``timem``) and is active in training mode only.
+* **sampling**: ``data.sampler`` ``"random"``, ``"balanced"`` (PANNs) or ``"weighted"`` (AST, from
+  ``data.weight_file`` or computed with the same formula).
+
+Evaluation reports ``acc``, ``mAP``, ``AUC``, ``d_prime`` (PANNs/AST convention), ``d_prime_hear``
+(HEAR convention), ``loss`` and ``num_clips`` (:mod:`avcorr.metrics.tagging`), over scores that are
+the logits (multi-label; the sigmoid is monotonic) or the softmax probabilities (single-label). The
+main metric is ``mAP`` for multi-label data and ``acc`` for single-label data. Every evaluation
+also writes the per-class AP chart ``ap_per_class_<split>.png`` into the run folder
+(``train.out_dir``) when it exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import Config
+from ..data.tagging import (
+    BalancedClassSampler,
+    TaggingDataset,
+    FORMATS,
+    TagSource,
+    WeightedClipSampler,
+    collate_tagging,
+    label_rarity_weights,
+    open_source,
+    read_weight_file,
+)
+from ..metrics.tagging import tagging_metrics
+from ..models import create_model
+from .base import Evaluator, Task
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FORMATS", "TaggingEvaluator", "TaggingModule", "TaggingTask", "build_tagging_model"]
+
+SAMPLERS = ("random", "balanced", "weighted")
+LABEL_MODES = ("auto", "single", "multi")
+
+
+def build_tagging_model(cfg: Config, num_classes: int, *, checkpoint_path: str | None = None) -> nn.Module:
+    """The registry model of ``cfg.model`` with ``num_classes`` outputs.
+
+    Args:
+        cfg: the config (``model.name``, ``model.width``, ``model.embed_dim``, ``model.kwargs``).
+        num_classes: classifier outputs.
+        checkpoint_path: initial weights (a classifier of another size is skipped by the models'
+            loaders, so AudioSet checkpoints fine-tune to any class count).
+    """
+    m = cfg.model
+    model = create_model(m.name, checkpoint_path=checkpoint_path or None, num_classes=num_classes,
+                         embed_dim=m.embed_dim, width=m.width, **m.kwargs)
+    for attr in ("sample_rate", "clip_samples"):
+        if not isinstance(getattr(model, attr, None), int):
+            raise ValueError(f"model {m.name!r} is not a tagging model: it has no integer attribute {attr!r}")
+    return model
+
+
+class TaggingModule(nn.Module):
+    """``batch -> {'loss', 'logits'}``: the tagging loss of a model's logits.
+
+    Args:
+        model: a tagging model (``forward(wave, mixup_lambda=None) -> {'logits', ...}``).
+        multilabel: binary cross-entropy per class (True) or softmax cross-entropy (False).
+        mixup_alpha: training only: PANNs mixup with ``Beta(alpha, alpha)``; 0 = off.
+    """
+
+    def __init__(self, model: nn.Module, multilabel: bool, mixup_alpha: float = 0.0):
+        super().__init__()
+        self.model = model
+        self.multilabel = multilabel
+        self.mixup_alpha = float(mixup_alpha)
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Args: logits float (B, C); target float (B, C) (multi-hot, or mixed).  Returns: scalar."""
+        if self.multilabel:
+            return F.binary_cross_entropy_with_logits(logits, target)
+        return F.cross_entropy(logits, target)  # target rows are class probabilities
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        wave, target = batch["wave"], batch["target"]
+        if wave.shape[0] == 0:  # every clip of an evaluation batch failed to load
+            return {"loss": wave.new_zeros(()), "logits": wave.new_zeros(0, target.shape[-1])}
+        if self.training and self.mixup_alpha > 0 and wave.shape[0] >= 2:
+            from ..models._audio_frontend import do_mixup, sample_mixup_lambda
+
+            b = wave.shape[0] - wave.shape[0] % 2
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+            lam = sample_mixup_lambda(b, self.mixup_alpha, rng).to(wave.device)
+            out = self.model(wave[:b], mixup_lambda=lam)
+            mixed = do_mixup(target[:b].float(), lam)
+            # no 'logits' in the output: its rows are mixtures, not the batch's clips
+            return {"loss": self.loss(out["logits"].float(), mixed)}
+        out = self.model(wave)
+        logits = out["logits"].float()
+        return {"loss": self.loss(logits, target.float()), "logits": logits.detach()}
+
+
+class TaggingEvaluator(Evaluator):
+    """Accumulates scores and targets; computes the tagging metrics and writes the AP chart.
+
+    Args:
+        classes: class names (C).
+        multilabel: scores are logits (True) or softmax probabilities (False).
+        plot_path: where to write the per-class AP chart; None = no chart.
+    """
+
+    def __init__(self, classes: list[str], multilabel: bool, plot_path: Path | None = None):
+        self.classes, self.multilabel, self.plot_path = classes, multilabel, plot_path
+        self.scores: list[torch.Tensor] = []
+        self.targets: list[torch.Tensor] = []
+        self.loss_sum, self.n = 0.0, 0
+
+    def update(self, batch: dict[str, Any], out: dict[str, torch.Tensor]) -> None:
+        b = batch["target"].shape[0]
+        if b == 0:
+            return
+        logits = out["logits"].float()
+        scores = logits if self.multilabel else logits.softmax(-1)
+        self.scores.append(scores.cpu())
+        self.targets.append(batch["target"].cpu() > 0.5)
+        self.loss_sum += float(out["loss"]) * b
+        self.n += b
+
+    def compute(self) -> dict[str, float]:
+        if self.n == 0:
+            nan = math.nan
+            return {"acc": nan, "mAP": nan, "AUC": nan, "d_prime": nan, "d_prime_hear": nan, "loss": nan,
+                    "num_clips": 0}
+        scores, targets = torch.cat(self.scores), torch.cat(self.targets)
+        m = tagging_metrics(scores, targets, per_class=True)
+        if self.plot_path is not None:
+            try:
+                from ..viz.ap_bars import plot_ap_per_class
+
+                plot_ap_per_class(m["ap_per_class"].numpy(), m["counts"].numpy(), self.classes, self.plot_path,
+                                  title=self.plot_path.stem.replace("ap_per_class_", ""))
+            except (ImportError, OSError, ValueError) as e:  # a picture never stops a run
+                logger.warning("could not write %s: %s", self.plot_path, e)
+        return {"acc": m["acc"], "mAP": m["mAP"], "AUC": m["AUC"], "d_prime": m["d_prime"],
+                "d_prime_hear": m["d_prime_hear"], "loss": self.loss_sum / self.n, "num_clips": self.n}
+
+
+class TaggingTask(Task):
+    """Builds tagging datasets, a tagging model and its loss from the config (module docstring)."""
+
+    collate_fn = staticmethod(collate_tagging)
+
+    def __init__(self, cfg: Config):
+        super().__init__(cfg)
+        d = cfg.data
+        for key, value, allowed in (("data.format", d.format, FORMATS), ("data.sampler", d.sampler, SAMPLERS),
+                                    ("data.label_mode", d.label_mode, LABEL_MODES),
+                                    ("data.eval_crop", d.eval_crop, ("center", "full"))):
+            if value not in allowed:
+                raise ValueError(f"{key}={value!r}: expected one of {', '.join(allowed)}")
+        if d.mixup_alpha < 0:
+            raise ValueError(f"data.mixup_alpha must be >= 0, got {d.mixup_alpha}")
+        self._sources: dict[str, TagSource] = {}
+        self._model: nn.Module | None = None
+        self._info: tuple[int, int, int] | None = None
+        self._eval_split = "val"
+        if not d.classes or d.label_mode == "auto":
+            train = self._source(d.train_split)
+            if not d.classes:
+                d.classes = list(train.classes)
+            if d.label_mode == "auto":
+                multi = train.is_multilabel
+                if not multi and d.val_split:
+                    try:
+                        multi = self._source(d.val_split).is_multilabel
+                    except (OSError, ValueError) as e:  # LayoutError is a ValueError
+                        logger.warning("label_mode 'auto': validation data not readable (%s); using the training data", e)
+                d.label_mode = "multi" if multi else "single"
+            logger.info("tagging: %d classes, %s-label (%s)", len(d.classes), d.label_mode,
+                        ", ".join(d.classes[:10]) + (" ..." if len(d.classes) > 10 else ""))
+
+    # -- selection metric ----------------------------------------------------------------------
+    @property
+    def multilabel(self) -> bool:
+        return self.cfg.data.label_mode == "multi"
+
+    @property
+    def main_metric(self) -> str:  # type: ignore[override]
+        return "mAP" if self.multilabel else "acc"
+
+    higher_is_better = True
+
+    # -- data ----------------------------------------------------------------------------------
+    def _split_file(self, split: str) -> str:
+        """For the file formats, ``train``/``val``/``test`` name the config's files (``data.*_split``)."""
+        d = self.cfg.data
+        if d.format in ("layout", "folder"):
+            return split
+        return {"train": d.train_split, "val": d.val_split, "test": d.test_split}.get(split, split)
+
+    def _root_path(self, p: str) -> Path:
+        d = self.cfg.data
+        q = Path(p).expanduser()
+        return q if q.is_absolute() or not d.root else Path(d.root).expanduser() / q
+
+    def _source(self, split: str) -> TagSource:
+        if split not in self._sources:
+            d = self.cfg.data
+            self._sources[split] = open_source(d.format, d.root, self._split_file(split), label_csv=d.label_csv or None,
+                                               val_fraction=d.val_fraction, classes=d.classes or None)
+        return self._sources[split]
+
+    def _model_info(self) -> tuple[int, int, int]:
+        if self._info is None:
+            self._model = self._create_model()
+        assert self._info is not None
+        return self._info
+
+    def _create_model(self) -> nn.Module:
+        m = build_tagging_model(self.cfg, len(self.cfg.data.classes),
+                                checkpoint_path=self.cfg.model.checkpoint_path or None)
+        self._info = (int(m.sample_rate), int(m.clip_samples), int(getattr(m, "min_samples", 1)))
+        return m
+
+    def build_dataset(self, split: str, train: bool) -> TaggingDataset:
+        d = self.cfg.data
+        sr, clip, min_samples = self._model_info()
+        ds = TaggingDataset(self._source(split), sample_rate=sr, clip_samples=clip, train=train,
+                            multilabel=self.multilabel, eval_crop=d.eval_crop, min_samples=min_samples,
+                            max_bad_retries=d.max_bad_retries)
+        if not train:
+            self._eval_split = split
+        logger.info("%s: %d clips (%s)", ds.name, len(ds), "train" if train else "eval")
+        return ds
+
+    def build_sampler(self, dataset, *, train: bool, seed: int, distributed: bool):
+        d = self.cfg.data
+        if not train or d.sampler == "random":
+            return None
+        if d.sampler == "balanced":
+            return BalancedClassSampler(dataset.targets, seed=seed)
+        if d.weight_file:
+            src = self._source(d.train_split)
+            if not src.num_rows:
+                raise ValueError(f"data.weight_file needs a datafile format (ast_json or hdf5), not {d.format!r}")
+            rows = read_weight_file(self._root_path(d.weight_file), expected=src.num_rows)
+            weights = rows[[c.row for c in dataset.clips]]
+        else:
+            weights = label_rarity_weights(dataset.targets)
+        return WeightedClipSampler(weights, seed=seed)
+
+    # -- model -----------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        model = self._model if self._model is not None else self._create_model()
+        self._model = None  # the task keeps no reference to the model it handed out
+        return model
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        return TaggingModule(model, self.multilabel, self.cfg.data.mixup_alpha)
+
+    def new_evaluator(self) -> TaggingEvaluator:
+        out = Path(self.cfg.train.out_dir) if self.cfg.train.out_dir else None
+        plot = None
+        if out is not None and out.is_dir():
+            plot = out / f"ap_per_class_{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(self._eval_split).stem)}.png"
+        return TaggingEvaluator(list(self.cfg.data.classes), self.multilabel, plot)

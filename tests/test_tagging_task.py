@@ -1,0 +1,162 @@
+"""End-to-end tagging: main([...]) fits a tiny folder dataset of generated sounds, then recognize() tags a file."""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from avcorr import evaluate, train
+from avcorr.engine.checkpoint import load_checkpoint
+from tests.media import make_wav
+
+SR = 16000
+
+
+def _sound(kind: str, seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """'tone': a steady sine; 'chirp': fast up-sweeps; 'noise': white noise (random pitch / level)."""
+    t = np.arange(int(seconds * sr)) / sr
+    amp = rng.uniform(0.2, 0.5)
+    if kind == "tone":
+        x = np.sin(2 * np.pi * rng.uniform(500, 2000) * t)
+    elif kind == "chirp":
+        period = rng.uniform(0.08, 0.12)
+        f = 300 + 3000 * ((t + rng.uniform(0, period)) % period) / period
+        x = np.sin(2 * np.pi * np.cumsum(f) / sr)
+    else:
+        x = rng.uniform(-1, 1, t.size)
+    return (amp * x + 0.003 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def _make_folder_dataset(root, per_class=(6, 3), seed=0):
+    rng = np.random.default_rng(seed)
+    for split, n in zip(("train", "val"), per_class):
+        for kind in ("chirp", "noise", "tone"):
+            (root / split / kind).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                make_wav(root / split / kind / f"{kind}{i}.wav", _sound(kind, 1.0, SR, rng), SR)
+    return root
+
+
+@pytest.fixture(scope="module")
+def sounds_root(tmp_path_factory):
+    return _make_folder_dataset(tmp_path_factory.mktemp("tagging") / "sounds")
+
+
+def _rows(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+PANNS_TINY = ["model.name=test_panns", "model.width=None", 'model.kwargs={"clip_seconds": 1.0}',
+              "train.batch_size=6", "train.eval_batch_size=9", "data.num_workers=0", "optim.warmup_steps=0",
+              "optim.lr=0.003", "optim.schedule=constant", "train.epochs=8", "train.eval_every=4"]
+
+
+def test_fit_folder_then_recognize(sounds_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train.main(["--config", "panns_folder.py", "--no-progress", f"data.root={sounds_root}",
+                       f"train.out_dir={run}", *PANNS_TINY]) == 0
+    val = [r for r in _rows(run) if r["split"] == "val"]
+    assert [r["epoch"] for r in val] == [4, 8]
+    for key in ("acc", "mAP", "AUC", "d_prime", "d_prime_hear", "loss", "num_clips"):
+        assert key in val[-1]
+    assert val[-1]["num_clips"] == 9
+    assert max(r["acc"] for r in val) >= 0.8
+    assert (run / "ap_per_class_val.png").read_bytes()[:4] == b"\x89PNG"
+    ckpt = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert ckpt["config"]["data"]["classes"] == ["chirp", "noise", "tone"]
+    assert ckpt["config"]["data"]["label_mode"] == "single" and ckpt["config"]["task"] == "tagging"
+    assert ckpt["best"] == max(r["acc"] for r in val)  # single-label: best.pt selected on acc
+
+    import avcorr
+    from avcorr.recognize import load_tagger
+
+    best = run / "checkpoints" / "best.pt"
+    rng = np.random.default_rng(123)
+    # a long stereo file at another rate (sliding windows), and a short one (padded)
+    long_tone = np.stack([_sound("tone", 2.7, 44100, rng)] * 2, axis=1)
+    make_wav(tmp_path / "long_tone.wav", long_tone, 44100)
+    make_wav(tmp_path / "short_noise.wav", _sound("noise", 0.6, 22050, rng), 22050)
+    top = avcorr.recognize(tmp_path / "long_tone.wav", best, top_k=3)
+    assert top[0][0] == "tone" and len(top) == 3
+    assert sum(p for _, p in top) == pytest.approx(1.0, abs=1e-5)  # softmax over the 3 classes
+    assert [p for _, p in top] == sorted((p for _, p in top), reverse=True)
+    assert avcorr.recognize(tmp_path / "short_noise.wav", best, top_k=1)[0][0] == "noise"
+    tagger = load_tagger(best, "cpu")
+    mx = avcorr.recognize(tmp_path / "long_tone.wav", tagger, top_k=3, pool="max", hop_seconds=0.25)
+    assert mx[0][0] == "tone" and sum(p for _, p in mx) >= 1.0 - 1e-6  # max-pooled probabilities
+    # the CLI
+    from avcorr.recognize import main as recognize_main
+
+    capsys.readouterr()
+    assert recognize_main([str(tmp_path / "long_tone.wav"), "--checkpoint", str(best), "--top-k", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip())
+    assert out["labels"][0]["label"] == "tone" and len(out["labels"]) == 2
+    assert recognize_main([str(tmp_path / "missing.wav"), "--checkpoint", str(best)]) == 1
+    # evaluate needs only the checkpoint
+    assert evaluate.main(["--checkpoint", str(best), "--split", "val", "--workers", "0", "--no-progress"]) == 0
+    res = json.loads((run / "checkpoints" / "eval_val.json").read_text())
+    assert res["num_clips"] == 9 and 0 <= res["acc"] <= 1
+
+
+def test_ast_mixup_balanced_multilabel(sounds_root, tmp_path):
+    root = tmp_path / "multi"
+    shutil.copytree(sounds_root, root)
+    # one clip in two class folders: two labels, so label_mode 'auto' becomes 'multi'
+    shutil.copyfile(root / "train" / "tone" / "tone0.wav", root / "train" / "chirp" / "tone0_also_chirp.wav")
+    run = tmp_path / "run"
+    assert train.main(["--config", "ast_folder.py", "--no-progress", f"data.root={root}", f"train.out_dir={run}",
+                       "model.name=test_ast", "model.kwargs={}", "train.batch_size=6", "train.eval_batch_size=9",
+                       "data.num_workers=0", "optim.warmup_steps=0", "train.epochs=2", "data.mixup_alpha=1.0",
+                       "data.sampler=balanced"]) == 0
+    ckpt = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert ckpt["config"]["data"]["label_mode"] == "multi"
+    val = [r for r in _rows(run) if r["split"] == "val"]
+    assert ckpt["best"] == max(r["mAP"] for r in val)  # multi-label: best.pt selected on mAP
+    train_rows = [r for r in _rows(run) if r["split"] == "train"]
+    assert all(math.isfinite(r["loss"]) for r in train_rows) and "acc" not in train_rows[0]  # mixed rows: no acc
+
+    from avcorr.recognize import recognize
+
+    make_wav(tmp_path / "t.wav", _sound("tone", 0.5, SR, np.random.default_rng(5)), SR)
+    top = recognize(tmp_path / "t.wav", run / "checkpoints" / "best.pt", top_k=5)
+    assert len(top) == 3 and all(0.0 <= p <= 1.0 for _, p in top)  # sigmoid outputs, top_k capped at C
+
+
+def test_bad_settings_and_non_tagging_checkpoint(sounds_root, tmp_path):
+    from avcorr.config import load_config
+    from avcorr.tasks import build_task
+
+    cfg = load_config("ast_folder.py", [f"data.root={sounds_root}", "data.sampler=nope"])
+    with pytest.raises(ValueError, match="data.sampler"):
+        build_task(cfg)
+    ckpt = tmp_path / "avc.pt"
+    torch.save({"model": {}, "config": {"task": "avc"}}, ckpt)
+    from avcorr.recognize import load_tagger
+
+    with pytest.raises(ValueError, match="not a tagging one"):
+        load_tagger(ckpt)
+
+
+def test_shipped_tagging_configs_load():
+    from avcorr.config import load_config
+    from avcorr.models import is_model
+    from avcorr.tasks.tagging import FORMATS, LABEL_MODES, SAMPLERS
+
+    for name in ("ast_folder.py", "panns_folder.py", "ast_ags.py", "panns_cnn14_ags.py", "panns_cnn14_audioset.py"):
+        cfg = load_config(name)
+        assert cfg.task == "tagging" and is_model(cfg.model.name), name
+        assert cfg.data.format in FORMATS and cfg.data.sampler in SAMPLERS and cfg.data.label_mode in LABEL_MODES
+
+
+def test_window_starts():
+    from avcorr.recognize import window_starts
+
+    assert window_starts(100, 100, 50) == [0]
+    assert window_starts(60, 100, 50) == [0]
+    assert window_starts(250, 100, 50) == [0, 50, 100, 150]
+    assert window_starts(260, 100, 50) == [0, 50, 100, 150, 160]  # the last window ends at the end
+    with pytest.raises(ValueError):
+        window_starts(10, 5, 0)
