@@ -1,7 +1,7 @@
 """Write a layout dataset's audio as a folder-per-class tree (e.g. the synthetic dataset, for ast_folder.py).
 
 Example:
-    python -m data_tools.make_folder_dataset ~/.cache/avcorr/synthetic-v3 /data/syn_folders
+    python -m data_tools.make_folder_dataset ~/.cache/avcorr/synthetic-v4 /data/syn_folders
     python -m avcorr.train --config ast_folder.py data.root=/data/syn_folders
 
 The result is ``OUT/{train,val,test}/<class>/<vid>.wav``: the layout's own splits become the
