@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -32,6 +30,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from . import decode
+from ._clip_media import ClipFailed, ClipMedia, audio_source
 from .errors import BadClipError
 from .layout import Clip, SplitIndex
 from .transforms import frame_transform
@@ -39,12 +38,6 @@ from .transforms import frame_transform
 logger = logging.getLogger(__name__)
 
 __all__ = ["AVCPairDataset", "collate_pairs"]
-
-
-class _ClipFailed(Exception):
-    def __init__(self, vid: str, reason: str):
-        super().__init__(f"{vid}: {reason}")
-        self.vid, self.reason = vid, reason
 
 
 class AVCPairDataset(Dataset):
@@ -98,54 +91,15 @@ class AVCPairDataset(Dataset):
         if len(self.clips) < 2:
             raise BadClipError(self.split, f"needs at least 2 usable clips with video, found {len(self.clips)} "
                                            f"({len(self.init_skipped)} skipped)")
-        self.open_readers = open_readers
-        self._readers: OrderedDict[str, decode.VideoReader] = OrderedDict()
-        self._readers_pid = os.getpid()
+        self._media = ClipMedia(self.video_backend, open_readers)
         self._bad: dict[str, str] = {}
-        self._info: dict[str, tuple[float, int, float]] = {}  # vid -> (fps, num_frames, usable duration)
 
     def __len__(self) -> int:
         return len(self.clips) * self.pairs_per_clip
 
-    # -- per-clip facts ----------------------------------------------------------------------
-    def _audio_source(self, clip: Clip):
-        return clip.audio if clip.audio is not None else clip.video
-
-    def _reader(self, clip: Clip) -> decode.VideoReader:
-        """An open reader for the clip's video, from this process's LRU cache."""
-        if self._readers_pid != os.getpid():  # a forked worker must not share its parent's open files
-            self._readers, self._readers_pid = OrderedDict(), os.getpid()
-        reader = self._readers.get(clip.vid)
-        if reader is None:
-            reader = decode.VideoReader(clip.video, self.video_backend)
-            if self.open_readers > 0:
-                self._readers[clip.vid] = reader
-                while len(self._readers) > self.open_readers:
-                    self._readers.popitem(last=False)[1].close()
-        else:
-            self._readers.move_to_end(clip.vid)
-        return reader
-
-    def _clip_info(self, clip: Clip) -> tuple[float, int, float]:
-        """(fps, num_frames, audio duration) of a clip, probed once per worker."""
-        info = self._info.get(clip.vid)
-        if info is None:
-            try:
-                v = decode.probe_video(clip.video, backend=self.video_backend)  # header only: no decoder
-                a = decode.probe_audio(self._audio_source(clip))
-            except BadClipError as e:
-                raise _ClipFailed(clip.vid, str(e)) from e
-            if v.num_frames <= 0 or v.fps <= 0:
-                raise _ClipFailed(clip.vid, f"{clip.video}: no video frames")
-            if a.duration <= 0:
-                raise _ClipFailed(clip.vid, f"{self._audio_source(clip)}: zero-length audio")
-            info = (float(v.fps), int(v.num_frames), float(a.duration))
-            self._info[clip.vid] = info
-        return info
-
     def _sample_time(self, clip: Clip, rng: np.random.Generator) -> float:
         """A frame time (its display-interval centre) whose audio window fits in the clip's audio."""
-        fps, n_frames, a_dur = self._clip_info(clip)
+        fps, n_frames, a_dur = self._media.info(clip)
         half = self.seconds / 2
         # frames k with t_k = (k + 0.5) / fps and the window [t_k - half, t_k + half] inside the audio
         lo = max(0, math.ceil(half * fps - 0.5))
@@ -171,19 +125,15 @@ class AVCPairDataset(Dataset):
 
     def _read_audio(self, clip: Clip, t: float) -> torch.Tensor:
         try:
-            wave = decode.read_audio(self._audio_source(clip), t - self.seconds / 2, self.seconds, self.sample_rate)
+            wave = decode.read_audio(audio_source(clip), t - self.seconds / 2, self.seconds, self.sample_rate)
         except BadClipError as e:  # includes NaN/Inf samples in the window (checked by read_audio)
-            raise _ClipFailed(clip.vid, str(e)) from e
+            raise ClipFailed(clip.vid, str(e)) from e
         return wave
 
     def _make(self, ci: int, positive: bool, rng: np.random.Generator) -> dict[str, Any]:
         clip = self.clips[ci]
         t = self._sample_time(clip, rng)
-        try:
-            frame = self._reader(clip).get_frames([t])[0]
-        except BadClipError as e:
-            self._readers.pop(clip.vid, None)
-            raise _ClipFailed(clip.vid, str(e)) from e
+        frame = self._media.frames(clip, [t])[0]
         if positive:
             audio_clip, at = clip, t
         else:
@@ -219,7 +169,7 @@ class AVCPairDataset(Dataset):
                     item = self._make(ci, positive, rng)
                     item["skipped"] = skipped
                     return item
-                except _ClipFailed as e:
+                except ClipFailed as e:
                     self._bad[e.vid] = e.reason
                     skipped.append((e.vid, e.reason))
             if len(self._bad) >= n:

@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -42,6 +40,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from . import decode
+from ._clip_media import ClipFailed, ClipMedia, audio_source
 from .errors import BadClipError
 from .layout import Clip, SplitIndex
 from .transforms import frame_transform
@@ -71,12 +70,6 @@ def frame_times(fps: float, num_frames: int, centre: float, frames_per_clip: int
         idx = min(max(int(math.floor(t * fps)), 0), num_frames - 1)
         times.append((idx + 0.5) / fps)
     return times
-
-
-class _ClipFailed(Exception):
-    def __init__(self, vid: str, reason: str):
-        super().__init__(f"{vid}: {reason}")
-        self.vid, self.reason = vid, reason
 
 
 class SeparationDataset(Dataset):
@@ -133,49 +126,11 @@ class SeparationDataset(Dataset):
             raise BadClipError(self.split, f"needs at least {num_mix} usable clips with video to mix {num_mix} "
                                            f"sources, found {len(self.clips)} ({len(self.init_skipped)} skipped)")
         self.labels = [class_index.get(c.labels[0], -1) if c.labels else -1 for c in self.clips]
-        self.open_readers = open_readers
-        self._readers: OrderedDict[str, decode.VideoReader] = OrderedDict()
-        self._readers_pid = os.getpid()
+        self._media = ClipMedia(self.video_backend, open_readers)
         self._bad: dict[str, str] = {}
-        self._info: dict[str, tuple[float, int, float]] = {}  # vid -> (fps, num_frames, audio duration)
 
     def __len__(self) -> int:
         return len(self.clips) * self.mixes_per_clip
-
-    # -- per-clip facts ----------------------------------------------------------------------
-    @staticmethod
-    def _audio_source(clip: Clip):
-        return clip.audio if clip.audio is not None else clip.video
-
-    def _reader(self, clip: Clip) -> decode.VideoReader:
-        if self._readers_pid != os.getpid():  # a forked worker must not share its parent's open files
-            self._readers, self._readers_pid = OrderedDict(), os.getpid()
-        reader = self._readers.get(clip.vid)
-        if reader is None:
-            reader = decode.VideoReader(clip.video, self.video_backend)
-            if self.open_readers > 0:
-                self._readers[clip.vid] = reader
-                while len(self._readers) > self.open_readers:
-                    self._readers.popitem(last=False)[1].close()
-        else:
-            self._readers.move_to_end(clip.vid)
-        return reader
-
-    def _clip_info(self, clip: Clip) -> tuple[float, int, float]:
-        info = self._info.get(clip.vid)
-        if info is None:
-            try:
-                v = decode.probe_video(clip.video, backend=self.video_backend)
-                a = decode.probe_audio(self._audio_source(clip))
-            except BadClipError as e:
-                raise _ClipFailed(clip.vid, str(e)) from e
-            if v.num_frames <= 0 or v.fps <= 0:
-                raise _ClipFailed(clip.vid, f"{clip.video}: no video frames")
-            if a.duration <= 0:
-                raise _ClipFailed(clip.vid, f"{self._audio_source(clip)}: zero-length audio")
-            info = (float(v.fps), int(v.num_frames), float(a.duration))
-            self._info[clip.vid] = info
-        return info
 
     # -- drawing -----------------------------------------------------------------------------
     def _partners(self, first: int, rng: np.random.Generator) -> list[int]:
@@ -206,7 +161,7 @@ class SeparationDataset(Dataset):
 
     def _source(self, ci: int, rng: np.random.Generator) -> dict[str, Any]:
         clip = self.clips[ci]
-        fps, n_frames, a_dur = self._clip_info(clip)
+        fps, n_frames, a_dur = self._media.info(clip)
         spare = a_dur - self.seconds
         if spare > 0:
             start = float(rng.uniform(0.0, spare)) if self.train else spare / 2
@@ -215,17 +170,14 @@ class SeparationDataset(Dataset):
         real = min(self.seconds, a_dur - start)
         length = min(self.num_samples, max(1, int(round(real * self.sample_rate))))
         try:
-            wave = decode.read_audio(self._audio_source(clip), start, self.seconds, self.sample_rate)
+            wave = decode.read_audio(audio_source(clip), start, self.seconds, self.sample_rate)
         except BadClipError as e:  # includes NaN/Inf samples (checked by read_audio)
-            raise _ClipFailed(clip.vid, str(e)) from e
+            raise ClipFailed(clip.vid, str(e)) from e
         if wave.numel() != self.num_samples:  # read_audio pads to round(seconds * rate)
             wave = torch.nn.functional.pad(wave[: self.num_samples], (0, max(0, self.num_samples - wave.numel())))
-        try:  # frame indices are clamped to the video, which may be shorter than its audio
-            frames = self._reader(clip).get_frames(
-                frame_times(fps, n_frames, start + real / 2, self.frames_per_clip, self.frame_stride))
-        except BadClipError as e:
-            self._readers.pop(clip.vid, None)
-            raise _ClipFailed(clip.vid, str(e)) from e
+        # frame indices are clamped to the video, which may be shorter than its audio
+        frames = self._media.frames(
+            clip, frame_times(fps, n_frames, start + real / 2, self.frames_per_clip, self.frame_stride))
         if self.train and self.gain_jitter > 0:
             wave = wave * float(rng.uniform(1 - self.gain_jitter, 1 + self.gain_jitter))
         return {
@@ -259,7 +211,7 @@ class SeparationDataset(Dataset):
                         "vid": [s["vid"] for s in sources],
                         "skipped": skipped,
                     }
-                except _ClipFailed as e:
+                except ClipFailed as e:
                     self._bad[e.vid] = e.reason
                     skipped.append((e.vid, e.reason))
             if n - len(self._bad) < self.num_mix:

@@ -48,18 +48,6 @@ def _crop_params(height: int, width: int, scale: tuple[float, float], ratio: tup
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def _jitter(image: np.ndarray, brightness: float, saturation: float) -> np.ndarray:
-    """Brightness then saturation jitter of a uint8 (H, W, 3) RGB image (factors drawn in [1 - x, 1 + x])."""
-    if brightness > 0:
-        b = float(torch.empty(1).uniform_(1 - brightness, 1 + brightness))
-        image = cv2.convertScaleAbs(image, alpha=b, beta=0)  # saturating uint8 multiply
-    if saturation > 0:
-        s = float(torch.empty(1).uniform_(1 - saturation, 1 + saturation))
-        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        image = cv2.addWeighted(image, s, cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB), 1 - s, 0)  # saturating
-    return image
-
-
 class FrameTransform:
     """uint8 frame -> float (3, S, S), ImageNet-normalised; see :func:`frame_transform`.
 
@@ -77,29 +65,52 @@ class FrameTransform:
 
     def __call__(self, frame: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Args:
-            frame: uint8 (3, H, W) tensor (as the decoders return) or (H, W, 3) array, RGB.
+            frame: uint8 RGB frame, (3, H, W) tensor (as the decoders return) or (H, W, 3) array; or
+                a (N, 3, H, W) tensor of frames of one clip, which all get the SAME random crop,
+                flip and jitter (as torchvision's v2 transforms treat a batch).
 
         Returns:
-            float32 (3, S, S).
+            float32 (3, S, S), or (N, 3, S, S) for N frames.
         """
         if isinstance(frame, torch.Tensor):
-            if frame.dim() != 3 or frame.shape[0] not in (1, 3):
-                raise ValueError(f"expected a (3, H, W) frame, got shape {tuple(frame.shape)}")
-            image = frame.permute(1, 2, 0).contiguous().numpy()
+            if frame.dim() == 4 and frame.shape[1] in (1, 3):
+                images = [f.permute(1, 2, 0).contiguous().numpy() for f in frame]
+            elif frame.dim() == 3 and frame.shape[0] in (1, 3):
+                images = [frame.permute(1, 2, 0).contiguous().numpy()]
+            else:
+                raise ValueError(f"expected a (3, H, W) or (N, 3, H, W) frame tensor, got shape {tuple(frame.shape)}")
         else:
-            image = np.ascontiguousarray(frame)
-        if image.dtype != np.uint8:
-            raise ValueError(f"expected a uint8 frame, got {image.dtype}")
+            images = [np.ascontiguousarray(frame)]
+        if images[0].dtype != np.uint8:
+            raise ValueError(f"expected uint8 frames, got {images[0].dtype}")
+        h, w = images[0].shape[:2]
+        params = None
+        if self.random:
+            params = {
+                "brightness": float(torch.empty(1).uniform_(1 - self.brightness, 1 + self.brightness)),
+                "saturation": float(torch.empty(1).uniform_(1 - self.saturation, 1 + self.saturation)),
+                "crop": _crop_params(h, w, self.scale, self.ratio),
+                "flip": float(torch.rand(1)) < 0.5,
+            }
+        out = torch.stack([self._apply(im, params) for im in images])
+        return out if isinstance(frame, torch.Tensor) and frame.dim() == 4 else out[0]
+
+    def _apply(self, image: np.ndarray, params: dict | None) -> torch.Tensor:
         if image.shape[2] == 1:
             image = np.repeat(image, 3, axis=2)
         s = self.size
         h, w = image.shape[:2]
-        if self.random:
+        if params is not None:
             # per-pixel jitter commutes with resizing: apply it at the (usually smaller) source size
-            image = _jitter(image, self.brightness, self.saturation)
-            top, left, ch, cw = _crop_params(h, w, self.scale, self.ratio)
+            if self.brightness > 0:
+                image = cv2.convertScaleAbs(image, alpha=params["brightness"], beta=0)  # saturating multiply
+            if self.saturation > 0:
+                f = params["saturation"]
+                gray = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+                image = cv2.addWeighted(image, f, gray, 1 - f, 0)  # saturating blend with the grey image
+            top, left, ch, cw = params["crop"]
             image = _resize(image[top:top + ch, left:left + cw], s, s)
-            if float(torch.rand(1)) < 0.5:
+            if params["flip"]:
                 image = cv2.flip(image, 1)
         else:  # short side to S, centre crop
             if h <= w:
