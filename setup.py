@@ -54,6 +54,10 @@ setup(
         "console_scripts": [
             "avcorr-train=avcorr.train:main",
             "avcorr-evaluate=avcorr.evaluate:main",
+            "avcorr-retrieve=avcorr.retrieve:main",
+            "avcorr-localize=avcorr.localize:main",
+            "avcorr-separate=avcorr.separate:main",
+            "avcorr-recognize=avcorr.recognize:main",
             "avcorr-validate=data_tools.validate:main",
         ]
     },

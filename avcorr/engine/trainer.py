@@ -352,7 +352,7 @@ def summary(trainer: Trainer) -> str:
         f"  run folder     {trainer.out_dir}",
         f"  trained        {s.epoch}/{cfg.train.epochs} epochs, {s.step} steps in {mins}m{secs:02d}s "
         f"on {trainer.device} x{trainer.world_size}, {speed:.1f} samples/s",
-        f"  best val {metric:<8s}{best} at epoch {s.best_epoch} -> {trainer.ckpt_dir / 'best.pt'}",
+        f"  best val {metric:<8s} {best} at epoch {s.best_epoch} -> {trainer.ckpt_dir / 'best.pt'}",
         "  last val       " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                        for k, v in s.last_val.items()),
         f"  skipped clips  {len(trainer.skips)}" + (f" (see {trainer.out_dir / 'train.log'})" if trainer.skips else ""),
