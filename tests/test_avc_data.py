@@ -110,3 +110,24 @@ def test_too_few_clips_is_a_clear_error(tmp_path):
     (root / "train" / "vid2genre.json").write_text(json.dumps({"aaaaaaaaaaa": "x"}))
     with pytest.raises(BadClipError, match="at least 2 usable clips"):
         _ds(root)
+
+
+def test_open_readers_stay_within_count_and_memory_budget(tiny_root):
+    from avcorr.data._clip_media import ClipMedia
+
+    clips = load_split(tiny_root, "train").clips
+    media = ClipMedia(open_readers=2)
+    for clip in clips[:4]:
+        media.info(clip)
+        assert media.frames(clip, [0.05]).shape[0] == 1
+    assert list(media._readers) == [c.vid for c in clips[2:4]]  # least recently used closed first
+    tiny = ClipMedia(reader_budget_mb=1e-6)  # below one reader's estimate: only the newest stays open
+    for clip in clips[:3]:
+        tiny.frames(clip, [0.05])
+    assert list(tiny._readers) == [clips[2].vid] and tiny._held == pytest.approx(tiny._readers[clips[2].vid][1])
+    tiny.drop(clips[2].vid)
+    assert not tiny._readers and tiny._held == pytest.approx(0.0)
+    unlimited = ClipMedia()
+    for clip in clips:
+        unlimited.frames(clip, [0.05])
+    assert len(unlimited._readers) == len(clips)  # small clips: all fit in the default budget

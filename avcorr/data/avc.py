@@ -60,14 +60,16 @@ class AVCPairDataset(Dataset):
         seed: seed of the evaluation pairs.
         video_backend: decoder (``None`` = default).
         max_bad_retries: consecutive bad clips tolerated while drawing one example before giving up.
-        open_readers: video files kept open per worker process (an LRU cache; reopening a file
-            costs more than decoding one frame, see experiments/RESULTS.md). 0 = reopen every time.
+        open_readers: most video files kept open per worker process (an LRU cache; reopening a file
+            costs more than decoding one frame, see experiments/RESULTS.md); fewer when they would
+            exceed a 512 MB memory estimate (see ``ClipMedia``); ``None`` = no count limit; 0 = reopen
+            every time.
     """
 
     def __init__(self, index: SplitIndex, *, sample_rate: int = 48000, seconds: float = 1.0, image_size: int = 224,
                  train: bool = True, augment: bool = True, negatives: str = "clip", positive_fraction: float = 0.5,
                  pairs_per_clip: int = 1, gain_jitter: float = 0.0, seed: int = 0, video_backend: str | None = None,
-                 max_bad_retries: int = 20, open_readers: int = 64):
+                 max_bad_retries: int = 20, open_readers: int | None = 64):
         if negatives not in ("clip", "class"):
             raise ValueError(f"negatives must be 'clip' or 'class', got {negatives!r}")
         self.split = f"{index.root}/{index.split}"
