@@ -6,7 +6,8 @@ In one run, on the same list of pairs (drawn once by the dataset):
   * dataset (in-process): ``AVCPairDataset.__getitem__`` - decode + probe + pair logic + transforms,
     on a first pass (every clip probed and opened) and a second pass (probes cached, readers kept
     open by the per-worker LRU), as in training where every clip is visited many times per epoch;
-  * DataLoader with N workers, batched and collated, as training uses it.
+  * DataLoader with N workers, batched and collated, as training uses it: first epoch, and the
+    second epoch of persistent workers (the steady state of a training run).
 Ratios are against raw decoding with the default backend. Goal: in-process dataset >= 0.8x raw.
 
     python -m experiments.bench_data [--root ROOT] [--pairs 400] [--workers 2]
@@ -71,15 +72,18 @@ def main() -> None:
             rate = n / (time.perf_counter() - t0)
         return rate
 
-    def loader(workers: int) -> float:
+    def loader(workers: int, epochs: int = 1) -> float:
+        """pairs/s of the last of ``epochs`` epochs; workers persist across epochs, as in training."""
         d = dataset()
         dl = DataLoader(d, batch_size=32, num_workers=workers, collate_fn=collate_pairs, shuffle=True,
-                        worker_init_fn=lambda _: torch.set_num_threads(1))
-        t0 = time.perf_counter()
-        count = 0
-        for batch in dl:
-            count += batch["label"].shape[0]
-        return count / (time.perf_counter() - t0)
+                        worker_init_fn=lambda _: torch.set_num_threads(1), persistent_workers=workers > 0)
+        for _ in range(epochs):
+            t0 = time.perf_counter()
+            count = 0
+            for batch in dl:
+                count += batch["label"].shape[0]
+            rate = count / (time.perf_counter() - t0)
+        return rate
 
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch thread(s) in the main process; "
           f"torch {torch.__version__}; root {root}; {n} pairs; frames -> {args.image_size} px, audio 1 s @ 48 kHz")
@@ -94,6 +98,7 @@ def main() -> None:
     rows.append(("DataLoader, 0 workers, batch 32", loader(0)))
     if args.workers:
         rows.append((f"DataLoader, {args.workers} workers, batch 32", loader(args.workers)))
+        rows.append((f"DataLoader, {args.workers} workers, 2nd epoch (persistent)", loader(args.workers, 2)))
     base = rows[0][1]
     print(f"{'path':50s} {'pairs/s':>9s} {'ratio':>7s}")
     for name, v in rows:

@@ -29,6 +29,7 @@ class ClipMedia:
 
     Reopening a file costs more than decoding one frame (see experiments/RESULTS.md), so readers
     stay open, least recently used closed first, within ``reader_budget_mb`` of estimated memory
+    (1 GiB by default: about 400 readers of 128 px clips)
     (a reader holds about 2 MB plus ~24 decoded frames: 2.4 MB each at 128 x 128 measured, ~77 MB at
     1080p), and at most ``open_readers`` of them when given. A forked DataLoader worker starts with an
     empty cache instead of sharing its parent's open files.
@@ -40,7 +41,7 @@ class ClipMedia:
     """
 
     def __init__(self, video_backend: str | None = None, open_readers: int | None = None,
-                 reader_budget_mb: float = 512.0):
+                 reader_budget_mb: float = 1024.0):
         self.video_backend = video_backend or None
         self.open_readers = open_readers
         self.budget = reader_budget_mb * 2**20

@@ -90,14 +90,14 @@ class SeparationDataset(Dataset):
         seed: seed of the evaluation mixtures.
         video_backend: decoder (``None`` = default).
         max_bad_retries: bad clips tolerated while drawing one example before giving up.
-        open_readers: most video files kept open per worker (LRU); fewer when they would exceed
-            a 512 MB estimate (see ``ClipMedia``); ``None`` = no count limit; 0 = reopen every time.
+        open_readers: most video files kept open per worker (LRU); ``None`` = as many as a
+            1 GiB estimate per process allows (see ``ClipMedia``); 0 = reopen every time.
     """
 
     def __init__(self, index: SplitIndex, *, num_mix: int = 2, sample_rate: int = 11025, num_samples: int = 65535,
                  frames_per_clip: int = 3, frame_stride: float = 3.0, image_size: int = 224, train: bool = True,
                  augment: bool = True, mixes_per_clip: int = 1, gain_jitter: float = 0.0, seed: int = 0,
-                 video_backend: str | None = None, max_bad_retries: int = 20, open_readers: int | None = 64):
+                 video_backend: str | None = None, max_bad_retries: int = 20, open_readers: int | None = None):
         if num_mix < 1:
             raise ValueError(f"num_mix must be >= 1, got {num_mix}")
         if num_samples < 1 or sample_rate < 1 or frames_per_clip < 1:
