@@ -69,7 +69,7 @@ class EmbeddingModel:
     def encode(self, modality: str, x: torch.Tensor, pool: str = "mean") -> np.ndarray:
         """Embed F frames (F, 3, S, S) or F audio windows (F, T) of one query; pooled to (D,)."""
         from .retrieval import pool_embeddings
-        from .retrieval._embed import _autocast
+        from ._amp import autocast as _autocast
 
         fn = self.model.encode_visual if modality == "visual" else self.model.encode_audio
         with _autocast(self.device, self.amp):

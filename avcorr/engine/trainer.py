@@ -7,7 +7,6 @@ resume, progress bars, and the count of skipped clips.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -21,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from .. import __version__
+from .._amp import autocast as _autocast
 from ..config import Config, config_to_dict
 from ..data.errors import SkipLog
 from ..tasks.base import Task
@@ -66,13 +66,6 @@ def make_loader(dataset, task: Task, batch_size: int, *, train: bool, num_worker
         persistent_workers=num_workers > 0 and train, worker_init_fn=_worker_init if num_workers > 0 else None,
         pin_memory=torch.cuda.is_available(),
     )
-
-
-def _autocast(device: torch.device, enabled: bool):
-    if enabled and device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
 
 
 @torch.no_grad()

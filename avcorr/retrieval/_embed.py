@@ -7,7 +7,6 @@ The model is anything with ``encode_audio(wave (N, T)) -> (N, D)`` and
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -15,6 +14,8 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .._amp import autocast as _autocast
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +68,6 @@ class ClipEmbeddings:
     @property
     def labels(self) -> list[list[str]]:
         return [list(it["labels"]) for it in self.items]
-
-
-def _autocast(device: torch.device, enabled: bool):
-    if enabled and device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
 
 
 @torch.no_grad()
