@@ -29,7 +29,7 @@ def test_paper_geometry():
     assert a.shape == (1, 512, 16, 12) and v.shape == (1, 512, 14, 14)
 
 
-TAGGING_TEST_MODELS = {"test_panns", "test_ast"}  # waveform-only taggers: tests/test_panns.py, tests/test_ast.py
+TAGGING_TEST_MODELS = {"test_panns", "test_ast", "test_vggish"}  # waveform-only: tests/test_panns.py, test_ast.py, test_vggish.py
 
 
 SEPARATION_TEST_MODELS = {"test_sop"}  # (mixture magnitude, frames) -> masks: tests/test_sop.py

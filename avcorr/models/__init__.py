@@ -6,5 +6,6 @@ from .avolnet import AVOLNet
 from .ast import AST
 from .panns import PANNsCNN
 from .sop import SoundOfPixels
+from .vggish import VGGish
 
-__all__ = ["AST", "AVENet", "AVOLNet", "PANNsCNN", "SoundOfPixels", "create_model", "is_model", "list_models", "load_checkpoint_state", "register_model"]
+__all__ = ["AST", "AVENet", "AVOLNet", "PANNsCNN", "VGGish", "SoundOfPixels", "create_model", "is_model", "list_models", "load_checkpoint_state", "register_model"]
