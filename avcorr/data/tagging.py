@@ -59,6 +59,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from . import decode
+from ._clip_media import ClipFailed
 from .errors import BadClipError, LayoutError
 from .layout import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, _parse_class_labels, _Sink, load_split
 
@@ -476,12 +477,6 @@ def open_source(fmt: str, root: str | Path, split: str, *, label_csv: str | Path
 # ---------------------------------------------------------------------------------------------- dataset
 
 
-class _ClipFailed(Exception):
-    def __init__(self, vid: str, reason: str):
-        super().__init__(f"{vid}: {reason}")
-        self.vid, self.reason = vid, reason
-
-
 class TaggingDataset(Dataset):
     """Fixed-length waveforms and multi-hot targets for a tagging model (see the module docstring).
 
@@ -626,7 +621,7 @@ class TaggingDataset(Dataset):
         try:
             wave = self.load(i, rng)
         except BadClipError as e:
-            raise _ClipFailed(clip.vid, str(e)) from e
+            raise ClipFailed(clip.vid, str(e)) from e
         target = torch.zeros(len(self.classes), dtype=torch.float32)
         target[list(clip.labels)] = 1.0
         label = clip.labels[0] if not self.multilabel else -1
@@ -639,7 +634,7 @@ class TaggingDataset(Dataset):
                 return {"wave": None, "vid": clip.vid, "skipped": [(clip.vid, self._bad[clip.vid])]}
             try:
                 item = self._item(i, None)
-            except _ClipFailed as e:
+            except ClipFailed as e:
                 self._bad[e.vid] = e.reason
                 return {"wave": None, "vid": e.vid, "skipped": [(e.vid, e.reason)]}
             item["skipped"] = []
@@ -654,7 +649,7 @@ class TaggingDataset(Dataset):
                     item = self._item(ci, rng)
                     item["skipped"] = skipped
                     return item
-                except _ClipFailed as e:
+                except ClipFailed as e:
                     self._bad[e.vid] = e.reason
                     skipped.append((e.vid, e.reason))
             if len(self._bad) >= n:
