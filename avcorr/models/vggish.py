@@ -305,6 +305,40 @@ class VGGish(nn.Module):
             out["pca"] = VGGishPostprocessor.dequantize(q)
         return out
 
+    @torch.no_grad()
+    def embed_seconds(self, wave: torch.Tensor, batch_size: int = 64) -> dict[str, torch.Tensor]:
+        """One embedding per second of a 16 kHz waveform, as the released AudioSet features (1 Hz).
+
+        Second ``k`` is embedded from the one patch of ``[k, k + 0.975)`` s (15600 samples: 96 frames
+        of 10 ms plus the window), so embedding ``k`` stays aligned with second ``k`` however long the
+        audio is (0.96 s hops would drift by 40 ms a second). The last, partial second is zero-padded.
+
+        Args:
+            wave: (T,) float waveform at 16 kHz.
+            batch_size: patches per forward pass.
+
+        Returns:
+            ``embedding`` (S, embed_dim) float with ``S = ceil(T / 16000)`` (0 for empty audio) and, with a
+            post-processor, ``quantized`` (S, 128) uint8 (the packs' format).
+        """
+        if wave.dim() != 1:
+            raise ValueError(f"expected a (T,) waveform, got shape {tuple(wave.shape)}")
+        n = -(-wave.shape[0] // SAMPLE_RATE)
+        span = (PATCH_FRAMES - 1) * HOP + WINDOW  # 15600 samples
+        need = (n - 1) * SAMPLE_RATE + span if n else 0
+        w = torch.nn.functional.pad(wave.float(), (0, max(0, need - wave.shape[0])))[:need]
+        embs = []
+        for i in range(0, n, batch_size):
+            seg = w[i * SAMPLE_RATE : (min(n, i + batch_size) - 1) * SAMPLE_RATE + span]
+            windows = seg.unfold(0, span, SAMPLE_RATE)  # (b, 15600)
+            patches = self.frontend(windows)  # (b, 1, 1, 96, 64)
+            embs.append(self.forward_features(patches.flatten(0, 1)))
+        emb = torch.cat(embs) if embs else wave.new_zeros(0, self.embed_dim)
+        out = {"embedding": emb}
+        if self.postprocessor is not None:
+            out["quantized"] = self.postprocessor(emb)
+        return out
+
     def load_pretrained(self, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
         """Load a state dict in the ``harritaylor/torchvggish`` layout (``features.*``, ``embeddings.*``).
 

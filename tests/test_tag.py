@@ -1,0 +1,267 @@
+"""avcorr.tag: second-by-second tagging of a long file into SRT / probability files / a picture.
+
+A tiny PANNs model is fitted in the test to tell a harmonic tone ("Tone") from white noise
+("Noise") and from silence (no label), on windows of 1-5 s made of random segments, each class
+labelled when it is heard anywhere in the window. It then tags a file of 5 s Tone, 5 s silence and
+5 s Noise.
+"""
+
+import re
+import subprocess
+import tracemalloc
+import wave
+
+import numpy as np
+import pytest
+import torch
+
+from avcorr.config import Config, config_to_dict
+from avcorr.data.errors import DecodeError
+from avcorr.engine.checkpoint import save_checkpoint
+from avcorr.models import create_model
+from avcorr.tag import format_srt_time, load_second_tagger, main, probe_media, tag_file, write_outputs
+from tests.media import make_wav
+
+SR = 16000
+CLASSES = ["Tone", "Noise"]
+_CUE = re.compile(r"^(\d+)\n(\d\d):(\d\d):(\d\d),(\d\d\d) --> (\d\d):(\d\d):(\d\d),(\d\d\d)\n(.+)$")
+
+
+def _segment(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(int(round(seconds * SR))) / SR
+    if kind == "Tone":
+        f0 = rng.uniform(300, 500)
+        return (0.3 * sum(np.sin(2 * np.pi * f0 * k * t) / k for k in (1, 2, 3))).astype(np.float32)
+    if kind == "Noise":
+        return rng.uniform(-0.4, 0.4, t.size).astype(np.float32)
+    return np.zeros(t.size, np.float32)
+
+
+def _training_batch(rng: np.random.Generator, n: int, seconds: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows of ``seconds`` s made of 1-s segments of Tone / silence / Noise; presence labels."""
+    waves, targets = [], []
+    for _ in range(n):
+        kinds = rng.choice(["Tone", "silence", "Noise"], size=seconds, p=[0.35, 0.3, 0.35])
+        waves.append(np.concatenate([_segment(k, 1.0, rng) for k in kinds]))
+        targets.append([float(c in kinds) for c in CLASSES])
+    return torch.from_numpy(np.stack(waves)), torch.tensor(targets)
+
+
+def _config() -> Config:
+    cfg = Config(task="tagging")
+    cfg.model.name = "test_panns"
+    cfg.model.width = None
+    cfg.model.kwargs = {"sample_rate": SR, "n_fft": 512, "hop_length": 160, "f_max": 8000.0, "clip_seconds": 2.0}
+    cfg.data.classes = list(CLASSES)
+    cfg.data.label_mode = "multi"
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    cfg = _config()
+    model = create_model("test_panns", num_classes=2, **cfg.model.kwargs)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    model.train()
+    for step in range(90):
+        x, y = _training_batch(rng, 12, int(rng.integers(1, 6)))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x)["logits"], y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    path = tmp_path_factory.mktemp("tagger") / "best.pt"
+    save_checkpoint({"config": config_to_dict(cfg), "model": model.state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def film(tmp_path_factory):
+    """15 s: Tone 0-5 s, silence 5-10 s, Noise 10-15 s, as a wav at 44.1 kHz stereo."""
+    rng = np.random.default_rng(1)
+    x = np.concatenate([_segment("Tone", 5, rng), _segment("silence", 5, rng), _segment("Noise", 5, rng)])
+    folder = tmp_path_factory.mktemp("film")
+    import torchaudio
+
+    up = torchaudio.functional.resample(torch.from_numpy(x), SR, 44100).numpy()
+    return make_wav(folder / "film.wav", np.stack([up, up], axis=1), 44100)
+
+
+def parse_srt(text: str) -> list[tuple[float, float, str]]:
+    """Strict SRT reader: blocks separated by one blank line, numbered from 1."""
+    if not text.strip():
+        return []
+    cues = []
+    for i, block in enumerate(text.strip("\n").split("\n\n"), start=1):
+        m = _CUE.match(block)
+        assert m, f"not an SRT cue: {block!r}"
+        assert int(m.group(1)) == i
+        h, mi, s, ms, h2, mi2, s2, ms2 = (int(g) for g in m.groups()[1:9])
+        start, end = h * 3600 + mi * 60 + s + ms / 1000, h2 * 3600 + mi2 * 60 + s2 + ms2 / 1000
+        assert end > start
+        cues.append((start, end, m.group(10)))
+    return cues
+
+
+def _labels_by_second(cues) -> dict[int, set[str]]:
+    out = {}
+    for start, end, text in cues:
+        assert end - start == pytest.approx(1.0, abs=1e-3) or text  # one cue per second
+        out[int(round(start))] = {re.sub(r" \([0-9.]+\)$", "", part) for part in text.split(", ")}
+    return out
+
+
+def test_srt_time_format():
+    assert format_srt_time(0) == "00:00:00,000"
+    assert format_srt_time(3725.5) == "01:02:05,500"
+    assert format_srt_time(7199.9996) == "02:00:00,000"
+
+
+def test_segments_named_in_the_right_seconds(checkpoint, film, tmp_path):
+    tagger = load_second_tagger(checkpoint, device="cpu")
+    # each second on its own: Tone in 0-4, nothing in 5-9, Noise in 10-14
+    res = tag_file(film, tagger, left=0, right=0)
+    assert res.probs.shape == (15, 2) and res.duration == pytest.approx(15.0, abs=1e-3)
+    paths = write_outputs(res, tmp_path, "film", threshold=0.5)
+    got = _labels_by_second(parse_srt(paths["srt"].read_text()))
+    assert got == {**{t: {"Tone"} for t in range(5)}, **{t: {"Noise"} for t in range(10, 15)}}
+    # the context window [t - 3, t + 2): a class is heard in second t's window when its segment overlaps it
+    res = tag_file(film, tagger, left=3, right=1)
+    got = _labels_by_second(parse_srt(write_outputs(res, tmp_path, "ctx", threshold=0.5)["srt"].read_text()))
+    expected = {t: {c for c, (a, b) in (("Tone", (0, 5)), ("Noise", (10, 15))) if max(t - 3, a) < min(t + 2, b)}
+                for t in range(15)}
+    assert got == {t: s for t, s in expected.items() if s}
+    assert 8 not in got  # [5, 10) is all silence
+
+
+def test_output_files(checkpoint, film, tmp_path):
+    tagger = load_second_tagger(checkpoint, device="cpu")
+    res = tag_file(film, tagger, left=3, right=1)
+    paths = write_outputs(res, tmp_path / "out", "film", threshold=0.3)
+    probs = np.load(paths["npy"])
+    assert probs.dtype == np.float32 and probs.shape == (15, 2)
+    assert np.all((probs >= 0) & (probs <= 1))
+    import csv
+
+    rows = list(csv.reader(paths["csv"].open()))
+    assert rows[0] == ["start_s", "end_s", "Tone", "Noise"]
+    assert len(rows) == 16
+    assert [float(r[0]) for r in rows[1:]] == list(range(15))
+    np.testing.assert_allclose(np.array([[float(v) for v in r[2:]] for r in rows[1:]]), probs, atol=1e-5)
+    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+    assert not list((tmp_path / "out").glob(".*tmp*"))  # temporary files renamed away
+    # --hide drops a class from the subtitles (case-insensitive), not from the probabilities
+    hidden = write_outputs(res, tmp_path / "hidden", "film", threshold=0.3, hide=["tone"])
+    texts = [c[2] for c in parse_srt(hidden["srt"].read_text())]
+    assert texts and not any("Tone" in t for t in texts)
+    assert np.array_equal(np.load(hidden["npy"]), probs)
+    # --max-labels 1 keeps the most probable class of each second
+    one = parse_srt(write_outputs(res, tmp_path / "one", "film", threshold=0.0, max_labels=1, plot=False)["srt"].read_text())
+    assert len(one) == 15
+    for start, _, text in one:
+        t = int(start)
+        assert text.startswith(CLASSES[int(np.argmax(probs[t]))] + " (")
+
+
+def test_streaming_is_chunk_and_batch_independent(checkpoint, film):
+    ref = tag_file(film, load_second_tagger(checkpoint, device="cpu", batch_size=16), left=2, right=2).probs
+    odd = tag_file(film, load_second_tagger(checkpoint, device="cpu", batch_size=1), left=2, right=2,
+                   chunk_seconds=2.3).probs
+    np.testing.assert_allclose(odd, ref, atol=2e-5)
+
+
+def test_memory_stays_bounded_on_longer_files(checkpoint, tmp_path):
+    """numpy allocations of a 4x longer file peak at about the same (chunks + context), not 4x."""
+    tagger = load_second_tagger(checkpoint, device="cpu", batch_size=4)
+    peaks = {}
+    for minutes in (1, 4):
+        path = tmp_path / f"noise{minutes}.wav"
+        rng = np.random.default_rng(minutes)
+        make_wav(path, (0.1 * rng.standard_normal(minutes * 60 * SR)).astype(np.float32), SR)
+        tracemalloc.start()
+        res = tag_file(path, tagger, left=3, right=1, chunk_seconds=10.0)
+        peaks[minutes] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert res.probs.shape == (minutes * 60, 2)
+    audio_4min = 4 * 60 * SR * 4  # bytes of the decoded 4-minute file
+    assert peaks[4] < 0.5 * audio_4min, peaks
+    assert peaks[4] < 1.5 * peaks[1], peaks
+
+
+def test_video_containers_and_cli(checkpoint, film, tmp_path, capsys):
+    """An mp4 (H.264 + AAC) and an mkv (+ Opus) with the film as their audio track tag like the wav."""
+    ref = tag_file(film, load_second_tagger(checkpoint, device="cpu"), left=0, right=0).probs
+    outs = {}
+    for ext, acodec in (("mp4", "aac"), ("mkv", "libopus")):
+        path = tmp_path / f"film.{ext}"
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=gray:s=64x48:r=10:d=15",
+                        "-i", str(film), "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                        "-c:a", acodec, "-b:a", "128k", "-shortest", str(path)], check=True)
+        assert main(["--checkpoint", str(checkpoint), "--input", str(path), "--left", "0", "--right", "0",
+                     "--threshold", "0.5", "--out", str(tmp_path / ext), "--quiet"]) == 0
+        outs[ext] = np.load(tmp_path / ext / "film.probs.npy")
+        got = _labels_by_second(parse_srt((tmp_path / ext / "film.srt").read_text()))
+        assert {t for t, s in got.items() if s == {"Tone"}} == set(range(5))
+        assert {t for t, s in got.items() if s == {"Noise"}} == set(range(10, 15))
+        assert (tmp_path / ext / "film.png").is_file()
+    for probs in outs.values():
+        assert probs.shape[0] in (15, 16)  # an encoder may pad the last frame
+        assert np.abs(probs[:15] - ref).max() < 0.2
+    out = capsys.readouterr().out
+    assert "film.mp4:" in out and "film.mkv:" in out and "film.srt" in out
+
+
+def test_no_audio_track_is_a_clear_error(checkpoint, tmp_path, capsys):
+    silent_video = tmp_path / "no_audio.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=red:s=64x48:r=10:d=2",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", str(silent_video)], check=True)
+    with pytest.raises(DecodeError, match=r"no_audio\.mp4.*no audio track"):
+        tag_file(silent_video, load_second_tagger(checkpoint, device="cpu"))
+    capsys.readouterr()
+    assert main(["--checkpoint", str(checkpoint), "--input", str(silent_video), "--out", str(tmp_path), "--quiet"]) == 1
+    assert "no audio track" in capsys.readouterr().err
+    assert not (tmp_path / "no_audio.srt").exists()
+    with pytest.raises(FileNotFoundError, match="missing.wav"):
+        probe_media(tmp_path / "missing.wav")
+    (tmp_path / "text.mp4").write_text("not a video")
+    with pytest.raises(DecodeError, match=r"text\.mp4"):
+        tag_file(tmp_path / "text.mp4", load_second_tagger(checkpoint, device="cpu"))
+
+
+def test_zero_second_file_gives_empty_outputs(checkpoint, tmp_path, capsys):
+    empty = tmp_path / "empty.wav"
+    with wave.open(str(empty), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes(b"")
+    assert main(["--checkpoint", str(checkpoint), "--input", str(empty), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert (tmp_path / "o" / "empty.srt").read_text() == ""
+    assert parse_srt((tmp_path / "o" / "empty.srt").read_text()) == []
+    assert np.load(tmp_path / "o" / "empty.probs.npy").shape == (0, 2)
+    assert (tmp_path / "o" / "empty.probs.csv").read_text().strip() == "start_s,end_s,Tone,Noise"
+    assert (tmp_path / "o" / "empty.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_partial_last_second_and_short_files(checkpoint, tmp_path):
+    tagger = load_second_tagger(checkpoint, device="cpu")
+    rng = np.random.default_rng(5)
+    path = make_wav(tmp_path / "short.wav", _segment("Noise", 2.25, rng), SR)
+    res = tag_file(path, tagger, left=3, right=1)
+    assert res.probs.shape == (3, 2) and res.duration == pytest.approx(2.25, abs=1e-3)
+    cues = parse_srt(write_outputs(res, tmp_path, "short", threshold=0.5, plot=False)["srt"].read_text())
+    assert cues[-1][1] == pytest.approx(2.25, abs=1e-3)  # the last cue ends with the audio
+    assert all("Noise" in c[2] for c in cues) and len(cues) == 3
+    tiny = make_wav(tmp_path / "tiny.wav", _segment("Noise", 0.05, rng), SR)  # shorter than the model's minimum
+    assert tag_file(tiny, tagger, left=0, right=0).probs.shape == (1, 2)
+    with pytest.raises(ValueError, match="left and right"):
+        tag_file(path, tagger, left=-1, right=0)
+
+
+def test_not_a_tagging_checkpoint(tmp_path, capsys):
+    cfg = Config(task="avc")
+    cfg.model.name = "test_avenet"
+    save_checkpoint({"config": config_to_dict(cfg), "model": {}}, tmp_path / "avc.pt")
+    assert main(["--checkpoint", str(tmp_path / "avc.pt"), "--input", "x.wav", "--quiet"]) == 2
+    assert "not a tagging one" in capsys.readouterr().err
