@@ -143,13 +143,18 @@ def stream_audio(path: str | Path, sample_rate: int, chunk_seconds: float = 60.0
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
         assert proc.stdout is not None
         try:
-            while True:
-                data = proc.stdout.read(4 * n)
-                if not data:
-                    break
+            eof = False
+            while not eof:
+                data = bytearray()
+                while len(data) < 4 * n:  # read in pieces: one read of a huge chunk would allocate it all
+                    piece = proc.stdout.read(min(4 * n - len(data), 1 << 24))
+                    if not piece:
+                        eof = True
+                        break
+                    data += piece
                 usable = len(data) - len(data) % 4
                 if usable:
-                    yield np.frombuffer(data[:usable], dtype="<f4").astype(np.float32)
+                    yield np.frombuffer(data, dtype="<f4", count=usable // 4).copy()
             rc = proc.wait()
             if rc != 0:
                 err.seek(0)
