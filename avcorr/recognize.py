@@ -57,6 +57,13 @@ class Tagger:
     multilabel: bool
     device: torch.device
     name: str = ""
+    vggish: nn.Module | None = None  # embedding heads: the VGGish that makes their input (set on first use)
+    vggish_key: tuple | None = None  # the (weights, pca, arch) it was loaded from
+
+    @property
+    def is_embedding_head(self) -> bool:
+        """The model tags sequences of VGGish embeddings, not waveforms."""
+        return getattr(self.model, "input_kind", "wave") == "embedding"
 
     @property
     def sample_rate(self) -> int:
@@ -71,7 +78,8 @@ class Tagger:
         """Class probabilities of waveform windows.
 
         Args:
-            windows: float (N, T) mono windows at :attr:`sample_rate`.
+            windows: float (N, T) mono windows at :attr:`sample_rate` (embedding heads: (N, T, 128)
+                embedding sequences).
             batch_size: windows per forward pass.
 
         Returns:
@@ -148,7 +156,9 @@ def window_starts(num_samples: int, window: int, hop: int) -> list[int]:
 
 
 def recognize(audio_path: str | Path, checkpoint: str | Path | Tagger, top_k: int = 5, device: str = "auto", *,
-              hop_seconds: float | None = None, pool: str = "mean", batch_size: int = 16) -> list[tuple[str, float]]:
+              hop_seconds: float | None = None, pool: str = "mean", batch_size: int = 16,
+              vggish: str | Path | None = None, pca: str | Path | None = None,
+              vggish_arch: str = "vggish") -> list[tuple[str, float]]:
     """The ``top_k`` labels of an audio file with their probabilities (see the module docstring).
 
     Args:
@@ -159,6 +169,9 @@ def recognize(audio_path: str | Path, checkpoint: str | Path | Tagger, top_k: in
         hop_seconds: distance between windows of a long clip (default: half a window).
         pool: ``"mean"`` or ``"max"`` over the windows.
         batch_size: windows per forward pass.
+        vggish, pca, vggish_arch: embedding heads (trained on AudioSet embedding packs) only: the
+            VGGish weights, ``vggish_pca_params.npz`` and VGGish variant that make the embeddings
+            (one per second); windows are then ``clip_frames`` seconds (10), every half window.
 
     Returns:
         ``[(label, probability), ...]``, most probable first.
@@ -174,20 +187,45 @@ def recognize(audio_path: str | Path, checkpoint: str | Path | Tagger, top_k: in
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     tagger = checkpoint if isinstance(checkpoint, Tagger) else load_tagger(checkpoint, device)
-    wave = read_audio(audio_path, 0.0, None, tagger.sample_rate)  # (T,) mono at the model's rate
-    clip = tagger.clip_samples
-    hop = clip // 2 if hop_seconds is None else int(round(hop_seconds * tagger.sample_rate))
-    if hop <= 0:
-        raise ValueError(f"hop_seconds must be positive, got {hop_seconds}")
-    if wave.numel() < clip:
-        wave = torch.nn.functional.pad(wave, (0, clip - wave.numel()))
-    starts = window_starts(wave.numel(), clip, hop)
-    windows = torch.stack([wave[s : s + clip] for s in starts])
-    probs = tagger.probabilities(windows, batch_size)
+    if tagger.is_embedding_head:
+        probs = _embedding_head_probs(audio_path, tagger, hop_seconds, batch_size, vggish, pca, vggish_arch)
+    else:
+        wave = read_audio(audio_path, 0.0, None, tagger.sample_rate)  # (T,) mono at the model's rate
+        clip = tagger.clip_samples
+        hop = clip // 2 if hop_seconds is None else int(round(hop_seconds * tagger.sample_rate))
+        if hop <= 0:
+            raise ValueError(f"hop_seconds must be positive, got {hop_seconds}")
+        if wave.numel() < clip:
+            wave = torch.nn.functional.pad(wave, (0, clip - wave.numel()))
+        starts = window_starts(wave.numel(), clip, hop)
+        windows = torch.stack([wave[s : s + clip] for s in starts])
+        probs = tagger.probabilities(windows, batch_size)
     pooled = probs.mean(0) if pool == "mean" else probs.amax(0)
     k = min(top_k, len(tagger.classes))
     values, idx = torch.topk(pooled, k)
     return [(tagger.classes[int(i)], float(v)) for v, i in zip(values, idx)]
+
+
+def _embedding_head_probs(audio_path, tagger: Tagger, hop_seconds: float | None, batch_size: int,
+                          vggish, pca, vggish_arch: str) -> torch.Tensor:
+    """(N, C) probabilities of an embedding head over windows of ``clip_frames`` VGGish seconds."""
+    from .data.decode import read_audio
+    from .tag import load_vggish
+
+    key = (str(vggish), str(pca), vggish_arch)
+    if tagger.vggish is None or tagger.vggish_key != key:
+        tagger.vggish = load_vggish(vggish, pca, vggish_arch, tagger.device,
+                                    what=f"{tagger.name}: an embedding head ({type(tagger.model).__name__})")
+        tagger.vggish_key = key
+    wave = read_audio(audio_path, 0.0, None, 16000)
+    frames = tagger.vggish.embed_seconds(wave.to(tagger.device))["quantized"]  # (S, 128) uint8, one per second
+    clip = int(getattr(tagger.model, "clip_frames", 10))
+    hop = max(1, clip // 2) if hop_seconds is None else int(round(hop_seconds))
+    if hop <= 0:
+        raise ValueError(f"hop_seconds must be >= 1 second for an embedding head, got {hop_seconds}")
+    starts = window_starts(frames.shape[0], clip, hop)
+    windows = torch.stack([frames[s : s + clip] for s in starts])  # fewer than `clip` seconds: one short window
+    return tagger.probabilities(windows, batch_size)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -199,6 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--pool", choices=("mean", "max"), default="mean", help="pooling of window probabilities (default mean)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object per file")
+    p.add_argument("--vggish", default=None, help="embedding heads: VGGish weights (torchvggish key layout)")
+    p.add_argument("--pca", default=None, help="embedding heads: vggish_pca_params.npz")
+    p.add_argument("--vggish-arch", default="vggish", help="registry name of the VGGish variant (default vggish)")
     args = p.parse_args(argv)
     from ._cli import setup_logging
     from .data.errors import BadClipError
@@ -212,7 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = 0
     for f in args.files:
         try:
-            top = recognize(f, tagger, args.top_k, hop_seconds=args.hop, pool=args.pool)
+            top = recognize(f, tagger, args.top_k, hop_seconds=args.hop, pool=args.pool, vggish=args.vggish,
+                            pca=args.pca, vggish_arch=args.vggish_arch)
         except (BadClipError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             status = 1

@@ -64,6 +64,7 @@ __all__ = [
     "WaveScorer",
     "format_srt_time",
     "load_second_tagger",
+    "load_vggish",
     "probe_media",
     "stream_audio",
     "tag_file",
@@ -287,19 +288,29 @@ def load_second_tagger(checkpoint: str | Path, *, vggish: str | Path | None = No
     t = load_tagger(checkpoint, device)
     if getattr(t.model, "input_kind", "wave") != "embedding":
         return SecondTagger(WaveScorer(t.model, t.multilabel, t.device, batch_size), t.classes, t.name)
+    net = load_vggish(vggish, pca, vggish_arch, t.device, what=f"{checkpoint}: an embedding head ({type(t.model).__name__})")
+    return SecondTagger(EmbeddingScorer(net, t.model, t.multilabel, t.device, max(batch_size, 64)), t.classes, t.name)
+
+
+def load_vggish(vggish: str | Path | None, pca: str | Path | None, arch: str = "vggish",
+                device: torch.device | str = "cpu", *, what: str = "an embedding head") -> nn.Module:
+    """VGGish with its PCA post-processing, in eval mode on ``device``, for an embedding head.
+
+    Raises:
+        ValueError: ``vggish`` not given, or no PCA parameters (neither ``pca`` nor ``pproc.*`` in the weights).
+    """
     from .models import create_model
     from .models.vggish import VGGishPostprocessor
 
     if vggish is None:
-        raise ValueError(f"{checkpoint}: an embedding head ({type(t.model).__name__}) tags VGGish embeddings: "
-                         "pass --vggish (VGGish weights, torchvggish layout) and --pca (vggish_pca_params.npz)")
-    net = create_model(vggish_arch, checkpoint_path=str(vggish))
+        raise ValueError(f"{what} tags VGGish embeddings: pass --vggish (VGGish weights, torchvggish layout) "
+                         "and --pca (vggish_pca_params.npz)")
+    net = create_model(arch, checkpoint_path=str(vggish))
     if pca is not None:
         net.set_postprocessor(VGGishPostprocessor.from_npz(pca))
     if net.postprocessor is None:
         raise ValueError(f"{vggish}: no PCA parameters in the weights file: pass --pca vggish_pca_params.npz")
-    net.to(t.device).eval()
-    return SecondTagger(EmbeddingScorer(net, t.model, t.multilabel, t.device, max(batch_size, 64)), t.classes, t.name)
+    return net.to(device).eval()
 
 
 # -- the streaming loop --------------------------------------------------------------------------

@@ -14,19 +14,10 @@
 #   optim.name=adam optim.lr=1e-5 optim.weight_decay=5e-7 optim.warmup_steps=0 train.batch_size=12 train.epochs=25
 # and the fbank statistics of the data (python -m data_tools.fbank_stats DIR --format folder) as
 #   model.kwargs norm_mean / norm_std (default: AudioSet's -4.27 / 4.57).
-from .common.tagging import tagging_config
+from .common.tagging import folder_from_scratch
 
-config = tagging_config("ast_tiny")
-config.data.format = "folder"
-config.data.val_fraction = 0.1  # used only when DIR has no train/ val/ sub-folders
+config = folder_from_scratch("ast_tiny")
 config.model.kwargs = {"depth": 4, "n_mels": 64, "n_frames": 300, "fstride": 16, "tstride": 16, "freqm": 12, "timem": 48}
 config.optim.name = "adamw"
-config.optim.lr = 1e-3
 config.optim.weight_decay = 0.05
-config.optim.schedule = "cosine"
 config.optim.warmup_steps = 40
-config.train.batch_size = 16
-config.train.eval_batch_size = 32
-config.train.epochs = 10
-config.train.grad_clip = 5.0
-config.data.num_workers = 1

@@ -9,18 +9,9 @@
 # Fine-tuning the released AudioSet CNN14 (GPU), as PANNs' transfer recipe does:
 #   model.width=1.0 model.checkpoint_path=/path/Cnn14_mAP=0.431.pth optim.lr=1e-4 data.mixup_alpha=1.0
 #   'model.kwargs={"clip_seconds": 10.0}' train.batch_size=32
-from .common.tagging import tagging_config
+from .common.tagging import folder_from_scratch
 
-config = tagging_config("panns_cnn14")
-config.data.format = "folder"
-config.data.val_fraction = 0.1  # used only when DIR has no train/ val/ sub-folders
+config = folder_from_scratch("panns_cnn14")
 config.model.width = 0.125
 config.model.kwargs = {"clip_seconds": 3.0, "spec_augment": True}
-config.optim.lr = 1e-3
-config.optim.schedule = "cosine"
 config.optim.warmup_steps = 20
-config.train.batch_size = 16
-config.train.eval_batch_size = 32
-config.train.epochs = 10
-config.train.grad_clip = 5.0
-config.data.num_workers = 1

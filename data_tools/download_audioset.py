@@ -88,6 +88,7 @@ from data_tools._audioset import (
     read_segments,
     select_segments,
 )
+from data_tools._ytdlp import FetchError, RateLimiter, classify_error, fetch_section
 
 logger = logging.getLogger(__name__)
 
@@ -133,109 +134,6 @@ def is_valid_id(vid: str) -> bool:
     except LayoutError:
         return False
     return True
-
-
-# ----------------------------------------------------------------------------------------------
-# Rate limiting and error classification
-
-
-class RateLimiter:
-    """At least ``min_interval`` seconds between the starts of two requests, across threads.
-
-    :meth:`hold_off` pushes the next allowed start further (after an HTTP 429 every worker waits).
-
-    Args:
-        min_interval: seconds between two starts (0 = no limit).
-        stop: when set, :meth:`wait` returns at once with False.
-    """
-
-    def __init__(self, min_interval: float, stop: threading.Event | None = None):
-        self.min_interval = max(float(min_interval), 0.0)
-        self.stop = stop or threading.Event()
-        self._lock = threading.Lock()
-        self._next = 0.0
-
-    def wait(self) -> bool:
-        """Block until this caller may start a request; False when stopped meanwhile."""
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self.min_interval
-        delay = start - time.monotonic()
-        if delay > 0 and self.stop.wait(delay):
-            return False
-        return not self.stop.is_set()
-
-    def hold_off(self, seconds: float) -> None:
-        """No request starts during the next ``seconds`` seconds."""
-        with self._lock:
-            self._next = max(self._next, time.monotonic() + seconds)
-
-
-def _exception_chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and the errors it wraps (yt-dlp's ``exc_info`` and ``cause``, ``__cause__``, ``__context__``)."""
-    chain: list[BaseException] = []
-    todo: list[Any] = [exc]
-    while todo:
-        item = todo.pop(0)
-        if not isinstance(item, BaseException) or any(item is seen for seen in chain):
-            continue
-        chain.append(item)
-        exc_info = getattr(item, "exc_info", None)
-        if isinstance(exc_info, tuple) and len(exc_info) >= 2:
-            todo.append(exc_info[1])
-        todo += [getattr(item, "cause", None), item.__cause__, item.__context__]
-    return chain
-
-
-def _http_status(chain: list[BaseException]) -> int | None:
-    for item in chain:
-        for attr in ("status", "code"):
-            value = getattr(item, attr, None)
-            if isinstance(value, int) and 100 <= value < 600:
-                return value
-    return None
-
-
-_UNAVAILABLE = ("video unavailable", "this video is unavailable", "is not available", "has been removed",
-                "no longer available", "account associated with this video has been terminated",
-                "not made this video available in your country", "copyright", "unavailable video",
-                "this live event", "premieres in", "does not exist")
-
-
-def classify_error(exc: BaseException | str) -> str:
-    """The ``failed.csv`` reason for a download error.
-
-    Args:
-        exc: the exception yt-dlp (or ffmpeg) raised, or its message.
-
-    Returns:
-        ``rate_limited`` (HTTP 429 / "Too Many Requests"), ``private``, ``age_restricted``,
-        ``bot_check``, ``unavailable``, ``http_404`` / ``http_<code>``, ``ffmpeg_error`` or
-        ``download_error``.
-    """
-    chain = [] if isinstance(exc, str) else _exception_chain(exc)
-    message = " ".join(str(e) for e in chain) if chain else str(exc)
-    text = message.lower().replace("\u2019", "'")
-    status = _http_status(chain)
-    if status == 429 or "too many requests" in text or "http error 429" in text:
-        return "rate_limited"
-    if "private video" in text or "video is private" in text:
-        return "private"
-    if "confirm your age" in text or "age-restricted" in text or "age restricted" in text:
-        return "age_restricted"
-    if "not a bot" in text:
-        return "bot_check"
-    if any(pattern in text for pattern in _UNAVAILABLE):
-        return "unavailable"
-    match = re.search(r"http error (\d{3})", text)
-    if status is None and match:
-        status = int(match.group(1))
-    if status is not None and status >= 400:
-        return f"http_{status}"
-    if "ffmpeg" in text or "ffprobe" in text:
-        return "ffmpeg_error"
-    return "download_error"
 
 
 def _short(message: str, limit: int = 240) -> str:
@@ -337,84 +235,6 @@ def is_done(opts: DownloadOptions, vid: str) -> bool:
     return all(p.is_file() and p.stat().st_size > 0 for p in final_paths(opts, vid))
 
 
-class _YtdlpLogger:
-    """Sends yt-dlp's messages to our log at debug level (failures are reported by the caller)."""
-
-    def debug(self, msg: str) -> None:
-        logger.debug("yt-dlp: %s", msg)
-
-    def info(self, msg: str) -> None:
-        logger.debug("yt-dlp: %s", msg)
-
-    def warning(self, msg: str) -> None:
-        logger.debug("yt-dlp: %s", msg)
-
-    def error(self, msg: str) -> None:
-        logger.debug("yt-dlp: %s", msg)
-
-
-class _FetchError(Exception):
-    """A clip failed with a known reason."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-
-
-def _ytdlp_options(opts: DownloadOptions, stem: Path, start: float, end: float) -> dict[str, Any]:
-    from yt_dlp.utils import download_range_func
-
-    template = str(stem).replace("%", "%%") + ".%(ext)s"
-    options: dict[str, Any] = {
-        "format": opts.format,
-        "merge_output_format": "mp4",
-        "outtmpl": {"default": template},
-        "download_ranges": download_range_func(None, [(start, end)]),
-        "force_keyframes_at_cuts": True,
-        "external_downloader_args": {
-            "ffmpeg_i": ["-rw_timeout", str(int(opts.socket_timeout * 1e6))],
-            "ffmpeg_o": opts.encode_args(),
-        },
-        "logger": _YtdlpLogger(),
-        "quiet": True,
-        "no_warnings": True,
-        "noprogress": True,
-        "noplaylist": True,
-        "retries": 0,
-        "fragment_retries": 0,
-        "extractor_retries": 0,
-        "file_access_retries": 0,
-        "socket_timeout": opts.socket_timeout,
-        "cachedir": False,
-        "fixup": "never",
-        "overwrites": True,
-        "updatetime": False,
-    }
-    if opts.cookies is not None:
-        options["cookiefile"] = str(opts.cookies)
-    if opts.js_runtime:
-        name, _, exe = opts.js_runtime.partition(":")
-        options["js_runtimes"] = {name.strip().lower(): {"path": exe} if exe else {}}
-    return options
-
-
-def _fetch_section(opts: DownloadOptions, url: str, stem: Path, start: float, end: float) -> Path:
-    """Download ``[start, end]`` of ``url`` to ``<stem>.<ext>`` with yt-dlp; return the file."""
-    try:
-        import yt_dlp
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("the AudioSet downloader needs yt-dlp: pip install yt-dlp") from err
-    with yt_dlp.YoutubeDL(_ytdlp_options(opts, stem, start, end)) as ydl:
-        info = ydl.extract_info(url, download=True)
-    files = [Path(d["filepath"]) for d in (info or {}).get("requested_downloads") or [] if d.get("filepath")]
-    files = [f for f in files if f.is_file()]
-    if not files:
-        files = [p for p in stem.parent.glob(f"{stem.name}.*") if p.suffix not in (".part", ".ytdl")]
-    if len(files) != 1:
-        raise _FetchError("download_error", f"yt-dlp reported success but wrote {len(files)} file(s)")
-    return files[0]
-
-
 def _same_rate(a: Fraction | None, fps: float) -> bool:
     return a is not None and abs(float(a) - fps) <= 1e-3 * fps
 
@@ -425,15 +245,15 @@ def _finish(opts: DownloadOptions, seg: Segment, fetched: Path, stem: Path) -> N
     try:
         info = _media.media_info(fetched)
     except _media.FFmpegError as err:
-        raise _FetchError("ffmpeg_error", f"the downloaded section cannot be read: {err.reason}") from None
+        raise FetchError("ffmpeg_error", f"the downloaded section cannot be read: {err.reason}") from None
     if info.video_codec is None and info.audio_codec is None:
-        raise _FetchError("empty_section", f"nothing in [{seg.start:g}, {seg.end:g}] s")
+        raise FetchError("empty_section", f"nothing in [{seg.start:g}, {seg.end:g}] s")
     if info.video_codec is None:
-        raise _FetchError("no_video", "the section has no video stream")
+        raise FetchError("no_video", "the section has no video stream")
     if info.audio_codec is None:
-        raise _FetchError("no_audio", "the section has no audio stream")
+        raise FetchError("no_audio", "the section has no audio stream")
     if info.duration < 0.1:
-        raise _FetchError("empty_section", f"the section lasts {info.duration:.3f} s")
+        raise FetchError("empty_section", f"the section lasts {info.duration:.3f} s")
     expected = seg.end - seg.start
     if info.duration < expected - 0.5:
         logger.info("%s: section lasts %.2f s instead of %.2f s (the video ends early)",
@@ -448,13 +268,13 @@ def _finish(opts: DownloadOptions, seg: Segment, fetched: Path, stem: Path) -> N
                                *opts.encode_args(), os.path.abspath(normalized)],
                               path=fetched, timeout=opts.ffmpeg_timeout)
         except _media.FFmpegError as err:
-            raise _FetchError("ffmpeg_error", f"re-encoding failed: {err.reason}") from None
+            raise FetchError("ffmpeg_error", f"re-encoding failed: {err.reason}") from None
         fetched = normalized
     try:
         _media.to_wav(fetched, audio_path, opts.sample_rate, timeout=opts.ffmpeg_timeout)
     except _media.FFmpegError as err:
         reason = "no_audio" if err.reason == "no audio stream" else "ffmpeg_error"
-        raise _FetchError(reason, f"wav extraction failed: {err.reason}") from None
+        raise FetchError(reason, f"wav extraction failed: {err.reason}") from None
     # The wav first, then the video: a clip is done only when both final names exist.
     os.replace(fetched, video_path)
 
@@ -491,7 +311,7 @@ def download_clip(
         return ClipResult(vid, "failed", "bad_section", f"[{seg.start}, {seg.end}]")
     if is_done(opts, vid):
         return ClipResult(vid, "exists")
-    fetch = fetch or _fetch_section
+    fetch = fetch or fetch_section
     url = opts.url_template.replace("{id}", vid)
     stem = opts.staging_dir / f"{vid}.{uuid.uuid4().hex[:10]}"
     attempts = 0
@@ -504,7 +324,7 @@ def download_clip(
                 fetched = fetch(opts, url, stem, seg.start, seg.end)
                 _finish(opts, seg, fetched, stem)
                 return ClipResult(vid, "done", attempts=attempts)
-            except _FetchError as err:
+            except FetchError as err:
                 return ClipResult(vid, "failed", err.reason, _short(str(err)), attempts)
             except Exception as err:  # yt-dlp's DownloadError and anything it wraps
                 reason = classify_error(err)

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import torch
 
 from avcorr.config import load_config
 from avcorr.engine.optim import build_optimizer
 from avcorr.tasks import build_task
+
+try:  # python -m experiments.bench_sop
+    from ._timing import train_throughput
+except ImportError:  # python experiments/bench_sop.py
+    from _timing import train_throughput
 
 
 def run(config: str, device: torch.device, batch: int, steps: int, *, overrides: tuple[str, ...] = ()) -> float:
@@ -40,24 +44,8 @@ def run(config: str, device: torch.device, batch: int, steps: int, *, overrides:
         "lengths": torch.full((batch, d.num_mix), n_samples, device=device),
         "frames": torch.randn(batch, d.num_mix, 3, d.frames_per_clip, s, s, device=device),
     }
-    amp = cfg.train.amp and device.type == "cuda"
-
-    def step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = module(batch_data)["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return batch * steps / (time.perf_counter() - t0)
+    return train_throughput(lambda: module(batch_data)["loss"], opt, device, batch, steps,
+                            amp=cfg.train.amp and device.type == "cuda")
 
 
 def main() -> None:

@@ -14,16 +14,21 @@ from __future__ import annotations
 import argparse
 import copy
 import platform
-import time
 
 import torch
 import torch.nn.functional as F
 
 from avcorr.models import create_model
 
+try:  # python -m experiments.bench_train
+    from ._timing import train_throughput
+except ImportError:  # python experiments/bench_train.py
+    from _timing import train_throughput
+
 
 def run(device: torch.device, batch: int, steps: int, warmup: int, *, width: float, image_size: int, hop: int,
         frames: int, channels_last: bool = False, compile: bool = False, amp: bool = False) -> float:
+    """Samples per second of AVE-Net training steps on one random batch at the given sizes and settings."""
     torch.manual_seed(0)
     model = create_model("avenet", width=width, hop_length=hop, n_frames=frames).to(device)
     if channels_last:
@@ -35,24 +40,8 @@ def run(device: torch.device, batch: int, steps: int, warmup: int, *, width: flo
     if channels_last:
         image = image.contiguous(memory_format=torch.channels_last)
     label = torch.randint(0, 2, (batch,), device=device)
-
-    def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = F.cross_entropy(step_model(audio, image)["logits"].float(), label)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    for _ in range(warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return batch * steps / (time.perf_counter() - t0)
+    return train_throughput(lambda: F.cross_entropy(step_model(audio, image)["logits"].float(), label), opt, device,
+                            batch, steps, warmup=warmup, amp=amp)
 
 
 def main() -> None:

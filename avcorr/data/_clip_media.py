@@ -1,10 +1,12 @@
-"""Per-worker media access shared by the clip datasets: an LRU of open video readers and probed facts."""
+"""Per-worker media access shared by the clip datasets: an LRU of open video readers and probed facts,
+and the "draw a clip; on failure record it as bad and try another" loop of their ``__getitem__``."""
 
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 from . import decode
 from .errors import BadClipError
@@ -17,6 +19,54 @@ class ClipFailed(Exception):
     def __init__(self, vid: str, reason: str):
         super().__init__(f"{vid}: {reason}")
         self.vid, self.reason = vid, reason
+
+
+def draw_with_retries(make: Callable[[int], dict[str, Any]], clips: Sequence[Any], first: int,
+                      next_index: Callable[[int], int], bad: dict[str, str], *, max_bad_retries: int, name: str,
+                      min_usable: int = 1, failure: str = "failed to decode",
+                      wanted: str = "no usable clip") -> dict[str, Any]:
+    """``make(ci)`` for the first usable clip index, starting at ``first``; bad clips are skipped and recorded.
+
+    Up to ``max_bad_retries + 1`` indices are tried: ``first``, then ``next_index(previous)``. An index
+    whose clip is already in ``bad`` is not tried again; a :class:`ClipFailed` raised by ``make`` adds
+    its clip to ``bad`` (``vid -> reason``, shared by the dataset's calls) and to the item's
+    ``skipped`` list. The search stops early when fewer than ``min_usable`` clips are left unfailed.
+
+    Args:
+        make: builds the item of one clip index; raises :class:`ClipFailed` for a clip it cannot use.
+        clips: the dataset's clips (anything with a ``vid`` attribute).
+        first: the index tried first.
+        next_index: the index tried after a given one (called after each failure).
+        bad: the dataset's record of failed clips, updated in place.
+        max_bad_retries: failures tolerated before giving up.
+        name: the dataset, for the error message.
+        min_usable: clips one item needs (e.g. the sources of a mixture).
+        failure, wanted: wording of the error message (``"... clips {failure} and {wanted} was found"``).
+
+    Returns:
+        the item, with ``item["skipped"]``: ``(vid, reason)`` of the clips that failed while drawing it.
+
+    Raises:
+        RuntimeError: every try failed (or too few clips are left); names the first problems.
+    """
+    n = len(clips)
+    skipped: list[tuple[str, str]] = []
+    ci = first
+    for _ in range(max_bad_retries + 1):
+        if clips[ci].vid not in bad:
+            try:
+                item = make(ci)
+                item["skipped"] = skipped
+                return item
+            except ClipFailed as e:
+                bad[e.vid] = e.reason
+                skipped.append((e.vid, e.reason))
+        if n - len(bad) < min_usable:
+            break
+        ci = next_index(ci)
+    reasons = "; ".join(f"{v}: {r}" for v, r in list(bad.items())[:5])
+    raise RuntimeError(f"{name}: {len(bad)} of {n} clips {failure} and {wanted} was found in "
+                       f"{max_bad_retries + 1} tries; first problems: {reasons}")
 
 
 def audio_source(clip: Clip) -> Path:

@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from . import decode
-from ._clip_media import ClipFailed, ClipMedia, audio_source
+from ._clip_media import ClipFailed, ClipMedia, audio_source, draw_with_retries
 from .errors import BadClipError
 from .layout import Clip, SplitIndex
 from .transforms import frame_transform
@@ -164,22 +164,10 @@ class AVCPairDataset(Dataset):
             rng = np.random.default_rng([self.seed, i])
             ci = i // self.pairs_per_clip
             positive = (i % self.pairs_per_clip) % 2 == 0
-        skipped: list[tuple[str, str]] = []
-        for _ in range(self.max_bad_retries + 1):
-            if self.clips[ci].vid not in self._bad:
-                try:
-                    item = self._make(ci, positive, rng)
-                    item["skipped"] = skipped
-                    return item
-                except ClipFailed as e:
-                    self._bad[e.vid] = e.reason
-                    skipped.append((e.vid, e.reason))
-            if len(self._bad) >= n:
-                break
-            ci = (ci + 1) % n if not self.train else int(rng.integers(0, n))
-        reasons = "; ".join(f"{v}: {r}" for v, r in list(self._bad.items())[:5])
-        raise RuntimeError(f"{self.split}: {len(self._bad)} of {n} clips failed to decode and no usable clip was "
-                           f"found in {self.max_bad_retries + 1} tries; first problems: {reasons}")
+        return draw_with_retries(
+            lambda j: self._make(j, positive, rng), self.clips, ci,
+            (lambda j: int(rng.integers(0, n))) if self.train else (lambda j: (j + 1) % n),
+            self._bad, max_bad_retries=self.max_bad_retries, name=self.split)
 
 
 def collate_pairs(batch: list[dict[str, Any]]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from . import decode
-from ._clip_media import ClipFailed, ClipMedia, audio_source
+from ._clip_media import ClipFailed, ClipMedia, audio_source, draw_with_retries
 from .errors import BadClipError
 from .layout import Clip, SplitIndex
 from .transforms import frame_transform
@@ -190,6 +190,18 @@ class SeparationDataset(Dataset):
             "vid": clip.vid,
         }
 
+    def _mixture(self, ci: int, rng: np.random.Generator) -> dict[str, Any]:
+        """The item whose first source is clip ``ci`` (without ``skipped``); :class:`ClipFailed` on a bad clip."""
+        sources = [self._source(j, rng) for j in self._partners(ci, rng)]
+        return {
+            "audios": torch.stack([s["audio"] for s in sources]),
+            "lengths": torch.tensor([s["length"] for s in sources], dtype=torch.int64),
+            "frames": torch.stack([s["frames"] for s in sources]),
+            "label": torch.tensor([s["label"] for s in sources], dtype=torch.int64),
+            "start": torch.tensor([s["start"] for s in sources], dtype=torch.float32),
+            "vid": [s["vid"] for s in sources],
+        }
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         n = len(self.clips)
         if self.train:
@@ -198,30 +210,11 @@ class SeparationDataset(Dataset):
         else:
             rng = np.random.default_rng([self.seed, i])
             ci = i // self.mixes_per_clip
-        skipped: list[tuple[str, str]] = []
-        for _ in range(self.max_bad_retries + 1):
-            if self.clips[ci].vid not in self._bad:
-                try:
-                    sources = [self._source(j, rng) for j in self._partners(ci, rng)]
-                    return {
-                        "audios": torch.stack([s["audio"] for s in sources]),
-                        "lengths": torch.tensor([s["length"] for s in sources], dtype=torch.int64),
-                        "frames": torch.stack([s["frames"] for s in sources]),
-                        "label": torch.tensor([s["label"] for s in sources], dtype=torch.int64),
-                        "start": torch.tensor([s["start"] for s in sources], dtype=torch.float32),
-                        "vid": [s["vid"] for s in sources],
-                        "skipped": skipped,
-                    }
-                except ClipFailed as e:
-                    self._bad[e.vid] = e.reason
-                    skipped.append((e.vid, e.reason))
-            if n - len(self._bad) < self.num_mix:
-                break
-            ci = (ci + 1) % n if not self.train else int(rng.integers(0, n))
-        reasons = "; ".join(f"{v}: {r}" for v, r in list(self._bad.items())[:5])
-        raise RuntimeError(f"{self.split}: {len(self._bad)} of {n} clips failed to decode and no mixture of "
-                           f"{self.num_mix} usable clips was found in {self.max_bad_retries + 1} tries; "
-                           f"first problems: {reasons}")
+        return draw_with_retries(
+            lambda j: self._mixture(j, rng), self.clips, ci,
+            (lambda j: int(rng.integers(0, n))) if self.train else (lambda j: (j + 1) % n),
+            self._bad, max_bad_retries=self.max_bad_retries, name=self.split, min_usable=self.num_mix,
+            wanted=f"no mixture of {self.num_mix} usable clips")
 
 
 def collate_mixtures(batch: list[dict[str, Any]]) -> dict[str, Any]:
