@@ -18,6 +18,13 @@ A tagging model takes mono waveforms (B, T) at ``model.sample_rate`` and returns
 * **sampling**: ``data.sampler`` ``"random"``, ``"balanced"`` (PANNs) or ``"weighted"`` (AST, from
   ``data.weight_file`` or computed with the same formula).
 
+**Embedding heads** (``data.format="embeddings"``): models with ``input_kind == "embedding"`` (the
+AudioSet attention taggers, :mod:`avcorr.models.audioset_attention`) train on HDF5 embedding packs
+(:mod:`avcorr.data.embedding_pack`; ``data.*_split`` name pack files, several comma-separated);
+batches carry ``embeddings`` (B, T, D) instead of ``wave``. Such a model needs that format and a
+waveform model needs the others (a mismatch is an error), and ``data.mixup_alpha`` must be 0 (the
+reference trains these heads without mixup).
+
 Evaluation reports ``acc``, ``mAP``, ``AUC``, ``d_prime`` (PANNs/AST convention), ``d_prime_hear``
 (HEAR convention), ``loss`` and ``num_clips`` (:mod:`avcorr.metrics.tagging`), over scores that are
 the logits (multi-label; the sigmoid is monotonic) or the softmax probabilities (single-label). The
@@ -40,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config
+from ..data.embedding_pack import EmbeddingPackDataset, EmbeddingPackSource, collate_embeddings, open_embedding_source
 from ..data.tagging import (
     BalancedClassSampler,
     TaggingDataset,
@@ -57,35 +65,66 @@ from .base import Evaluator, Task
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FORMATS", "TaggingEvaluator", "TaggingModule", "TaggingTask", "build_tagging_model"]
+__all__ = ["EMBEDDING_FORMAT", "FORMATS", "TASK_FORMATS", "TaggingEvaluator", "TaggingModule", "TaggingTask",
+           "build_tagging_model", "is_embedding_model"]
 
+EMBEDDING_FORMAT = "embeddings"  # HDF5 embedding packs, for models with input_kind == "embedding"
+TASK_FORMATS = (*FORMATS, EMBEDDING_FORMAT)
 SAMPLERS = ("random", "balanced", "weighted")
 LABEL_MODES = ("auto", "single", "multi")
+
+
+def is_embedding_model(model: nn.Module) -> bool:
+    """Whether ``model`` tags embedding sequences (``input_kind == "embedding"``) rather than waveforms."""
+    return getattr(model, "input_kind", "wave") == "embedding"
 
 
 def build_tagging_model(cfg: Config, num_classes: int, *, checkpoint_path: str | None = None) -> nn.Module:
     """The registry model of ``cfg.model`` with ``num_classes`` outputs.
 
+    A waveform model needs integer ``sample_rate`` and ``clip_samples``; an embedding model
+    (``input_kind == "embedding"``) an integer ``input_dim``. Embedding models go with
+    ``data.format="embeddings"`` only, waveform models with the other formats.
+
     Args:
-        cfg: the config (``model.name``, ``model.width``, ``model.embed_dim``, ``model.kwargs``).
+        cfg: the config (``model.name``, ``model.width``, ``model.embed_dim``, ``model.kwargs``, ``data.format``).
         num_classes: classifier outputs.
         checkpoint_path: initial weights (a classifier of another size is skipped by the models'
             loaders, so AudioSet checkpoints fine-tune to any class count).
+
+    Raises:
+        ValueError: not a tagging model, or a model that does not take the data format's input.
     """
     m = cfg.model
     model = create_model(m.name, checkpoint_path=checkpoint_path or None, num_classes=num_classes,
                          embed_dim=m.embed_dim, width=m.width, **m.kwargs)
+    fmt = cfg.data.format
+    if is_embedding_model(model):
+        if not isinstance(getattr(model, "input_dim", None), int):
+            raise ValueError(f"model {m.name!r} has input_kind 'embedding' but no integer attribute 'input_dim'")
+        if fmt != EMBEDDING_FORMAT:
+            raise ValueError(f"model {m.name!r} tags sequences of embeddings, but data.format={fmt!r} gives "
+                             f"waveforms; use data.format={EMBEDDING_FORMAT!r} (HDF5 embedding packs, e.g. made "
+                             f"by data_tools/pack_vggish_embeddings.py) or a waveform model (PANNs, AST)")
+        return model
     for attr in ("sample_rate", "clip_samples"):
         if not isinstance(getattr(model, attr, None), int):
             raise ValueError(f"model {m.name!r} is not a tagging model: it has no integer attribute {attr!r}")
+    if fmt == EMBEDDING_FORMAT:
+        raise ValueError(f"data.format={EMBEDDING_FORMAT!r} gives embedding sequences, but model {m.name!r} takes "
+                         f"waveforms; use an embedding model (audioset_feature_attention, audioset_*) or a "
+                         f"waveform format ({', '.join(FORMATS)})")
     return model
 
 
 class TaggingModule(nn.Module):
     """``batch -> {'loss', 'logits'}``: the tagging loss of a model's logits.
 
+    The model's input is ``batch['embeddings']`` when the batch has it (embedding packs), else
+    ``batch['wave']``.
+
     Args:
-        model: a tagging model (``forward(wave, mixup_lambda=None) -> {'logits', ...}``).
+        model: a tagging model (``forward(wave or embeddings, mixup_lambda=None) -> {'logits', ...}``).
         multilabel: binary cross-entropy per class (True) or softmax cross-entropy (False).
         mixup_alpha: training only: PANNs mixup with ``Beta(alpha, alpha)``; 0 = off.
     """
@@ -103,9 +142,9 @@ class TaggingModule(nn.Module):
         return F.cross_entropy(logits, target)  # target rows are class probabilities
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        wave, target = batch["wave"], batch["target"]
+        wave, target = batch["embeddings"] if "embeddings" in batch else batch["wave"], batch["target"]
         if wave.shape[0] == 0:  # every clip of an evaluation batch failed to load
-            return {"loss": wave.new_zeros(()), "logits": wave.new_zeros(0, target.shape[-1])}
+            return {"loss": target.new_zeros(()), "logits": target.new_zeros(0, target.shape[-1])}
         if self.training and self.mixup_alpha > 0 and wave.shape[0] >= 2:
             from ..models._audio_frontend import do_mixup, sample_mixup_lambda
 
@@ -174,16 +213,22 @@ class TaggingTask(Task):
     def __init__(self, cfg: Config):
         super().__init__(cfg)
         d = cfg.data
-        for key, value, allowed in (("data.format", d.format, FORMATS), ("data.sampler", d.sampler, SAMPLERS),
+        for key, value, allowed in (("data.format", d.format, TASK_FORMATS), ("data.sampler", d.sampler, SAMPLERS),
                                     ("data.label_mode", d.label_mode, LABEL_MODES),
                                     ("data.eval_crop", d.eval_crop, ("center", "full"))):
             if value not in allowed:
                 raise ValueError(f"{key}={value!r}: expected one of {', '.join(allowed)}")
         if d.mixup_alpha < 0:
             raise ValueError(f"data.mixup_alpha must be >= 0, got {d.mixup_alpha}")
-        self._sources: dict[str, TagSource] = {}
+        if d.format == EMBEDDING_FORMAT:
+            if d.mixup_alpha > 0:
+                raise ValueError(f"data.mixup_alpha={d.mixup_alpha}: the embedding heads (data.format="
+                                 f"{EMBEDDING_FORMAT!r}) are trained without mixup, as the reference; "
+                                 f"set data.mixup_alpha=0")
+            self.collate_fn = collate_embeddings  # batches carry 'embeddings' instead of 'wave'
+        self._sources: dict[str, TagSource | EmbeddingPackSource] = {}
         self._model: nn.Module | None = None
-        self._info: tuple[int, int, int] | None = None
+        self._info: dict[str, int] | None = None
         self._eval_split = "val"
         if not d.classes or d.label_mode == "auto":
             train = self._source(d.train_split)
@@ -224,14 +269,18 @@ class TaggingTask(Task):
         q = Path(p).expanduser()
         return q if q.is_absolute() or not d.root else Path(d.root).expanduser() / q
 
-    def _source(self, split: str) -> TagSource:
+    def _source(self, split: str) -> TagSource | EmbeddingPackSource:
         if split not in self._sources:
             d = self.cfg.data
+            if d.format == EMBEDDING_FORMAT:
+                self._sources[split] = open_embedding_source(d.root, self._split_file(split),
+                                                             label_csv=d.label_csv or None, classes=d.classes or None)
+                return self._sources[split]
             self._sources[split] = open_source(d.format, d.root, self._split_file(split), label_csv=d.label_csv or None,
                                                val_fraction=d.val_fraction, classes=d.classes or None)
         return self._sources[split]
 
-    def _model_info(self) -> tuple[int, int, int]:
+    def _model_info(self) -> dict[str, int]:
         if self._info is None:
             self._model = self._create_model()
         assert self._info is not None
@@ -240,15 +289,25 @@ class TaggingTask(Task):
     def _create_model(self) -> nn.Module:
         m = build_tagging_model(self.cfg, len(self.cfg.data.classes),
                                 checkpoint_path=self.cfg.model.checkpoint_path or None)
-        self._info = (int(m.sample_rate), int(m.clip_samples), int(getattr(m, "min_samples", 1)))
+        if is_embedding_model(m):
+            self._info = {"input_dim": int(m.input_dim)}
+        else:
+            self._info = {"sample_rate": int(m.sample_rate), "clip_samples": int(m.clip_samples),
+                          "min_samples": int(getattr(m, "min_samples", 1))}
         return m
 
-    def build_dataset(self, split: str, train: bool) -> TaggingDataset:
+    def build_dataset(self, split: str, train: bool) -> TaggingDataset | EmbeddingPackDataset:
         d = self.cfg.data
-        sr, clip, min_samples = self._model_info()
-        ds = TaggingDataset(self._source(split), sample_rate=sr, clip_samples=clip, train=train,
-                            multilabel=self.multilabel, eval_crop=d.eval_crop, min_samples=min_samples,
-                            max_bad_retries=d.max_bad_retries)
+        info = self._model_info()
+        if d.format == EMBEDDING_FORMAT:
+            ds: TaggingDataset | EmbeddingPackDataset = EmbeddingPackDataset(
+                self._source(split), train=train, multilabel=self.multilabel,  # type: ignore[arg-type]
+                input_dim=info["input_dim"], max_bad_retries=d.max_bad_retries)
+        else:
+            sr, clip, min_samples = info["sample_rate"], info["clip_samples"], info["min_samples"]
+            ds = TaggingDataset(self._source(split), sample_rate=sr, clip_samples=clip, train=train,
+                                multilabel=self.multilabel, eval_crop=d.eval_crop, min_samples=min_samples,
+                                max_bad_retries=d.max_bad_retries)
         if not train:
             self._eval_split = split
         logger.info("%s: %d clips (%s)", ds.name, len(ds), "train" if train else "eval")
@@ -263,9 +322,13 @@ class TaggingTask(Task):
         if d.weight_file:
             src = self._source(d.train_split)
             if not src.num_rows:
-                raise ValueError(f"data.weight_file needs a datafile format (ast_json or hdf5), not {d.format!r}")
+                raise ValueError(f"data.weight_file needs a datafile format (ast_json, hdf5 or embeddings), "
+                                 f"not {d.format!r}")
             rows = read_weight_file(self._root_path(d.weight_file), expected=src.num_rows)
-            weights = rows[[c.row for c in dataset.clips]]
+            if isinstance(dataset, EmbeddingPackDataset):  # one weight per pack row, packs in order
+                weights = rows[dataset.rows]
+            else:
+                weights = rows[[c.row for c in dataset.clips]]
         else:
             weights = label_rarity_weights(dataset.targets)
         return WeightedClipSampler(weights, seed=seed)
