@@ -299,18 +299,12 @@ def load_vggish(vggish: str | Path | None, pca: str | Path | None, arch: str = "
     Raises:
         ValueError: ``vggish`` not given, or no PCA parameters (neither ``pca`` nor ``pproc.*`` in the weights).
     """
-    from .models import create_model
-    from .models.vggish import VGGishPostprocessor
+    from .models.vggish import load_vggish as _load
 
     if vggish is None:
         raise ValueError(f"{what} tags VGGish embeddings: pass --vggish (VGGish weights, torchvggish layout) "
                          "and --pca (vggish_pca_params.npz)")
-    net = create_model(arch, checkpoint_path=str(vggish))
-    if pca is not None:
-        net.set_postprocessor(VGGishPostprocessor.from_npz(pca))
-    if net.postprocessor is None:
-        raise ValueError(f"{vggish}: no PCA parameters in the weights file: pass --pca vggish_pca_params.npz")
-    return net.to(device).eval()
+    return _load(vggish, pca, arch, device)
 
 
 # -- the streaming loop --------------------------------------------------------------------------

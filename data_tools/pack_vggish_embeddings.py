@@ -49,26 +49,6 @@ SAMPLE_RATE = 16000
 PAD_MODES = ("silence", "zero")
 
 
-def load_vggish(model: str, weights: str | Path, pca: str | Path | None, device: str = "cpu"):
-    """The VGGish of ``--model`` with ``weights`` and its PCA post-processor, in eval mode.
-
-    Raises:
-        FileNotFoundError: a missing file.
-        ValueError: weights that do not fit, or no PCA parameters anywhere.
-    """
-    from avcorr.models import create_model
-    from avcorr.models.vggish import VGGish, VGGishPostprocessor
-
-    net = create_model(model, checkpoint_path=str(weights))
-    if not isinstance(net, VGGish):
-        raise ValueError(f"--model {model!r} is not a VGGish variant")
-    if pca is not None:
-        net.set_postprocessor(VGGishPostprocessor.from_npz(pca))
-    if net.postprocessor is None:
-        raise ValueError(f"{weights}: no PCA parameters in the weights file; pass --pca vggish_pca_params.npz")
-    return net.to(device).eval()
-
-
 def embed_clip(net, wave, frames: int, pad: str = "silence") -> np.ndarray:
     """Quantised embeddings of one clip, cut or padded to ``frames`` seconds.
 
@@ -130,7 +110,7 @@ def pack(source, net, out: str | Path, *, frames: int = 10, pad: str = "silence"
 
     Args:
         source: an :class:`avcorr.data.tagging.TagSource` with file-based clips.
-        net: VGGish with its post-processor (:func:`load_vggish`).
+        net: VGGish with its post-processor (:func:`avcorr.models.vggish.load_vggish`).
         out: the ``.h5`` to write (through a temporary file).
         frames: embeddings (seconds) per clip.
         pad: see :func:`embed_clip`.
@@ -220,9 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from avcorr.data.tagging import open_source
         from avcorr.engine.distributed import resolve_device
+        from avcorr.models.vggish import load_vggish
 
         src = open_source(args.format, args.root, args.split, label_csv=args.label_csv, val_fraction=args.val_fraction)
-        net = load_vggish(args.model, args.vggish, args.pca, str(resolve_device(args.device)))
+        net = load_vggish(args.vggish, args.pca, args.model, resolve_device(args.device))
         res = pack(src, net, args.out, frames=args.frames, pad=args.pad, progress=not args.no_progress)
     except (LayoutError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -73,6 +73,7 @@ def make_tagger(kind: str, folder: Path) -> list[str]:
     cfg.model.embed_dim = None
     if kind == "vggish_attention":
         cfg.model.name = "audioset_feature_attention"
+        cfg.data.format = "embeddings"
     elif kind in ("panns_cnn6", "panns_cnn14"):
         cfg.model.name = kind
     else:

@@ -399,7 +399,7 @@ def _pack_cli(root, out, vggish_files, *extra):
 def test_pack_vggish_embeddings_layout(tiny_copy, vggish_files, tmp_path, capsys):
     from avcorr.data.layout import load_split
     from avcorr.data.tagging import layout_source
-    from data_tools.pack_vggish_embeddings import load_vggish
+    from avcorr.models.vggish import load_vggish
     from tests.media import make_non_media
 
     index = load_split(tiny_copy, "train")
@@ -421,7 +421,7 @@ def test_pack_vggish_embeddings_layout(tiny_copy, vggish_files, tmp_path, capsys
         assert sorted(src.labels(i).tolist()) == sorted(classes.index(lab) for lab in by_vid[v].labels)
     with h5py.File(out) as f:
         x = f["x"][:]
-    net = load_vggish("test_vggish", vggish_files / "vggish.pt", vggish_files / "pca.npz")
+    net = load_vggish(vggish_files / "vggish.pt", vggish_files / "pca.npz", "test_vggish")
     silence = net.embed_seconds(torch.zeros(16000))["quantized"][0].numpy()
     assert (x[:, 2] == silence).all() and not (x[:, 0] == silence).all()  # padded with silence, as the reference
     ds = EmbeddingPackDataset(src, train=False, multilabel=src.is_multilabel, input_dim=128)

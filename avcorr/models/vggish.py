@@ -46,6 +46,7 @@ __all__ = [
     "VGGish",
     "VGGishFrontend",
     "VGGishPostprocessor",
+    "load_vggish",
     "resample_to_vggish",
     "test_vggish",
     "vggish",
@@ -356,6 +357,33 @@ class VGGish(nn.Module):
             logger.info("%s: PCA post-processing taken from pproc.* entries", source)
         elif pca:
             raise ValueError(f"{source}: has {', '.join(pca)} but not both pproc.pca_matrix and pproc.pca_means")
+
+
+def load_vggish(weights: str | Path, pca: str | Path | None = None, arch: str = "vggish",
+                device: torch.device | str = "cpu") -> VGGish:
+    """A VGGish variant with ``weights`` and its PCA post-processing, in eval mode on ``device``.
+
+    Args:
+        weights: a weights file in the torchvggish layout (a whole-module save with ``pproc.*``
+            entries also brings the PCA parameters).
+        pca: ``vggish_pca_params.npz``; needed unless ``weights`` holds ``pproc.*``.
+        arch: the registry name of the variant (``vggish``; ``test_vggish`` in tests).
+        device: where it runs.
+
+    Raises:
+        FileNotFoundError: a missing file.
+        ValueError: not a VGGish variant, weights that do not fit, or no PCA parameters anywhere.
+    """
+    from ._registry import create_model
+
+    net = create_model(arch, checkpoint_path=str(weights))
+    if not isinstance(net, VGGish):
+        raise ValueError(f"{arch!r} is not a VGGish variant")
+    if pca is not None:
+        net.set_postprocessor(VGGishPostprocessor.from_npz(pca))
+    if net.postprocessor is None:
+        raise ValueError(f"{weights}: no PCA parameters in the weights file; pass --pca vggish_pca_params.npz")
+    return net.to(device).eval()
 
 
 @register_model
