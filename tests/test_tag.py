@@ -190,14 +190,15 @@ def test_memory_stays_bounded_on_longer_files(checkpoint, tmp_path):
 
 
 def test_video_containers_and_cli(checkpoint, film, tmp_path, capsys):
-    """An mp4 (H.264 + AAC) and an mkv (+ Opus) with the film as their audio track tag like the wav."""
+    """mp4 (H.264 + AAC), mkv (+ Opus), mp3 and flac copies of the film tag like the wav."""
     ref = tag_file(film, load_second_tagger(checkpoint, device="cpu"), left=0, right=0).probs
     outs = {}
-    for ext, acodec in (("mp4", "aac"), ("mkv", "libopus")):
+    for ext, acodec in (("mp4", "aac"), ("mkv", "libopus"), ("mp3", "libmp3lame"), ("flac", "flac")):
         path = tmp_path / f"film.{ext}"
-        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=gray:s=64x48:r=10:d=15",
-                        "-i", str(film), "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-                        "-c:a", acodec, "-b:a", "128k", "-shortest", str(path)], check=True)
+        video = ["-f", "lavfi", "-i", "color=c=gray:s=64x48:r=10:d=15"] if ext in ("mp4", "mkv") else []
+        maps = ["-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-pix_fmt", "yuv420p"] if video else []
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", *video, "-i", str(film), *maps,
+                        "-c:a", acodec, *(["-b:a", "128k"] if ext != "flac" else []), "-shortest", str(path)], check=True)
         assert main(["--checkpoint", str(checkpoint), "--input", str(path), "--left", "0", "--right", "0",
                      "--threshold", "0.5", "--out", str(tmp_path / ext), "--quiet"]) == 0
         outs[ext] = np.load(tmp_path / ext / "film.probs.npy")
@@ -205,11 +206,12 @@ def test_video_containers_and_cli(checkpoint, film, tmp_path, capsys):
         assert {t for t, s in got.items() if s == {"Tone"}} == set(range(5))
         assert {t for t, s in got.items() if s == {"Noise"}} == set(range(10, 15))
         assert (tmp_path / ext / "film.png").is_file()
+    np.testing.assert_allclose(outs["flac"], ref, atol=1e-4)  # lossless: the same samples
     for probs in outs.values():
         assert probs.shape[0] in (15, 16)  # an encoder may pad the last frame
         assert np.abs(probs[:15] - ref).max() < 0.2
     out = capsys.readouterr().out
-    assert "film.mp4:" in out and "film.mkv:" in out and "film.srt" in out
+    assert all(f"film.{ext}:" in out for ext in outs) and "film.srt" in out
 
 
 def test_no_audio_track_is_a_clear_error(checkpoint, tmp_path, capsys):
