@@ -34,7 +34,6 @@ packed, because the attention heads are trained on the quantised ones.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import os
 import sys
@@ -42,6 +41,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from data_tools.pack_waveforms_to_hdf5 import write_label_csv
 
 logger = logging.getLogger("data_tools.pack_vggish_embeddings")
 
@@ -93,16 +94,6 @@ def _check_label_csv(path: Path, classes: Sequence[str]) -> bool:
                          f"({', '.join(classes[:5])}{' ...' if len(classes) > 5 else ''}); write the pack to "
                          f"another folder")
     return False
-
-
-def _write_label_csv(path: Path, classes: Sequence[str]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["index", "mid", "display_name"])
-        for i, name in enumerate(classes):
-            w.writerow([i, name, name])
-    os.replace(tmp, path)
 
 
 def pack(source, net, out: str | Path, *, frames: int = 10, pad: str = "silence", progress: bool = False) -> dict:
@@ -169,7 +160,7 @@ def pack(source, net, out: str | Path, *, frames: int = 10, pad: str = "silence"
         if tmp.exists():
             tmp.unlink()
     if write_csv:
-        _write_label_csv(csv_path, source.classes)
+        write_label_csv(csv_path, source.classes)
     return {"clips": n, "skipped": skipped}
 
 
