@@ -58,6 +58,7 @@ setup(
             "avcorr-localize=avcorr.localize:main",
             "avcorr-separate=avcorr.separate:main",
             "avcorr-recognize=avcorr.recognize:main",
+            "avcorr-tag=avcorr.tag:main",
             "avcorr-validate=data_tools.validate:main",
         ]
     },
