@@ -339,3 +339,25 @@ def test_vggish_attention_head_tags_the_segments(embedding_tagger, film, tmp_pat
     assert main(["--checkpoint", str(f / "head.pt"), "--vggish", str(f / "vggish.pth"), "--vggish-arch",
                  "test_vggish", "--input", str(film), "--quiet"]) == 2
     assert "--pca" in capsys.readouterr().err
+
+
+def test_any_tagging_checkpoint_ast_single_label(film, tmp_path):
+    """An AST trained single-label on a folder per class (softmax): rows are distributions over its classes."""
+    cfg = Config(task="tagging")
+    cfg.model.name = "test_ast"
+    cfg.model.width = None
+    cfg.model.embed_dim = None
+    cfg.data.format = "folder"
+    cfg.data.classes = ["chirp", "noise", "tone"]
+    cfg.data.label_mode = "single"
+    torch.manual_seed(0)
+    model = create_model("test_ast", num_classes=3)
+    save_checkpoint({"config": config_to_dict(cfg), "model": model.state_dict()}, tmp_path / "ast.pt")
+    assert main(["--checkpoint", str(tmp_path / "ast.pt"), "--input", str(film), "--out", str(tmp_path),
+                 "--threshold", "0.0", "--max-labels", "2", "--quiet", "--no-plot"]) == 0
+    probs = np.load(tmp_path / "film.probs.npy")
+    assert probs.shape == (15, 3)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    cues = parse_srt((tmp_path / "film.srt").read_text())
+    assert len(cues) == 15 and all(len(c[2].split(", ")) == 2 for c in cues)
+    assert not (tmp_path / "film.png").exists()
