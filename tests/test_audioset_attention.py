@@ -213,6 +213,10 @@ def test_source_and_dataset_read_several_packs(tmp_path):
         assert batch["embeddings"].dtype == torch.uint8 and batch["embeddings"].shape == (2, 10, 128)
         assert batch["label"].tolist() == [-1, -1] and batch["vid"] == ["bal_train_00000", "unbal_train.h5#3"]
     assert np.array_equal(ds.targets, src.targets())
+    per_class = ds.class_indices()  # what the balanced sampler gets: no dense matrix
+    assert len(per_class) == 4
+    for c, idx in enumerate(per_class):
+        assert np.array_equal(idx, np.flatnonzero(ds.targets[:, c]))
     with pytest.raises(LayoutError, match="64"):
         EmbeddingPackDataset(src, train=True, multilabel=True, input_dim=64)
 

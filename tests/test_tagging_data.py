@@ -266,6 +266,22 @@ def test_balanced_sampler_balances_and_shards():
     assert np.array_equal(merged, order)  # the ranks split one global order
 
 
+def test_balanced_sampler_from_class_lists_matches_dense():
+    rng = np.random.default_rng(0)
+    targets = rng.random((500, 7)) < np.array([0.5, 0.2, 0.05, 0.01, 0.0, 0.3, 0.002])
+    dense = BalancedClassSampler(targets, seed=4)
+    per_class = [np.flatnonzero(targets[:, c]) for c in range(7)]
+    for a, b in zip(dense.per_class, per_class):
+        assert np.array_equal(a, b)
+    sparse = BalancedClassSampler.from_class_lists(per_class, 500, seed=4)
+    for epoch in (0, 3):
+        dense.set_epoch(epoch)
+        sparse.set_epoch(epoch)
+        assert list(dense) == list(sparse) and len(sparse) == 500
+    with pytest.raises(ValueError, match="at least one labelled clip"):
+        BalancedClassSampler.from_class_lists([np.zeros(0, int)] * 3, 10)
+
+
 def test_weighted_sampler_and_weights(tmp_path):
     targets = np.array([[1, 0], [1, 0], [1, 1], [0, 1]], bool)
     w = label_rarity_weights(targets)

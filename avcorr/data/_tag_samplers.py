@@ -28,6 +28,23 @@ def _dist_info(rank: int | None, world_size: int | None) -> tuple[int, int]:
     return 0, 1
 
 
+def group_by_class(clips: np.ndarray, classes: np.ndarray, num_classes: int) -> list[np.ndarray]:
+    """Per-class clip lists from (clip, class) label pairs.
+
+    Args:
+        clips: int (L,) clip index of each label, ascending.
+        classes: int (L,) class of each label.
+        num_classes: C.
+
+    Returns:
+        C int64 arrays: the clips of each class, ascending (empty for a class without clips).
+    """
+    classes = np.asarray(classes, dtype=np.int64)
+    order = np.argsort(classes, kind="stable")
+    bounds = np.cumsum(np.bincount(classes, minlength=num_classes))[:-1]
+    return np.split(np.asarray(clips, dtype=np.int64)[order], bounds)
+
+
 class BalancedClassSampler(Sampler[int]):
     """PANNs' balanced sampling: classes taken in turn, each yielding its next clip.
 
@@ -47,12 +64,31 @@ class BalancedClassSampler(Sampler[int]):
     def __init__(self, targets: np.ndarray, num_samples: int | None = None, *, seed: int = 0,
                  rank: int | None = None, world_size: int | None = None):
         targets = np.asarray(targets, dtype=bool)
-        self.per_class = [np.flatnonzero(targets[:, c]) for c in range(targets.shape[1])]
+        rows, cols = np.nonzero(targets)  # one pass over the matrix, rows ascending
+        self._setup(group_by_class(rows, cols, targets.shape[1]), targets.shape[0], num_samples, seed, rank, world_size)
+
+    @classmethod
+    def from_class_lists(cls, per_class: Sequence[np.ndarray], num_clips: int, num_samples: int | None = None, *,
+                         seed: int = 0, rank: int | None = None, world_size: int | None = None) -> "BalancedClassSampler":
+        """The sampler from each class's clip indices, without a dense (N, C) matrix (AudioSet's
+        2M x 527 labels would take 1 GB).
+
+        Args:
+            per_class: C int arrays, the clips of each class in ascending order.
+            num_clips: N, the dataset's length.
+        """
+        self = cls.__new__(cls)
+        self._setup([np.asarray(i, dtype=np.int64) for i in per_class], num_clips, num_samples, seed, rank, world_size)
+        return self
+
+    def _setup(self, per_class: list[np.ndarray], num_clips: int, num_samples: int | None, seed: int,
+               rank: int | None, world_size: int | None) -> None:
+        self.per_class = per_class
         self.active = [c for c, idx in enumerate(self.per_class) if len(idx)]
         if not self.active:
             raise ValueError("balanced sampling needs at least one labelled clip")
         self.rank, self.world_size = _dist_info(rank, world_size)
-        n = int(num_samples or targets.shape[0])
+        n = int(num_samples or num_clips)
         self.total = int(math.ceil(n / self.world_size)) * self.world_size
         self.seed, self.epoch = seed, 0
 

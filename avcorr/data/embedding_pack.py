@@ -239,16 +239,22 @@ class EmbeddingPackSource:
         p = int(np.searchsorted(self.offsets, row, side="right") - 1)
         return p, int(row - self.offsets[p])
 
-    def targets(self, rows: np.ndarray | None = None) -> np.ndarray:
-        """bool (len(rows), C) dense labels of ``rows`` (default all rows)."""
+    def label_pairs(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The labels of ``rows`` (default all rows) as pairs: int64 (L,) position in ``rows``
+        (ascending) and int32 (L,) class index."""
         rows = np.arange(self.num_rows) if rows is None else np.asarray(rows, dtype=np.int64)
-        out = np.zeros((len(rows), len(self.classes)), dtype=bool)
         starts = self.indptr[rows]
         lens = self.indptr[rows + 1] - starts
         r = np.repeat(np.arange(len(rows)), lens)  # output row of each label
         first = np.repeat(np.cumsum(lens) - lens, lens)  # position of each output row's first label
         pos = np.repeat(starts, lens) + (np.arange(int(lens.sum())) - first)
-        out[r, self.indices[pos]] = True
+        return r, self.indices[pos]
+
+    def targets(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """bool (len(rows), C) dense labels of ``rows`` (default all rows)."""
+        r, c = self.label_pairs(rows)
+        out = np.zeros((self.num_rows if rows is None else len(rows), len(self.classes)), dtype=bool)
+        out[r, c] = True
         return out
 
 
@@ -336,6 +342,13 @@ class EmbeddingPackDataset(Dataset):
     def targets(self) -> np.ndarray:
         """bool (N, C) labels of the dataset's clips (for the samplers; dense, built on each call)."""
         return self.source.targets(self.rows)
+
+    def class_indices(self) -> list[np.ndarray]:
+        """C int64 arrays: the dataset indices of each class's clips (no dense matrix is built)."""
+        from ._tag_samplers import group_by_class
+
+        r, c = self.source.label_pairs(self.rows)
+        return group_by_class(r, c, len(self.source.classes))
 
     def _handle(self, k: int):
         if self._h5_pid != os.getpid():  # h5py handles must not cross a fork
