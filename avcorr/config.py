@@ -76,7 +76,7 @@ class DataConfig:
     num_workers: int = 2
     max_bad_retries: int = 20  # consecutive bad clips tolerated before the run stops
     # -- task "tagging" only (avcorr.data.tagging); the defaults change nothing for the other tasks --
-    format: str = "layout"  # "layout" (ROOT in the seed layout), "folder" (ROOT/<class>/<file>), "hdf5" (PANNs packs), "ast_json"
+    format: str = "layout"  # "layout" (ROOT in the seed layout), "folder" (ROOT/<class>/<file>), "hdf5" (PANNs packs), "ast_json", "embeddings" (AudioSet embedding packs)
     classes: list[str] = field(default_factory=list)  # output classes in order; [] = read from the data (then stored here)
     label_csv: str = ""  # class_labels_indices.csv for "hdf5" / "ast_json"; "" = ROOT/class_labels_indices.csv
     label_mode: str = "auto"  # "single" (softmax, cross-entropy), "multi" (sigmoid, BCE), "auto" (multi if a clip has 2+ labels)
