@@ -63,7 +63,9 @@ class Tagger:
     @property
     def is_embedding_head(self) -> bool:
         """The model tags sequences of VGGish embeddings, not waveforms."""
-        return getattr(self.model, "input_kind", "wave") == "embedding"
+        from .tasks.tagging import is_embedding_model
+
+        return is_embedding_model(self.model)
 
     @property
     def sample_rate(self) -> int:

@@ -286,7 +286,7 @@ def load_second_tagger(checkpoint: str | Path, *, vggish: str | Path | None = No
     from .recognize import load_tagger
 
     t = load_tagger(checkpoint, device)
-    if getattr(t.model, "input_kind", "wave") != "embedding":
+    if not t.is_embedding_head:
         return SecondTagger(WaveScorer(t.model, t.multilabel, t.device, batch_size), t.classes, t.name)
     net = load_vggish(vggish, pca, vggish_arch, t.device, what=f"{checkpoint}: an embedding head ({type(t.model).__name__})")
     return SecondTagger(EmbeddingScorer(net, t.model, t.multilabel, t.device, max(batch_size, 64)), t.classes, t.name)

@@ -204,6 +204,7 @@ def test_hdf5_pack_and_index(tmp_path):
     x = ds[1]["wave"].numpy()
     assert x.shape == (4000,) and np.argmax(np.abs(np.fft.rfft(x))) == pytest.approx(400 * 4000 / 8000, abs=1)
     assert ds[0]["target"].tolist() == [1, 0, 0, 1]
+    assert [idx.tolist() for idx in ds.class_indices()] == [[0], [1], [], [0]]  # the balanced sampler's input
     # an index into the pack (relative hdf5_path) reads the same rows
     (tmp_path / "idx").mkdir()
     with h5py.File(tmp_path / "idx" / "i.h5", "w") as hw:

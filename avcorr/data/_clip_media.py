@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from . import decode
 from .errors import BadClipError
@@ -21,7 +21,7 @@ class ClipFailed(Exception):
         self.vid, self.reason = vid, reason
 
 
-def draw_with_retries(make: Callable[[int], dict[str, Any]], clips: Sequence[Any], first: int,
+def draw_with_retries(make: Callable[[int], dict[str, Any]], vid_of: Callable[[int], str], n: int, first: int,
                       next_index: Callable[[int], int], bad: dict[str, str], *, max_bad_retries: int, name: str,
                       min_usable: int = 1, failure: str = "failed to decode",
                       wanted: str = "no usable clip") -> dict[str, Any]:
@@ -34,7 +34,8 @@ def draw_with_retries(make: Callable[[int], dict[str, Any]], clips: Sequence[Any
 
     Args:
         make: builds the item of one clip index; raises :class:`ClipFailed` for a clip it cannot use.
-        clips: the dataset's clips (anything with a ``vid`` attribute).
+        vid_of: the clip id of an index.
+        n: the number of clips.
         first: the index tried first.
         next_index: the index tried after a given one (called after each failure).
         bad: the dataset's record of failed clips, updated in place.
@@ -49,11 +50,10 @@ def draw_with_retries(make: Callable[[int], dict[str, Any]], clips: Sequence[Any
     Raises:
         RuntimeError: every try failed (or too few clips are left); names the first problems.
     """
-    n = len(clips)
     skipped: list[tuple[str, str]] = []
     ci = first
     for _ in range(max_bad_retries + 1):
-        if clips[ci].vid not in bad:
+        if vid_of(ci) not in bad:
             try:
                 item = make(ci)
                 item["skipped"] = skipped

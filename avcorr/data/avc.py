@@ -165,7 +165,7 @@ class AVCPairDataset(Dataset):
             ci = i // self.pairs_per_clip
             positive = (i % self.pairs_per_clip) % 2 == 0
         return draw_with_retries(
-            lambda j: self._make(j, positive, rng), self.clips, ci,
+            lambda j: self._make(j, positive, rng), lambda j: self.clips[j].vid, n, ci,
             (lambda j: int(rng.integers(0, n))) if self.train else (lambda j: (j + 1) % n),
             self._bad, max_bad_retries=self.max_bad_retries, name=self.split)
 

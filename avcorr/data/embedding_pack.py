@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ._clip_media import ClipFailed
+from ._clip_media import ClipFailed, draw_with_retries
 from .errors import BadClipError, LayoutError
 from .tagging import read_label_csv
 
@@ -410,23 +410,9 @@ class EmbeddingPackDataset(Dataset):
             return item
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
         n = len(self.rows)
-        skipped: list[tuple[str, str]] = []
-        ci = i
-        for _ in range(self.max_bad_retries + 1):
-            if self.source.vid(int(self.rows[ci])) not in self._bad:
-                try:
-                    item = self._item(ci)
-                    item["skipped"] = skipped
-                    return item
-                except ClipFailed as e:
-                    self._bad[e.vid] = e.reason
-                    skipped.append((e.vid, e.reason))
-            if len(self._bad) >= n:
-                break
-            ci = int(rng.integers(0, n))
-        reasons = "; ".join(f"{v}: {r}" for v, r in list(self._bad.items())[:5])
-        raise RuntimeError(f"{self.name}: {len(self._bad)} of {n} clips failed to load and no usable clip was found "
-                           f"in {self.max_bad_retries + 1} tries; first problems: {reasons}")
+        return draw_with_retries(self._item, lambda j: self.source.vid(int(self.rows[j])), n, i,
+                                 lambda j: int(rng.integers(0, n)), self._bad, max_bad_retries=self.max_bad_retries,
+                                 name=self.name, failure="failed to load")
 
 
 def collate_embeddings(batch: list[dict[str, Any]]) -> dict[str, Any]:

@@ -211,7 +211,7 @@ class SeparationDataset(Dataset):
             rng = np.random.default_rng([self.seed, i])
             ci = i // self.mixes_per_clip
         return draw_with_retries(
-            lambda j: self._mixture(j, rng), self.clips, ci,
+            lambda j: self._mixture(j, rng), lambda j: self.clips[j].vid, n, ci,
             (lambda j: int(rng.integers(0, n))) if self.train else (lambda j: (j + 1) % n),
             self._bad, max_bad_retries=self.max_bad_retries, name=self.split, min_usable=self.num_mix,
             wanted=f"no mixture of {self.num_mix} usable clips")

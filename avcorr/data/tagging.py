@@ -157,6 +157,14 @@ class TaggingDataset(Dataset):
             out[i, list(c.labels)] = True
         return out
 
+    def class_indices(self) -> list[np.ndarray]:
+        """C int64 arrays: the indices of each class's clips, ascending (for the balanced sampler)."""
+        from ._tag_samplers import group_by_class
+
+        rows = np.repeat(np.arange(len(self.clips)), [len(c.labels) for c in self.clips])
+        cols = np.array([lab for c in self.clips for lab in c.labels], dtype=np.int64)
+        return group_by_class(rows, cols, len(self.classes))
+
     # -- reading -----------------------------------------------------------------------------
     def _window(self, total: int, rng: np.random.Generator | None) -> tuple[int, int | None]:
         """(start, length or None = to the end) in samples of a clip of ``total`` samples."""
@@ -262,7 +270,8 @@ class TaggingDataset(Dataset):
             return item
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
         n = len(self.clips)
-        return draw_with_retries(lambda j: self._item(j, rng), self.clips, i, lambda j: int(rng.integers(0, n)),
+        return draw_with_retries(lambda j: self._item(j, rng), lambda j: self.clips[j].vid, n, i,
+                                 lambda j: int(rng.integers(0, n)),
                                  self._bad, max_bad_retries=self.max_bad_retries, name=self.name,
                                  failure="failed to load")
 

@@ -318,9 +318,8 @@ class TaggingTask(Task):
         if not train or d.sampler == "random":
             return None
         if d.sampler == "balanced":
-            if hasattr(dataset, "class_indices"):  # embedding packs: AudioSet's labels never go dense
-                return BalancedClassSampler.from_class_lists(dataset.class_indices(), len(dataset), seed=seed)
-            return BalancedClassSampler(dataset.targets, seed=seed)
+            # per-class lists, never a dense (N, C) matrix (1 GB for AudioSet's embedding packs)
+            return BalancedClassSampler.from_class_lists(dataset.class_indices(), len(dataset), seed=seed)
         if d.weight_file:
             src = self._source(d.train_split)
             if not src.num_rows:
