@@ -9,73 +9,15 @@ which own the "complete dataset" rules (``meta.json`` last, rename when done).
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
-import multiprocessing
-import os
-import shutil
-import subprocess
-import wave
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
-
 from avcorr.data._synthetic_render import _SPLIT_CODES, CLASSES, SPLITS, clip_id, render_clip
 from avcorr.data._synthetic_video import _shape_extent
+from avcorr.data.writer import encode_mp4, pool_size, run_parallel, write_class_csv, write_json, write_wav
 
-_AUDIO_BITRATE = "64k"
-
-
-def _write_json(path: Path, obj: Any, *, one_line_per_key: bool = False) -> None:
-    """Write ``obj`` as JSON atomically; ``one_line_per_key`` puts each top-level entry on one line."""
-    if one_line_per_key:
-        items = [f" {json.dumps(key)}: {json.dumps(value)}" for key, value in obj.items()]
-        text = "{\n" + ",\n".join(items) + "\n}\n" if items else "{}\n"
-    else:
-        text = json.dumps(obj, indent=1) + "\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Write float audio (N,) as 16-bit PCM mono, atomically."""
-    pcm = np.clip(np.rint(audio * 32767.0), -32768, 32767).astype("<i2")
-    tmp = path.with_name(f".{path.name}.tmp")
-    with wave.open(str(tmp), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(sample_rate)
-        f.writeframes(pcm.tobytes())
-    os.replace(tmp, path)
-
-
-def _encode_mp4(path: Path, frames: np.ndarray, wav: Path, fps: float) -> None:
-    """Encode frames (T, H, W, 3) uint8 + the wav into an H.264/AAC mp4 with one ffmpeg call."""
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise RuntimeError("the synthetic dataset needs the `ffmpeg` binary on PATH (e.g. apt-get install ffmpeg)")
-    _, height, width, _ = frames.shape
-    gop = max(1, int(round(fps)))
-    tmp = path.with_name(f".{path.stem}.tmp.mp4")
-    cmd = [
-        ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-video_size", f"{width}x{height}", "-framerate", str(fps),
-        "-i", "pipe:0",
-        "-i", str(wav),
-        "-map", "0:v:0", "-map", "1:a:0",
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
-        "-g", str(gop), "-keyint_min", str(gop),
-        "-c:a", "aac", "-aac_coder", "fast", "-b:a", _AUDIO_BITRATE,
-        "-threads", "1", "-movflags", "+faststart", "-f", "mp4", str(tmp),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), capture_output=True, check=False)
-    if proc.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        err = proc.stderr.decode("utf-8", "replace").strip()[-800:]
-        raise RuntimeError(f"{path}: ffmpeg failed (exit {proc.returncode}): {err}")
-    os.replace(tmp, path)
+# The generic writers live in avcorr.data.writer (shared with the benchmark families).
+_pool_size = pool_size
 
 
 def _generate_one(task: tuple[str, str, int, dict[str, Any]]) -> tuple[str, int, str, str, list[float]]:
@@ -95,21 +37,9 @@ def _generate_one(task: tuple[str, str, int, dict[str, Any]]) -> tuple[str, int,
     )
     folder = Path(root) / split
     wav = folder / "audio" / f"{clip.vid}.wav"
-    _write_wav(wav, clip.audio, params["sample_rate"])
-    _encode_mp4(folder / "video" / f"{clip.vid}.mp4", clip.frames, wav, params["fps"])
+    write_wav(wav, clip.audio, params["sample_rate"])
+    encode_mp4(folder / "video" / f"{clip.vid}.mp4", clip.frames, wav, params["fps"])
     return split, index, clip.vid, clip.label, [round(float(x), 6) for x in clip.box]
-
-
-def _pool_size(workers: int | None) -> int:
-    if workers is None:
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            cores = os.cpu_count() or 1
-        return max(1, min(2, cores))
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    return int(workers)
 
 
 def generate_into(tmp: Path, params: dict[str, Any], workers: int, progress: bool, *, generator: str,
@@ -134,34 +64,18 @@ def generate_into(tmp: Path, params: dict[str, Any], workers: int, progress: boo
     if len(set(ids)) != len(ids):  # 66-bit hashes: never expected
         raise RuntimeError(f"clip id collision for seed {params['seed']}; choose another seed")
 
-    results: list[tuple[str, int, str, str, list[float]]] = []
-    with _progress_bar(len(tasks), progress) as bar:
-        if workers == 1 or len(tasks) <= 1:
-            for task in tasks:
-                results.append(_generate_one(task))
-                bar.update(1)
-        else:
-            for cls in classes:  # measure the shapes once here; forked workers inherit the cache
-                _shape_extent(cls.shape)
-            with multiprocessing.get_context().Pool(min(workers, len(tasks))) as pool:
-                for result in pool.imap_unordered(_generate_one, tasks, chunksize=4):
-                    results.append(result)
-                    bar.update(1)
+    for cls in classes:  # measure the shapes once here; forked workers inherit the cache
+        _shape_extent(cls.shape)
+    results = run_parallel(_generate_one, tasks, workers, progress=progress, desc="synthetic dataset")
 
     results.sort(key=lambda r: (_SPLIT_CODES[r[0]], r[1]))
     for split in SPLITS:
         rows = [r for r in results if r[0] == split]
         genre = {vid: label for _, _, vid, label, _ in rows}
         boxes = {vid: [box] for _, _, vid, _, box in rows}
-        _write_json(tmp / split / "vid2genre.json", genre, one_line_per_key=True)
-        _write_json(tmp / split / "boxes.json", boxes, one_line_per_key=True)
-    csv_tmp = tmp / ".class_labels_indices.csv.tmp"
-    with open(csv_tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["index", "mid", "display_name"])
-        for i, cls in enumerate(classes):
-            writer.writerow([i, cls.mid, cls.display_name])
-    os.replace(csv_tmp, tmp / "class_labels_indices.csv")
+        write_json(tmp / split / "vid2genre.json", genre, one_line_per_key=True)
+        write_json(tmp / split / "boxes.json", boxes, one_line_per_key=True)
+    write_class_csv(tmp / "class_labels_indices.csv", [(c.mid, c.display_name) for c in classes])
     meta = {
         "generator": generator,
         "version": version,
@@ -187,23 +101,7 @@ def generate_into(tmp: Path, params: dict[str, Any], workers: int, progress: boo
         "audio": {"format": "wav", "encoding": "pcm_s16le", "channels": 1},
         "boxes": "sounding object's bounding box at duration / 2, normalised [x1, y1, x2, y2]",
     }
-    _write_json(tmp / "meta.json", meta)  # last: its presence marks the dataset complete
-
-
-@contextlib.contextmanager
-def _progress_bar(total: int, enabled: bool) -> Iterator[Any]:
-    if not enabled:
-
-        class _Silent:
-            def update(self, n: int = 1) -> None:
-                pass
-
-        yield _Silent()
-        return
-    from tqdm import tqdm
-
-    with tqdm(total=total, desc="synthetic dataset", unit="clip") as bar:
-        yield bar
+    write_json(tmp / "meta.json", meta)  # last: its presence marks the dataset complete
 
 
 @contextlib.contextmanager
