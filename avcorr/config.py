@@ -28,6 +28,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataConfig",
+    "LossConfig",
     "ModelConfig",
     "OptimConfig",
     "TrainConfig",
@@ -95,6 +96,15 @@ class DataConfig:
 
 
 @dataclass
+class LossConfig:
+    """The training objective of the audio-visual correspondence task (``task="avc"``)."""
+
+    name: str = "pairs"  # "pairs": the paper's cross-entropy on positive / negative pairs; "contrastive": in-batch InfoNCE + the pair head
+    temperature: float = 0.07  # "contrastive": softmax temperature of the cosine similarities
+    pair_weight: float = 1.0  # "contrastive": weight of the pair head's cross-entropy on in-batch negatives
+
+
+@dataclass
 class ModelConfig:
     """Which registered model to build. ``None`` fields are not passed, so the model's defaults stand."""
 
@@ -148,6 +158,7 @@ class Config:
     task: str = "avc"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 

@@ -259,7 +259,7 @@ class Trainer:
             sampler.set_epoch(self.state.epoch)
         elif isinstance(sampler, RandomSampler) and sampler.generator is not None:
             sampler.generator.manual_seed(t.seed + self.state.epoch)
-        loss_sum, correct, n, t0 = 0.0, 0, 0, time.time()
+        loss_sum, correct, n, n_judged, t0 = 0.0, 0, 0, 0, time.time()
         bar = tqdm(self.train_loader, desc=f"epoch {self.state.epoch + 1}/{t.epochs}", disable=not self.progress,
                    dynamic_ncols=True, leave=False)
         for batch in bar:
@@ -283,8 +283,10 @@ class Trainer:
             b = batch["label"].shape[0] if "label" in batch else 1
             loss_sum += loss.item() * b
             n += b
-            if "logits" in out and "label" in batch and out["logits"].dim() == 2:
-                correct += int((out["logits"].argmax(-1) == batch["label"]).sum())
+            labels = out.get("label", batch.get("label"))  # a module that makes its own pairs returns their labels
+            if "logits" in out and labels is not None and out["logits"].dim() == 2:
+                correct += int((out["logits"].argmax(-1) == labels).sum())
+                n_judged += labels.shape[0]
             if self.progress:
                 bar.set_postfix(loss=f"{loss_sum / n:.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
             if self.writer is not None and self.state.step % max(1, t.log_every) == 0:
@@ -296,7 +298,7 @@ class Trainer:
         metrics = {"loss": dist_utils.all_reduce_mean(loss_sum / max(1, n), self.device),
                    "samples_per_s": n * self.world_size / max(elapsed, 1e-9), "skipped_clips": len(self.skips)}
         if correct:
-            metrics["avc_acc" if self.task.main_metric == "avc_acc" else "acc"] = correct / max(1, n)
+            metrics["avc_acc" if self.task.main_metric == "avc_acc" else "acc"] = correct / max(1, n_judged)
         return metrics
 
     def fit(self) -> TrainState:

@@ -41,22 +41,27 @@ class ConvTower(nn.Module):
     Args:
         in_chans: input channels (3 for frames, 1 for spectrograms).
         channels: output channels of each stage.
+        pool_last: end with the last stage's max-pool (the paper). Without it the map keeps twice the
+            resolution (stride 8 instead of 16 for four stages) for the same convolutions: only what
+            follows the tower sees 4x more cells.
     """
 
-    def __init__(self, in_chans: int, channels: Sequence[int] = (64, 128, 256, 512)):
+    def __init__(self, in_chans: int, channels: Sequence[int] = (64, 128, 256, 512), pool_last: bool = True):
         super().__init__()
         layers: list[nn.Module] = []
         c_in = in_chans
-        for c in channels:
+        for i, c in enumerate(channels):
             for _ in range(2):
                 layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
                 c_in = c
-            layers.append(nn.MaxPool2d(2))
+            if pool_last or i < len(channels) - 1:
+                layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
         self.out_chans = c_in
+        self.stride = 2 ** (len(channels) - (0 if pool_last else 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> feature map (B, out_chans, H / 16, W / 16)."""
+        """(B, C, H, W) -> feature map (B, out_chans, H / stride, W / stride); stride 16 for the paper's tower."""
         return self.features(x)
 
 

@@ -71,13 +71,16 @@ class AVOLNet(nn.Module):
             OGL uses 0.4); 1.0 = no blending.
         vision_width: channel multiplier of the vision tower alone (default: ``width``).
         audio_width: channel multiplier of the audio tower alone (default: ``width``).
+        vision_stride: 16 (the paper: 14 x 14 cells at 224 px) or 8 (the vision tower's last max-pool
+            dropped: 28 x 28 at 224 px, 16 x 16 at 128 px). The convolutions cost the same; the
+            finer grid is what lets a map outline objects of a few percent of the frame.
         sample_rate: audio sample rate the front-end expects (informational).
         n_fft, win_length, hop_length, n_frames: log-spectrogram front-end (paper: 512/480/240/200 at 48 kHz).
     """
 
     def __init__(self, embed_dim: int = 128, width: float = 1.0, objective: str = "avol", temperature: float = 0.03,
                  prior_prob: float = 0.01, prior_alpha: float = 1.0, vision_width: float | None = None, audio_width: float | None = None,
-                 sample_rate: int = 48000, n_fft: int = 512, win_length: int = 480, hop_length: int = 240,
+                 vision_stride: int = 16, sample_rate: int = 48000, n_fft: int = 512, win_length: int = 480, hop_length: int = 240,
                  n_frames: int = 200):
         super().__init__()
         if objective not in OBJECTIVES:
@@ -88,6 +91,8 @@ class AVOLNet(nn.Module):
             raise ValueError(f"prior_prob must be in (0, 1), got {prior_prob}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        if vision_stride not in (8, 16):
+            raise ValueError(f"vision_stride must be 8 or 16, got {vision_stride}")
         self.objective = objective
         self.embed_dim = embed_dim
         self.sample_rate = sample_rate
@@ -95,7 +100,8 @@ class AVOLNet(nn.Module):
         base = (64, 128, 256, 512)
         self.frontend = LogSpectrogram(n_fft, win_length, hop_length, n_frames)
         self.audio_bn0 = nn.BatchNorm2d(1)
-        self.vision = ConvTower(3, _scaled(base, width if vision_width is None else vision_width))
+        self.vision = ConvTower(3, _scaled(base, width if vision_width is None else vision_width),
+                                pool_last=vision_stride == 16)
         self.audio = ConvTower(1, _scaled(base, width if audio_width is None else audio_width))
         vfeat, afeat = self.vision.out_chans, self.audio.out_chans
         # the vision tower's "fc" layers as 1 x 1 convolutions: one embedding per grid cell
@@ -129,7 +135,7 @@ class AVOLNet(nn.Module):
             image: float (B, 3, H, W) normalised frames.
 
         Returns:
-            ``(cells (B, embed_dim, H / 16, W / 16), features (B, C, H / 16, W / 16))``; cells are
+            ``(cells (B, embed_dim, h, w), features (B, C, h, w))`` with h = H / vision_stride; cells are
             L2-normalised over ``embed_dim`` for the contrastive model, raw for AVOL-Net.
         """
         feats = self.vision(image)
@@ -139,7 +145,7 @@ class AVOLNet(nn.Module):
         return cells, feats
 
     def encode_visual_cells(self, image: torch.Tensor) -> torch.Tensor:
-        """float (B, 3, H, W) frame -> (B, embed_dim, H / 16, W / 16) cell embeddings (14 x 14 at 224 px)."""
+        """float (B, 3, H, W) frame -> (B, embed_dim, H / s, W / s) cell embeddings, s = vision_stride (14 x 14 at 224 px for s = 16)."""
         return self.visual_cells(image)[0]
 
     def encode_audio(self, wave: torch.Tensor, normalize: bool = True) -> torch.Tensor:
@@ -191,7 +197,7 @@ class AVOLNet(nn.Module):
             image: float (B, 3, H, W) normalised frames.
 
         Returns:
-            float (B, H / 16, W / 16) map, higher = more likely the source (14 x 14 at 224 px).
+            float (B, H / s, W / s) map (s = vision_stride), higher = more likely the source (14 x 14 at 224 px, s = 16).
         """
         cells, feats = self.visual_cells(image)
         return self.heatmap(cells, self.audio_embedding(audio), feats)

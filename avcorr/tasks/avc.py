@@ -11,12 +11,17 @@ from torch import nn
 from ..data.avc import AVCPairDataset, collate_pairs
 from ..data.layout import load_split
 from ..metrics.avc import avc_accuracy
+from ..losses import ContrastiveLocalizationLoss
 from ..models import create_model
 from .base import Evaluator, Task
 
 
 class AVCModule(nn.Module):
-    """``batch -> {'loss', 'logits'}`` with the cross-entropy of the correspondence logits."""
+    """``batch -> {'loss', 'logits'}`` with the cross-entropy of the correspondence logits.
+
+    This is the paper's objective (``loss.name="pairs"``): every example is a labelled positive or
+    negative pair.
+    """
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -26,6 +31,66 @@ class AVCModule(nn.Module):
         out = self.model(batch["audio"], batch["image"])
         loss = F.cross_entropy(out["logits"].float(), batch["label"])
         return {"loss": loss, "logits": out["logits"].detach()}
+
+
+class ContrastiveAVCModule(nn.Module):
+    """In-batch contrastive training of AVE-Net (``loss.name="contrastive"``).
+
+    Training batches hold POSITIVE pairs only (frame ``i`` with the audio centred on it). The loss is
+
+    * the symmetric InfoNCE of the L2-normalised embeddings over the batch (CLIP / open_clip's
+      objective, used for audio-visual correspondence by e.g. AVID and the EZ-VSL line): every other
+      clip's audio (frame) in the batch is a negative, ``logits = cos / temperature``; gathered across
+      DDP processes inside the loss; plus
+    * ``pair_weight`` x the cross-entropy of AVE-Net's own distance -> correspondence head on the B
+      positives and B in-batch negatives (frame ``i`` with the audio of pair ``i + 1``; a pair whose
+      audio comes from the frame's own clip is dropped), so the head that gives ``avc_acc`` stays
+      calibrated.
+
+    A batch of B pairs gives B^2 - B negatives instead of the paper's one negative per example, which
+    is what makes the objective learn on data where one negative carries little signal (small sounding
+    objects among distractors, class-level pairing). In evaluation mode the batch holds labelled
+    pairs (as the paper's) and the loss is the pair cross-entropy, so ``avc_acc`` is measured exactly
+    as for ``"pairs"``.
+
+    Args:
+        model: an AVE-Net (``fusion="distance"``).
+        temperature: InfoNCE temperature.
+        pair_weight: weight of the pair head's loss.
+    """
+
+    def __init__(self, model: nn.Module, temperature: float = 0.07, pair_weight: float = 1.0):
+        super().__init__()
+        if getattr(model, "fusion", None) != "distance":
+            raise ValueError("loss.name='contrastive' needs an embedding model (AVE-Net, fusion='distance'); "
+                             f"{type(model).__name__} with fusion={getattr(model, 'fusion', None)!r} has none")
+        if temperature <= 0:
+            raise ValueError(f"loss.temperature must be > 0, got {temperature}")
+        self.model = model
+        self.temperature, self.pair_weight = float(temperature), float(pair_weight)
+        self.infonce = ContrastiveLocalizationLoss()
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        if not self.training:
+            out = self.model(batch["audio"], batch["image"])
+            return {"loss": F.cross_entropy(out["logits"].float(), batch["label"]), "logits": out["logits"].detach()}
+        a = self.model.encode_audio(batch["audio"]).float()  # (B, D), L2-normalised
+        v = self.model.encode_visual(batch["image"]).float()
+        b = a.shape[0]
+        loss = self.infonce(v[:, :, None, None], a, 1.0 / self.temperature)
+        # the pair head: B positives, then frame i with the audio of pair i + 1 (other clips only)
+        shifted = torch.roll(torch.arange(b, device=a.device), -1)
+        keep = torch.tensor([batch["vid"][i] != batch["vid"][int(j)] for i, j in enumerate(shifted.tolist())],
+                            device=a.device, dtype=torch.bool)
+        d_pos = (a - v).pow(2).sum(-1).clamp_min(1e-12).sqrt()
+        d_neg = (a[shifted] - v).pow(2).sum(-1).clamp_min(1e-12).sqrt()[keep]
+        d = torch.cat([d_pos, d_neg])
+        labels = torch.cat([torch.ones(b, dtype=torch.long, device=a.device),
+                            torch.zeros(d_neg.shape[0], dtype=torch.long, device=a.device)])
+        logits = self.model.classifier(d.unsqueeze(-1).to(self.model.classifier.weight.dtype)).float()
+        pair_loss = F.cross_entropy(logits, labels)
+        return {"loss": loss + self.pair_weight * pair_loss, "infonce": loss.detach(), "pair_loss": pair_loss.detach(),
+                "logits": logits.detach(), "label": labels}
 
 
 class AVCEvaluator(Evaluator):
@@ -55,6 +120,11 @@ class AVCTask(Task):
     higher_is_better = True
     collate_fn = staticmethod(collate_pairs)
 
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        if cfg.loss.name not in ("pairs", "contrastive"):
+            raise ValueError(f"loss.name must be 'pairs' or 'contrastive' for task 'avc', got {cfg.loss.name!r}")
+
     def build_model(self) -> nn.Module:
         m, a = self.cfg.model, self.cfg.data.audio
         return create_model(m.name, checkpoint_path=m.checkpoint_path or None, embed_dim=m.embed_dim, width=m.width,
@@ -62,14 +132,18 @@ class AVCTask(Task):
                             hop_length=a.hop_length, n_frames=a.n_frames, **m.kwargs)
 
     def wrap(self, model: nn.Module) -> nn.Module:
+        loss = self.cfg.loss
+        if loss.name == "contrastive":
+            return ContrastiveAVCModule(model, temperature=loss.temperature, pair_weight=loss.pair_weight)
         return AVCModule(model)
 
     def build_dataset(self, split: str, train: bool) -> AVCPairDataset:
         d = self.cfg.data
+        contrastive = self.cfg.loss.name == "contrastive"
         return AVCPairDataset(
             load_split(d.root, split), sample_rate=d.audio.sample_rate, seconds=d.audio.seconds,
             image_size=d.image_size, train=train, augment=d.augment, negatives=d.negatives,
-            positive_fraction=d.positive_fraction,
+            positive_fraction=1.0 if (train and contrastive) else d.positive_fraction,
             pairs_per_clip=d.train_pairs_per_clip if train else d.eval_pairs_per_clip,
             gain_jitter=d.audio.gain_jitter, seed=self.cfg.train.seed, video_backend=d.video_backend or None,
             max_bad_retries=d.max_bad_retries)

@@ -1,0 +1,97 @@
+"""The AVC objectives: the paper's pair cross-entropy and the in-batch contrastive objective."""
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from avcorr import create_model, train
+from avcorr.config import Config
+from avcorr.models.avenet import ConvTower
+from avcorr.tasks.avc import AVCModule, AVCTask, ContrastiveAVCModule
+from tests.conftest import TINY_AVC
+
+
+def _batch(b=6, vids=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"audio": torch.randn(b, 16000, generator=g), "image": torch.randn(b, 3, 32, 32, generator=g),
+            "label": torch.ones(b, dtype=torch.long), "vid": vids or [f"v{i}" for i in range(b)]}
+
+
+def _model():
+    torch.manual_seed(0)
+    return create_model("test_avenet", sample_rate=16000, n_fft=256, win_length=160, hop_length=160, n_frames=100)
+
+
+def test_contrastive_loss_is_infonce_plus_pair_head():
+    model = _model()
+    module = ContrastiveAVCModule(model, temperature=0.1, pair_weight=0.5).train()
+    batch = _batch()
+    out = module(batch)
+    a = model.encode_audio(batch["audio"])
+    v = model.encode_visual(batch["image"])
+    sim = v @ a.t() / 0.1
+    target = torch.arange(6)
+    infonce = (F.cross_entropy(sim, target) + F.cross_entropy(sim.t(), target)) / 2
+    assert out["infonce"].item() == pytest.approx(infonce.item(), rel=1e-4)
+    # pair head: 6 positives then frame i with the audio of pair i + 1
+    assert out["label"].tolist() == [1] * 6 + [0] * 6
+    assert out["logits"].shape == (12, 2)
+    assert out["loss"].item() == pytest.approx(out["infonce"].item() + 0.5 * out["pair_loss"].item(), rel=1e-5)
+    out["loss"].backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+
+
+def test_same_clip_shifted_pairs_are_not_negatives():
+    module = ContrastiveAVCModule(_model()).train()
+    out = module(_batch(vids=["a", "a", "b", "c", "c", "d"]))
+    # shifted partners: a->a (dropped), a->b, b->c, c->c (dropped), c->d, d->a
+    assert out["label"].tolist() == [1] * 6 + [0] * 4
+
+
+def test_eval_mode_scores_labelled_pairs_like_the_paper_objective():
+    model = _model().eval()
+    batch = _batch()
+    batch["label"] = torch.tensor([1, 0, 1, 0, 1, 0])
+    with torch.no_grad():
+        ours = ContrastiveAVCModule(model).eval()(batch)
+        paper = AVCModule(model).eval()(batch)
+    assert torch.equal(ours["logits"], paper["logits"])
+    assert ours["loss"].item() == pytest.approx(paper["loss"].item())
+
+
+def test_objective_errors():
+    with pytest.raises(ValueError, match="embedding model"):
+        ContrastiveAVCModule(create_model("test_l3net"))
+    with pytest.raises(ValueError, match="temperature"):
+        ContrastiveAVCModule(_model(), temperature=0.0)
+    cfg = Config(task="avc")
+    cfg.loss.name = "triplet"
+    with pytest.raises(ValueError, match="loss.name"):
+        AVCTask(cfg)
+
+
+def test_unpooled_tower_keeps_twice_the_resolution():
+    x = torch.randn(2, 3, 64, 64)
+    assert ConvTower(3, (4, 4, 4, 4))(x).shape[-2:] == (4, 4)
+    tower = ConvTower(3, (4, 4, 4, 4), pool_last=False)
+    assert tower(x).shape[-2:] == (8, 8) and tower.stride == 8
+    m = create_model("test_ezvsl", vision_stride=8, sample_rate=16000, n_fft=256, win_length=160, hop_length=160,
+                     n_frames=100)
+    assert m.localize(torch.randn(2, 16000), torch.randn(2, 3, 64, 64)).shape == (2, 8, 8)
+    with pytest.raises(ValueError, match="vision_stride"):
+        create_model("test_avolnet", vision_stride=4)
+
+
+def test_contrastive_training_end_to_end(tiny_root, tmp_path):
+    run = tmp_path / "run"
+    assert train.main(["--config", "avenet.py", "--no-progress", f"data.root={tiny_root}", f"train.out_dir={run}",
+                       *TINY_AVC, "loss.name=contrastive"]) == 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    tr = [r for r in rows if r["split"] == "train"]
+    val = [r for r in rows if r["split"] == "val"]
+    assert len(tr) == 2 and all(math.isfinite(r["loss"]) and 0 <= r["avc_acc"] <= 1 for r in tr)
+    assert len(val) == 2 and all(0 <= r["avc_acc"] <= 1 and r["num_pairs"] == 12 for r in val)
+    assert json.loads((run / "config.json").read_text())["loss"]["name"] == "contrastive"
