@@ -12,7 +12,15 @@ distance``, see :mod:`avcorr.data.ontology`). Cross-modal ``recall@k`` / ``media
 instance level (the clip's own other modality is the hit); ``a2a`` / ``v2v`` exclude the query
 from the gallery and count a same-label clip as the hit. ``retrieval/num_clips`` is N, and
 ``retrieval/chance_recall@10`` = 10 / N is the cross-modal ``recall@10`` of a random ranking.
-See :mod:`avcorr.metrics.retrieval` for the exact definitions.
+With labels, ``a2v`` / ``v2a`` also report the class-level ``class_recall@k`` (a clip of the query's
+class in the top k). See :mod:`avcorr.metrics.retrieval` for the exact definitions.
+
+Every number is printed beside the score that needs no learning, in a table: chance for AVC,
+tagging and retrieval (``baseline/<metric>``, e.g. ``baseline/avc_acc``,
+``baseline/a2v/class_recall@10``), the centre prior for localization (``center/<metric>``), the
+mixture itself for separation (``baseline/nsdr`` = 0 dB). Those keys are in ``eval_<split>.json``
+too, with ``at_chance`` (the main metric is not significantly above its baseline, see
+:mod:`avcorr.metrics.chance`) and ``warnings`` (sentences, e.g. trivial separation masks).
 """
 
 from __future__ import annotations
@@ -47,7 +55,8 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
         retrieval_pool: ``"mean"`` or ``"max"`` pooling of those.
 
     Returns:
-        The metrics dict, plus ``split``, ``checkpoint``, ``epoch`` and ``skipped_clips``.
+        The metrics dict with its baselines, plus ``split``, ``checkpoint``, ``epoch``, ``skipped_clips``,
+        ``at_chance`` (absent when the main metric has no baseline) and ``warnings`` (a list of sentences).
     """
     from .config import config_from_dict
     from .data.errors import SkipLog
@@ -78,8 +87,50 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
                                           batch_size=batch_size or cfg.train.eval_batch_size,
                                           num_workers=cfg.data.num_workers if num_workers is None else num_workers,
                                           progress=progress))
-    return {"split": split, "checkpoint": str(checkpoint), "epoch": ckpt.get("epoch"), "data_root": cfg.data.root,
-            **metrics, "skipped_clips": len(skips), "seconds": round(time.time() - t0, 2)}
+    result = {"split": split, "checkpoint": str(checkpoint), "epoch": ckpt.get("epoch"), "data_root": cfg.data.root,
+              **metrics, "skipped_clips": len(skips), "seconds": round(time.time() - t0, 2)}
+    test = task.chance_test(metrics)
+    warnings = task.warnings(metrics)
+    if test is not None:
+        result["at_chance"] = test.at_chance
+        if test.at_chance:
+            warnings.insert(0, test.describe(split))
+    result["warnings"] = warnings
+    return result
+
+
+def baseline_name(key: str) -> str:
+    """What the baseline of metric ``key`` in an evaluation's results is, in two words."""
+    if key.startswith("center/"):
+        return "centre prior"
+    return "the mixture" if key.endswith("nsdr") else "chance"
+
+
+def baseline_table(result: dict) -> list[str]:
+    """Lines of a table: every metric that has a baseline (``baseline/<key>`` or ``center/<key>``) beside it.
+
+    Args:
+        result: an evaluation's results (:func:`evaluate_checkpoint`).
+
+    Returns:
+        The header and one line per metric (model, baseline, difference, what the baseline is); empty
+        when no metric has a baseline.
+    """
+    rows = []
+    for key, value in result.items():
+        if key.startswith(("baseline/", "center/")) or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        for base_key in (f"baseline/{key}", f"center/{key}"):
+            base = result.get(base_key)
+            if isinstance(base, (int, float)) and not isinstance(base, bool):
+                rows.append((key, float(value), float(base), baseline_name(base_key)))
+                break
+    if not rows:
+        return []
+    width = max(8, *(len(r[0]) for r in rows))
+    lines = [f"{'metric':<{width}}  {'model':>8}  {'baseline':>8}  {'diff':>8}  baseline is"]
+    lines += [f"{k:<{width}}  {v:8.4f}  {b:8.4f}  {round(v - b, 4) + 0.0:+8.4f}  {name}" for k, v, b, name in rows]
+    return lines
 
 
 def _retrieval_metrics(model, cfg, device, split: str, *, frames: int, pool: str, batch_size: int, num_workers: int,
@@ -140,9 +191,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(json_safe(result), indent=2, allow_nan=False) + "\n")
     tmp.replace(out)
-    width = max(len(k) for k in result)
-    for k, v in result.items():
+    shown = {k: v for k, v in result.items() if not k.startswith(("baseline/", "center/")) and k != "warnings"}
+    width = max(len(k) for k in shown)
+    for k, v in shown.items():
         print(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    table = baseline_table(result)
+    if table:
+        print("\nagainst the baselines (chance, the centre prior, the mixture itself):")
+        print("\n".join(table))
+    for sentence in result["warnings"]:
+        print(f"WARNING: {sentence}")
     print(f"wrote {out}")
     return 0
 

@@ -1,5 +1,6 @@
 """Retrieval metrics against a naive full-matrix reference and scikit-learn; the ontology relevance."""
 
+import itertools
 import json
 import math
 
@@ -12,6 +13,7 @@ from avcorr.data.ontology import Ontology, label_relevance, load_ontology
 from avcorr.metrics.retrieval import (
     Relevance,
     average_precision_at_k,
+    chance_recall_at_k,
     cross_modal_metrics,
     best_relevant_ranks,
     dcg_at_k,
@@ -25,6 +27,25 @@ from avcorr.metrics.retrieval import (
 
 # ------------------------------------------------------------------------------------------
 # naive references: one query at a time, explicit loops over the full score matrix
+
+
+def _naive_class_recall(scores, q_labels, g_labels, k, excluded=None):
+    """Per query: is an item sharing a label among the top k (the query itself left out if excluded)?"""
+    hits = []
+    for q in range(scores.shape[0]):
+        order = _naive_order(scores[q], None if excluded is None else excluded[q])
+        hits.append(any(set(q_labels[q]) & set(g_labels[j]) for j in order[:k]))
+    return float(np.mean(hits))
+
+
+def _enumerated_chance(q_labels, g_labels, k, exclude_self=False):
+    """Exact chance: the share of ALL k-subsets of the gallery holding an item sharing a label, per query."""
+    out = []
+    for q in range(len(q_labels)):
+        items = [j for j in range(len(g_labels)) if not (exclude_self and j == q)]
+        subsets = list(itertools.combinations(items, min(k, len(items))))
+        out.append(np.mean([any(set(q_labels[q]) & set(g_labels[j]) for j in sub) for sub in subsets]))
+    return float(np.mean(out))
 
 
 def _naive_order(scores_row, excluded=None):
@@ -247,8 +268,12 @@ def test_cross_modal_metrics_keys_and_values():
     assert m["a2a/recall@1"] == direct_a["recall@1"] and m["a2a/map@10"] == direct_a["map@10"]
     # without labels: only the instance-level cross-modal metrics
     bare = cross_modal_metrics(a, v)
-    assert set(bare) == {f"{d}/{k}" for d in ("a2v", "v2a") for k in ("recall@1", "recall@5", "recall@10",
-                                                                        "median_rank")}
+    assert set(bare) == {f"{p}{d}/{k}" for d in ("a2v", "v2a") for p, ks in (("", ("recall@1", "recall@5", "recall@10",
+                                                                                    "median_rank")),
+                                                                               ("baseline/", ("recall@1", "recall@5",
+                                                                                              "recall@10")))
+                         for k in ks}
+    assert bare["baseline/a2v/recall@5"] == pytest.approx(5 / 40)
 
 
 def test_graded_relevance_max_over_label_pairs():
@@ -316,3 +341,67 @@ def test_bad_ontology_names_the_file(tmp_path, content, message):
     with pytest.raises(LayoutError, match=message) as e:
         Ontology.load(path)
     assert str(path) in str(e.value)
+
+
+# ------------------------------------------------------------------------------------------
+# class-level cross-modal recall and the chance of every recall
+
+
+def _multilabel(n=12, classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = []
+    for _ in range(n):
+        k = int(rng.integers(0, 3))  # 0, 1 or 2 labels (an unlabelled clip is relevant to nothing)
+        labels.append([f"c{c}" for c in rng.choice(classes, size=k, replace=False)])
+    return labels
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_class_recall_and_chance_match_naive_reference(multi):
+    a, v, lab_idx = _data(n=12, d=6, classes=3, seed=2)
+    labels = _multilabel() if multi else [[f"c{x}"] for x in lab_idx]
+    scores = (a @ v.T).astype(np.float64)
+    got = retrieval_metrics(a, v, pairs=np.arange(12), relevance=Relevance.from_labels(labels, labels),
+                            ks=(1, 3, 12), chunk_size=5)
+    for k in (1, 3, 12):
+        assert got[f"class_recall@{k}"] == pytest.approx(_naive_class_recall(scores, labels, labels, k)), k
+        assert got[f"baseline/class_recall@{k}"] == pytest.approx(_enumerated_chance(labels, labels, k)), k
+        assert got[f"baseline/recall@{k}"] == pytest.approx(k / 12)
+        if not multi:  # every clip labelled: the own clip is one of the class, so class >= instance
+            assert got[f"class_recall@{k}"] >= got[f"recall@{k}"]
+    # within a modality the query is left out of its gallery, and of its chance
+    within = retrieval_metrics(a, a, relevance=Relevance.from_labels(labels, labels), exclude_self=True, ks=(1, 3))
+    for k in (1, 3):
+        assert within[f"recall@{k}"] == pytest.approx(
+            _naive_class_recall((a @ a.T).astype(np.float64), labels, labels, k, excluded=list(range(12))))
+        assert within[f"baseline/recall@{k}"] == pytest.approx(_enumerated_chance(labels, labels, k, exclude_self=True))
+    assert "class_recall@1" not in within  # a2a recall@k is class level already
+
+
+def test_class_recall_when_pictures_and_sounds_share_only_the_class():
+    """Audio and pictures paired by class only: instance recall stays near chance, class recall reaches 1."""
+    rng = np.random.default_rng(7)
+    n, classes = 40, 4
+    labels = np.repeat(np.arange(classes), n // classes)
+    centres = rng.normal(size=(classes, 16)) * 5
+    a = centres[labels] + rng.normal(size=(n, 16))
+    v = centres[labels] + rng.normal(size=(n, 16))  # the same class, an unrelated instance
+    m = cross_modal_metrics(a, v, [[f"c{x}"] for x in labels], ks=(1, 5))
+    for d in ("a2v", "v2a"):
+        assert m[f"{d}/class_recall@1"] == 1.0 and m[f"{d}/recall@1"] < 0.3
+        assert m[f"baseline/{d}/recall@1"] == pytest.approx(1 / n)
+        assert m[f"baseline/{d}/class_recall@1"] == pytest.approx(10 / 40)
+        # 1 - C(30, 5) / C(40, 5): five random picks from 40 miss all ten of the class
+        assert m[f"baseline/{d}/class_recall@5"] == pytest.approx(1 - math.comb(30, 5) / math.comb(40, 5))
+    assert m["baseline/a2a/recall@1"] == pytest.approx(9 / 39)  # the query itself left out
+
+
+def test_chance_recall_at_k_edges():
+    np.testing.assert_allclose(chance_recall_at_k([0, 1, 2, 5], 5, 2), [0.0, 0.4, 1 - 3 / 10, 1.0])
+    np.testing.assert_allclose(chance_recall_at_k([1, 3], 4, 10), [1.0, 1.0])  # k beyond the gallery
+    big = chance_recall_at_k([100], 1_000_000, 30)[0]  # no overflow with large galleries
+    assert big == pytest.approx(1 - math.comb(999_900, 30) / math.comb(1_000_000, 30), rel=1e-9)
+    with pytest.raises(ValueError):
+        chance_recall_at_k([6], 5, 1)
+    with pytest.raises(ValueError):
+        chance_recall_at_k([1], 5, 0)

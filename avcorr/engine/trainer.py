@@ -3,6 +3,12 @@
 Bookkeeping: device placement, mixed precision on CUDA, gradient clipping, DDP, TensorBoard and
 ``metrics.jsonl``, ``last.pt`` every epoch (and on Ctrl-C), ``best.pt`` on the validation split,
 resume, progress bars, and the count of skipped clips.
+
+Failure made visible: after each validation the task's main metric is compared with its baseline
+(:meth:`avcorr.tasks.base.Task.chance_test`); a score not significantly above it logs a WARNING in
+plain words, the ``metrics.jsonl`` row gets ``at_chance`` (true / false; absent for a main metric
+without a baseline, e.g. ``loss``), and :func:`summary` states the epochs at chance and the task's
+warnings about the last validation (e.g. trivial separation masks). None of it changes training.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from .. import __version__
 from .._amp import autocast as _autocast
 from ..config import Config, config_to_dict
 from ..data.errors import SkipLog
+from ..metrics.chance import ChanceTest
 from ..tasks.base import Task
 from . import distributed as dist_utils
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -110,6 +117,7 @@ class TrainState:
     best_epoch: int = -1
     last_val: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    at_chance: dict[int, bool] = field(default_factory=dict)  # epoch -> main val metric at its baseline
 
 
 class Trainer:
@@ -189,6 +197,7 @@ class Trainer:
             "best": s.best,
             "best_epoch": s.best_epoch,
             "metrics": s.last_val,
+            "at_chance": dict(s.at_chance),
             "task": self.cfg.task,
             "config": config_to_dict(self.cfg),
             "avcorr_version": __version__,
@@ -211,13 +220,15 @@ class Trainer:
         self.state.epoch, self.state.step = int(ckpt["epoch"]), int(ckpt["step"])
         self.state.best, self.state.best_epoch = ckpt.get("best"), int(ckpt.get("best_epoch", -1))
         self.state.last_val = dict(ckpt.get("metrics") or {})
+        self.state.at_chance = {int(e): bool(v) for e, v in (ckpt.get("at_chance") or {}).items()}
         logger.info("resumed from %s at epoch %d, step %d", path, self.state.epoch, self.state.step)
 
     # -- logging -----------------------------------------------------------------------------
-    def _log_metrics(self, split: str, metrics: dict[str, float]) -> None:
+    def _log_metrics(self, split: str, metrics: dict[str, float], extra: dict[str, Any] | None = None) -> None:
+        """Append ``metrics`` (and ``extra``, e.g. ``at_chance``, kept out of TensorBoard) to ``metrics.jsonl``."""
         if not self.is_main:
             return
-        row = {"epoch": self.state.epoch, "step": self.state.step, "split": split, **metrics}
+        row = {"epoch": self.state.epoch, "step": self.state.step, "split": split, **metrics, **(extra or {})}
         self.state.history.append(row)
         with open(self.out_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
@@ -241,13 +252,25 @@ class Trainer:
                                       channels_last=self.cfg.train.channels_last, skips=self.skips,
                                       progress=self.progress, desc="val")
             self.state.last_val = metrics
-            self._log_metrics("val", metrics)
+            test = self.task.chance_test(metrics)
+            self._log_metrics("val", metrics, {"at_chance": test.at_chance} if test is not None else None)
+            self._report_chance(test)
             value = metrics[self.task.main_metric]
             if self._is_better(value):
                 self.state.best, self.state.best_epoch = value, self.state.epoch
                 self._save("best.pt")
         dist_utils.barrier()
         return metrics
+
+    def _report_chance(self, test: ChanceTest | None) -> None:
+        """Record whether the main validation metric is at its baseline; warn in plain words when it is."""
+        if test is None:  # the main metric has no baseline (e.g. the loss)
+            return
+        epoch, epochs = self.state.epoch, self.cfg.train.epochs
+        self.state.at_chance[epoch] = test.at_chance
+        if test.at_chance:
+            outlook = "the model has not learned yet" if epoch < epochs else "the run ends without having learned"
+            logger.warning("%s after epoch %d of %d: %s", test.describe("val"), epoch, epochs, outlook)
 
     def _train_epoch(self) -> dict[str, float]:
         from tqdm.auto import tqdm
@@ -351,6 +374,29 @@ def summary(trainer: Trainer) -> str:
         "  last val       " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                        for k, v in s.last_val.items()),
         f"  skipped clips  {len(trainer.skips)}" + (f" (see {trainer.out_dir / 'train.log'})" if trainer.skips else ""),
-        f"  next           python -m avcorr.evaluate --checkpoint {trainer.ckpt_dir / 'best.pt'} --split test",
     ]
+    lines += _visibility_lines(trainer)
+    lines.append(f"  next           python -m avcorr.evaluate --checkpoint {trainer.ckpt_dir / 'best.pt'} --split test")
     return "\n".join(lines)
+
+
+def _visibility_lines(trainer: Trainer) -> list[str]:
+    """Summary lines on the epochs at chance, the last validation against its baseline, and the task's warnings."""
+    s = trainer.state
+    lines = []
+    if s.at_chance:
+        at = sorted(e for e, v in s.at_chance.items() if v)
+        n = len(s.at_chance)
+        if len(at) == n:
+            text = f"never above chance: this run did not learn (val {trainer.task.main_metric} at its baseline " \
+                   f"in all {n} validations)"
+        elif at:
+            text = f"epochs {', '.join(map(str, at))} ({len(at)} of {n} validations)"
+        else:
+            text = f"none (val {trainer.task.main_metric} above its baseline in all {n} validations)"
+        lines.append(f"  at chance      {text}")
+    test = trainer.task.chance_test(s.last_val)
+    if test is not None:
+        lines.append(f"  vs baseline    {test.describe('last val')}")
+    lines += [f"  WARNING        {w}" for w in trainer.task.warnings(s.last_val)]
+    return lines

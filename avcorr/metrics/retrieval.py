@@ -22,6 +22,14 @@ Conventions (shared by every function here):
   ``ndcg_score(..., k=k)``.
 * A query with no relevant item in its gallery has no defined AP or nDCG: it is left out of the
   mean (scikit-learn would count it as 0); :func:`retrieval_metrics` reports how many were left out.
+* **Class-level recall beside instance recall** (``class_recall@k``, when both a pair and labels
+  exist): the fraction of queries with at least one relevant item in the top k. Where the two
+  modalities are paired only by class, instance ``recall@k`` has a ceiling far below 1 (any of the
+  query's class could be "the" match) and ``class_recall@k`` says whether the class is found.
+* **Chance** (``baseline/recall@k``, ``baseline/class_recall@k``): the expected value under a
+  uniformly random ranking, ``1 - C(G - R_q, k) / C(G, k)`` averaged over queries, with ``R_q``
+  the query's relevant items in its gallery of ``G`` (``R_q = 1`` at instance level, so ``k / G``);
+  see :func:`chance_recall_at_k`.
 
 Example:
     >>> rel = Relevance.from_labels([["dog"], ["cat"]], [["dog"], ["cat"], ["dog"]])
@@ -41,6 +49,7 @@ __all__ = [
     "Relevance",
     "average_precision_at_k",
     "best_relevant_ranks",
+    "chance_recall_at_k",
     "cross_modal_metrics",
     "dcg_at_k",
     "first_relevant_ranks",
@@ -179,6 +188,31 @@ def recall_at_k(ranks, k: int) -> float:
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     return float((r <= k).mean())
+
+
+def chance_recall_at_k(num_relevant, gallery_size: int, k: int) -> np.ndarray:
+    """Probability that a uniformly random ranking puts a relevant item in the top ``k``.
+
+    ``1 - C(G - R, k) / C(G, k) = 1 - prod_{i < k} (G - R - i) / (G - i)`` (a product of at most
+    ``k`` factors, exact without big binomials).
+
+    Args:
+        num_relevant: (Q,) relevant items ``R`` in each query's gallery (``0 <= R <= G``).
+        gallery_size: ``G``, items each query ranks (the query itself left out where it is excluded).
+        k: cut-off (>= 1); ``k >= G`` gives 1 for every query with a relevant item.
+
+    Returns:
+        float64 (Q,) in [0, 1].
+    """
+    r = np.asarray(num_relevant, dtype=np.float64)
+    g = int(gallery_size)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if g < 1 or (r < 0).any() or (r > g).any():
+        raise ValueError(f"relevant counts must be in [0, gallery_size={g}] with gallery_size >= 1")
+    i = np.arange(min(int(k), g), dtype=np.float64)
+    miss = np.prod(np.clip(g - r[:, None] - i[None, :], 0.0, None) / (g - i)[None, :], axis=1)
+    return 1.0 - miss
 
 
 def median_rank(ranks) -> float:
@@ -364,7 +398,10 @@ def retrieval_metrics(query, gallery, *, pairs=None, relevance: Relevance | Mapp
         ``recall@k`` for each k and ``median_rank`` (instance level with ``pairs``, else the rank
         of the first relevant item), ``map@{map_k}``, ``ndcg{name}@k`` for each relevance and k
         (``name`` is ``""`` for the first / binary one, ``"_graded"`` etc. for the others as given
-        in the mapping), and ``num_queries``, ``num_gallery``, ``queries_without_relevant``.
+        in the mapping), and ``num_queries``, ``num_gallery``, ``queries_without_relevant``. With
+        both ``pairs`` and ``relevance`` also ``class_recall@k`` (a relevant item in the top k).
+        ``baseline/recall@k`` (and ``baseline/class_recall@k``) are their chance values (module
+        docstring).
 
     Raises:
         ValueError: shapes disagree, or neither ``pairs`` nor ``relevance`` is given.
@@ -400,7 +437,7 @@ def retrieval_metrics(query, gallery, *, pairs=None, relevance: Relevance | Mapp
     main_name = "" if "" in rels else next(iter(rels), None)
 
     max_k = max([*ks, map_k, *ndcg_ks])
-    ranks, aps = [], []
+    ranks, aps, class_ranks, n_rels = [], [], [], []
     ndcgs: dict[tuple[str, int], list[np.ndarray]] = {(n, k): [] for n in rels for k in ndcg_ks}
     for start in range(0, n_q, chunk_size):
         rows = np.arange(start, min(start + chunk_size, n_q))
@@ -417,16 +454,25 @@ def retrieval_metrics(query, gallery, *, pairs=None, relevance: Relevance | Mapp
                 full[np.arange(len(rows)), rows] = 0.0
             ranked = np.take_along_axis(full, top, axis=1)
             if name == main_name:
-                if pairs is None:
-                    ranks.append(best_relevant_ranks(s, full))
-                aps.append(average_precision_at_k(ranked, (full > 0).sum(1), map_k))
+                (class_ranks if pairs is not None else ranks).append(best_relevant_ranks(s, full))
+                n_rels.append((full > 0).sum(1))
+                aps.append(average_precision_at_k(ranked, n_rels[-1], map_k))
             for k in ndcg_ks:
                 ndcgs[(name, k)].append(ndcg_at_k(ranked, full, k))
     out: dict[str, float] = {}
     rank_arr = np.concatenate(ranks)
+    n_list = n_g - 1 if exclude_self else n_g
+    n_rel = np.concatenate(n_rels) if n_rels else None
     for k in ks:
         out[f"recall@{k}"] = recall_at_k(rank_arr, k)
+        if class_ranks:
+            out[f"class_recall@{k}"] = recall_at_k(np.concatenate(class_ranks), k)
     out["median_rank"] = median_rank(rank_arr)
+    for k in ks:
+        hits = np.ones(n_q) if pairs is not None else n_rel
+        out[f"baseline/recall@{k}"] = float(chance_recall_at_k(hits, n_list, k).mean())
+        if class_ranks:
+            out[f"baseline/class_recall@{k}"] = float(chance_recall_at_k(n_rel, n_list, k).mean())
     if main_rel is not None:
         ap = np.concatenate(aps)
         out[f"map@{map_k}"] = float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")
@@ -456,9 +502,12 @@ def cross_modal_metrics(audio, visual, labels: Sequence[Sequence[str]] | None = 
     * ``a2a`` / ``v2v``: every clip queries the other N - 1 clips of its own modality (itself
       excluded); there is no paired instance, so ``recall@k`` is the fraction of queries with a
       same-label clip in the top k and ``median_rank`` the median rank of the first one.
+    * ``a2v`` / ``v2a`` with labels: ``class_recall@k``, the fraction of queries with a clip of a
+      shared label in the top k (the query's own clip included).
     * Every direction: ``map@{map_k}`` and ``ndcg@k`` with binary class relevance (a shared
       label), and ``ndcg_graded@k`` when ``label_relevance`` is given (e.g. from the ontology,
-      :func:`avcorr.data.ontology.label_relevance`).
+      :func:`avcorr.data.ontology.label_relevance`); the chance value of each recall under
+      ``baseline/<direction>/<metric>`` (e.g. ``baseline/a2v/class_recall@10``).
 
     Args:
         audio: (N, D) clip audio embeddings.
@@ -471,8 +520,9 @@ def cross_modal_metrics(audio, visual, labels: Sequence[Sequence[str]] | None = 
         chunk_size: queries scored at once.
 
     Returns:
-        ``{"<direction>/<metric>": value}``, plus ``<direction>/queries_without_relevant`` where
-        some query had no relevant clip (those are left out of its map / ndcg means).
+        ``{"<direction>/<metric>": value}`` and ``{"baseline/<direction>/<metric>": chance}``, plus
+        ``<direction>/queries_without_relevant`` where some query had no relevant clip (those are
+        left out of its map / ndcg means).
     """
     a = np.asarray(audio, dtype=np.float32)
     v = np.asarray(visual, dtype=np.float32)
@@ -499,5 +549,8 @@ def cross_modal_metrics(audio, visual, labels: Sequence[Sequence[str]] | None = 
         for key, val in m.items():
             if key in ("num_queries", "num_gallery") or (key == "queries_without_relevant" and not val):
                 continue
-            out[f"{d}/{key}"] = val
+            if key.startswith("baseline/"):
+                out[f"baseline/{d}/{key[len('baseline/'):]}"] = val
+            else:
+                out[f"{d}/{key}"] = val
     return out

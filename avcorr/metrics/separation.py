@@ -16,6 +16,12 @@ Edge cases, decided here once:
   an NSDR of 0 (and the mixture's SIR) for that source, is left out of the SAR average (the mixture
   has no artifacts, so its SAR says nothing), and is counted in ``num_silent_estimates``.
 
+Trivial masks: :func:`mask_statistics` summarises the masks a model applied (the share of
+time-frequency bins switched on, how much the sources' masks differ) and
+:func:`separation_warnings` turns those and ``nsdr`` into plain sentences when the model passes
+everything (every source is the mixture), passes nothing, gives every source the same mask, or
+makes the sources worse than the mixture itself (``nsdr < 0``).
+
 Example:
     >>> scores = separation_scores(reference, estimate, mixture)   # (N, L), (N, L), (L,)
     >>> scores["nsdr"][0], scores["sdr"][0]  # per-example arrays
@@ -24,16 +30,30 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-__all__ = ["MAX_DB", "SILENT_ENERGY", "bss_eval", "is_silent", "separation_scores"]
+__all__ = ["ALL_OFF", "ALL_PASS", "MASK_ON", "MAX_DB", "SAME_MASKS", "SILENT_ENERGY", "bss_eval", "is_silent",
+           "mask_statistics", "separation_scores", "separation_warnings"]
 
 MAX_DB = 300.0
 """Metrics are clipped to [-MAX_DB, MAX_DB]: a perfect estimate gives +inf in fast_bss_eval and ~300 dB
 (float64 rounding) in mir_eval; the clip keeps means and differences finite."""
+
+MASK_ON = 0.5
+"""A time-frequency bin of a mask is "on" where the mask is above this (the paper's binary threshold)."""
+
+ALL_PASS = 0.95
+"""Masks with at least this share of their bins on pass (nearly) everything: each source is the mixture."""
+
+ALL_OFF = 0.05
+"""Masks with at most this share of their bins on pass (nearly) nothing."""
+
+SAME_MASKS = 0.05
+"""Sources whose masks differ by at most this (mean absolute difference) are not told apart."""
 
 SILENT_ENERGY = 1e-10
 """A signal whose sum of squares is at most this is silent (over 65535 samples: an RMS below 4e-8, -148 dBFS)."""
@@ -176,4 +196,58 @@ def separation_scores(reference: np.ndarray, estimate: np.ndarray, mixture: np.n
         for k in ("sdr", "sir", "sar", "sdr_mix"):
             out[k] = np.zeros(0)
     out["nsdr"] = out["sdr"] - out["sdr_mix"]
+    return out
+
+
+def mask_statistics(masks) -> dict[str, np.ndarray]:
+    """Per-mixture statistics of the masks a separation model applied.
+
+    Args:
+        masks: float (B, N, F, T) masks as applied to the mixture's spectrogram, N >= 1 sources
+            (binary masks in {0, 1}, ratio masks in [0, 1]); a torch tensor or an array.
+
+    Returns:
+        float64 arrays (B,): ``mean`` mask value; ``on_fraction``, the share of bins above
+        :data:`MASK_ON` over all sources; ``difference``, the mean absolute difference between the
+        masks of two sources, averaged over the source pairs (for binary masks, the share of bins
+        where they disagree; NaN for one source).
+    """
+    m = masks.detach().float().cpu().numpy() if hasattr(masks, "detach") else np.asarray(masks, dtype=np.float32)
+    if m.ndim != 4:
+        raise ValueError(f"masks must be (B, N, F, T), got shape {m.shape}")
+    b, n = m.shape[:2]
+    flat = m.reshape(b, n, -1).astype(np.float64)
+    diffs = [np.abs(flat[:, i] - flat[:, j]).mean(-1) for i in range(n) for j in range(i + 1, n)]
+    return {"mean": flat.mean((1, 2)), "on_fraction": (flat > MASK_ON).mean((1, 2)),
+            "difference": np.mean(diffs, axis=0) if diffs else np.full(b, np.nan)}
+
+
+def separation_warnings(metrics: Mapping[str, Any]) -> list[str]:
+    """Plain sentences for the signs of a separation model that does not separate.
+
+    Args:
+        metrics: an evaluation's metrics; uses ``mask_on_fraction``, ``mask_difference`` (see
+            :func:`mask_statistics`) and ``nsdr`` where present and finite.
+
+    Returns:
+        One sentence per sign: all-pass, all-off or identical masks, and ``nsdr < 0``.
+    """
+
+    def num(key: str) -> float | None:
+        v = metrics.get(key)
+        return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+    out = []
+    on, diff, nsdr = num("mask_on_fraction"), num("mask_difference"), num("nsdr")
+    if on is not None and on >= ALL_PASS:
+        out.append(f"the masks are all-pass: {on:.1%} of the time-frequency bins are on, so every separated "
+                   f"source is (nearly) the mixture itself")
+    elif on is not None and on <= ALL_OFF:
+        out.append(f"the masks are all-off: only {on:.1%} of the time-frequency bins are on, so the separated "
+                   f"sources are (nearly) silent")
+    elif diff is not None and diff <= SAME_MASKS:
+        out.append(f"the sources' masks are nearly identical (they differ by {diff:.3f} on average): the model "
+                   f"does not tell the sources apart")
+    if nsdr is not None and nsdr < 0:
+        out.append(f"nsdr {nsdr:.2f} dB is below 0: the separated sources are worse than the mixture itself")
     return out

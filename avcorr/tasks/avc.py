@@ -12,6 +12,7 @@ from ..data.avc import AVCPairDataset, collate_pairs
 from ..data.layout import load_split
 from ..metrics.avc import avc_accuracy
 from ..losses import ContrastiveLocalizationLoss
+from ..metrics.chance import majority_rate
 from ..models import create_model
 from .base import Evaluator, Task
 
@@ -94,7 +95,11 @@ class ContrastiveAVCModule(nn.Module):
 
 
 class AVCEvaluator(Evaluator):
-    """``avc_acc`` and mean ``loss`` over an evaluation pass."""
+    """``avc_acc``, its chance level ``baseline/avc_acc`` and mean ``loss`` over an evaluation pass.
+
+    The chance level is the accuracy of always answering the more frequent label of the evaluated
+    pairs (0.5 for balanced pairs).
+    """
 
     def __init__(self):
         self.logits: list[torch.Tensor] = []
@@ -110,7 +115,8 @@ class AVCEvaluator(Evaluator):
 
     def compute(self) -> dict[str, float]:
         logits, labels = torch.cat(self.logits), torch.cat(self.labels)
-        return {"avc_acc": avc_accuracy(logits, labels), "loss": self.loss_sum / max(1, self.n), "num_pairs": self.n}
+        return {"avc_acc": avc_accuracy(logits, labels), "baseline/avc_acc": majority_rate(labels.numpy()),
+                "loss": self.loss_sum / max(1, self.n), "num_pairs": self.n}
 
 
 class AVCTask(Task):
@@ -118,6 +124,7 @@ class AVCTask(Task):
 
     main_metric = "avc_acc"
     higher_is_better = True
+    count_key, count_unit = "num_pairs", "pairs"
     collate_fn = staticmethod(collate_pairs)
 
     def __init__(self, cfg):

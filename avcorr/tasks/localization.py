@@ -15,12 +15,14 @@ Validation and ``avcorr.evaluate`` use :class:`~avcorr.data.localization.Localiz
 * ``fixed/ciou@0.5``, ``fixed/auc_ciou``, ``fixed/ciou_mean`` - the same with a fixed threshold of
   0.5 on the normalised map (Senocak et al.'s cIoU(tau)), which does not cap cIoU for small objects;
 * ``center/...`` and ``center/fixed/...`` - the same for the centre-prior baseline map;
-* ``avc_acc`` (AVOL-Net) - correspondence accuracy on the positives and the in-batch negatives;
+* ``avc_acc`` (AVOL-Net) - correspondence accuracy on the positives and the in-batch negatives, and
+  its chance level ``baseline/avc_acc`` (always answering the more frequent of the two);
 * ``loss``, ``num_clips``, ``num_boxed``.
 
 The validation metric that selects ``best.pt`` is ``auc_ciou`` when the validation split has
 boxes (on datasets of small objects ``ciou@0.5`` is 0 for every model, see the metrics module, and
-could not tell epochs apart), else the validation ``loss``.
+could not tell epochs apart), else the validation ``loss``. The baseline it is checked against after
+each validation is the centre prior's ``center/auc_ciou`` over ``num_boxed`` clips.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ class LocalizationEvaluator(Evaluator):
         self.prior = torch.from_numpy(center_prior_map(size))
         self.cious: dict[str, list[np.ndarray]] = {"": [], "fixed/": [], "center/": [], "center/fixed/": []}
         self.loss_sum, self.n_loss, self.n_clips = 0.0, 0, 0
-        self.correct, self.n_pairs = 0, 0
+        self.correct, self.n_pairs, self.n_pos = 0, 0, 0
         self.has_avc = False
 
     def update(self, batch: dict[str, Any], out: dict[str, torch.Tensor]) -> None:
@@ -129,6 +131,7 @@ class LocalizationEvaluator(Evaluator):
             self.has_avc = True
             self.correct += int((out["pos_logit"] > 0).sum()) + int((out["neg_logit"] <= 0).sum())
             self.n_pairs += out["pos_logit"].numel() + out["neg_logit"].numel()
+            self.n_pos += out["pos_logit"].numel()
         boxes = batch.get("boxes")
         if not boxes:
             return
@@ -149,6 +152,7 @@ class LocalizationEvaluator(Evaluator):
                     metrics.update(localization_summary(c, prefix))
         if self.has_avc:
             metrics["avc_acc"] = self.correct / max(1, self.n_pairs)
+            metrics["baseline/avc_acc"] = max(self.n_pos, self.n_pairs - self.n_pos) / max(1, self.n_pairs)
         metrics["loss"] = self.loss_sum / self.n_loss if self.n_loss else math.nan
         metrics["num_clips"] = self.n_clips
         metrics["num_boxed"] = n_boxed
@@ -164,6 +168,7 @@ class LocalizationTask(Task):
 
     collate_fn = staticmethod(collate_localization)
     _LOSS_KWARGS = ("local_loss", "gather_with_grad")
+    baseline_name, count_key, count_unit = "the centre prior", "num_boxed", "boxed clips"
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -187,6 +192,10 @@ class LocalizationTask(Task):
     @property
     def higher_is_better(self) -> bool:  # type: ignore[override]
         return self._val_boxes()
+
+    def baseline_key(self, metric: str) -> str:
+        """The centre prior's score (``center/<metric>``); ``avc_acc``'s chance level (``baseline/avc_acc``)."""
+        return "baseline/avc_acc" if metric == "avc_acc" else f"center/{metric}"
 
     # -- pieces ------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:

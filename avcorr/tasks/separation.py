@@ -10,7 +10,11 @@ where every source is zero padding (clips shorter than the window) carry no loss
 Evaluation: masks are un-warped, binary masks thresholded at 0.5, multiplied by the mixture
 magnitude and inverted with the mixture phase (torch iSTFT); SDR / SIR / SAR (BSS Eval, see
 :mod:`avcorr.metrics.separation`) are averaged over the sources of a mixture, then over mixtures;
-``nsdr`` is the SDR gain over using the mixture itself as every estimate.
+``nsdr`` is the SDR gain over using the mixture itself as every estimate, so its baseline
+``baseline/nsdr`` is 0 dB. The masks as applied are summarised over all mixtures in ``mask_mean``,
+``mask_on_fraction`` and ``mask_difference`` (:func:`~avcorr.metrics.separation.mask_statistics`); an
+evaluation whose masks are trivial (all-pass, all-off, the same for every source) or whose ``nsdr``
+is below 0 logs a warning saying so (:func:`~avcorr.metrics.separation.separation_warnings`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from torch import nn
 from ..config import Config
 from ..data.layout import load_split
 from ..data.separation import SeparationDataset, collate_mixtures
-from ..metrics.separation import separation_scores
+from ..metrics.separation import mask_statistics, separation_scores, separation_warnings
 from ..models import create_model
 from ..models._sop_audio import SpectrogramSettings, apply_masks, stft, warp
 from .base import Evaluator, Task
@@ -118,6 +122,7 @@ class SeparationEvaluator(Evaluator):
                  backend: str = "auto"):
         self.settings, self.mask, self.threshold, self.backend = settings, mask, threshold, backend
         self.scores: dict[str, list[np.ndarray]] = {k: [] for k in ("sdr", "sir", "sar", "sdr_mix", "nsdr")}
+        self.mask_stats: dict[str, list[np.ndarray]] = {k: [] for k in ("mean", "on_fraction", "difference")}
         self.num_mixtures = self.num_skipped = self.num_silent_estimates = 0
         self.loss_sum = 0.0
 
@@ -128,8 +133,10 @@ class SeparationEvaluator(Evaluator):
             mix_spec = out["mix_spec"]
         else:
             mix_spec = stft(audios.sum(1).to(out["masks"].device), self.settings)
-        est, _ = apply_masks(out["masks"], mix_spec, self.settings, length,
-                             threshold=self.threshold if self.mask == "binary" else None)
+        est, applied = apply_masks(out["masks"], mix_spec, self.settings, length,
+                                   threshold=self.threshold if self.mask == "binary" else None)
+        for key, vals in mask_statistics(applied).items():
+            self.mask_stats[key].append(vals)
         ref = audios.cpu().numpy()
         est = est.cpu().numpy()
         lengths = batch["lengths"].max(dim=1).values.cpu().numpy() if "lengths" in batch else np.full(b, length)
@@ -155,8 +162,14 @@ class SeparationEvaluator(Evaluator):
         if not self.scores["sdr"]:
             logger.warning("no scoreable mixture in this evaluation (%d skipped for a silent reference)",
                            self.num_skipped)
+        result["baseline/nsdr"] = 0.0  # the mixture itself as every estimate
+        for key, vals in self.mask_stats.items():
+            all_vals = np.concatenate(vals) if vals else np.zeros(0)
+            result[f"mask_{key}"] = float(np.nanmean(all_vals)) if np.isfinite(all_vals).any() else float("nan")
         result.update(loss=self.loss_sum / max(1, self.num_mixtures), num_mixtures=self.num_mixtures,
                       num_skipped_silent=self.num_skipped, num_silent_estimates=self.num_silent_estimates)
+        for sentence in separation_warnings(result):
+            logger.warning("separation: %s", sentence)
         return result
 
 
@@ -170,6 +183,7 @@ class SeparationTask(Task):
 
     main_metric = "nsdr"
     higher_is_better = True
+    baseline_name, metric_unit = "the mixture itself", "dB"  # nsdr: above the mixture by more than 0.5 dB
     collate_fn = staticmethod(collate_mixtures)
 
     def __init__(self, cfg: Config):
@@ -208,3 +222,7 @@ class SeparationTask(Task):
 
     def new_evaluator(self) -> SeparationEvaluator:
         return SeparationEvaluator(self.settings, self.cfg.data.mask)
+
+    def warnings(self, metrics: dict[str, Any]) -> list[str]:
+        """Trivial masks and ``nsdr < 0`` (:func:`~avcorr.metrics.separation.separation_warnings`)."""
+        return separation_warnings(metrics)

@@ -27,7 +27,9 @@ reference trains these heads without mixup).
 
 Evaluation reports ``acc``, ``mAP``, ``AUC``, ``d_prime`` (PANNs/AST convention), ``d_prime_hear``
 (HEAR convention), ``loss`` and ``num_clips`` (:mod:`avcorr.metrics.tagging`), over scores that are
-the logits (multi-label; the sigmoid is monotonic) or the softmax probabilities (single-label). The
+the logits (multi-label; the sigmoid is monotonic) or the softmax probabilities (single-label), and
+the baselines ``baseline/acc`` (always answering the most frequent class) and ``baseline/mAP`` (the
+expected mAP of a random ranking, :mod:`avcorr.metrics.chance`). The
 main metric is ``mAP`` for multi-label data and ``acc`` for single-label data. Every evaluation
 also writes the per-class AP chart ``ap_per_class_<split>.png`` into the run folder
 (``train.out_dir``) when it exists.
@@ -59,6 +61,7 @@ from ..data.tagging import (
     open_source,
     read_weight_file,
 )
+from ..metrics.chance import chance_map, majority_rate
 from ..metrics.tagging import tagging_metrics
 from ..models import create_model
 from .base import Evaluator, Task
@@ -201,8 +204,10 @@ class TaggingEvaluator(Evaluator):
                                   title=self.plot_path.stem.replace("ap_per_class_", ""))
             except (ImportError, OSError, ValueError) as e:  # a picture never stops a run
                 logger.warning("could not write %s: %s", self.plot_path, e)
+        y = targets.numpy()
         return {"acc": m["acc"], "mAP": m["mAP"], "AUC": m["AUC"], "d_prime": m["d_prime"],
-                "d_prime_hear": m["d_prime_hear"], "loss": self.loss_sum / self.n, "num_clips": self.n}
+                "d_prime_hear": m["d_prime_hear"], "baseline/acc": majority_rate(y), "baseline/mAP": chance_map(y),
+                "loss": self.loss_sum / self.n, "num_clips": self.n}
 
 
 class TaggingTask(Task):
@@ -255,6 +260,7 @@ class TaggingTask(Task):
         return "mAP" if self.multilabel else "acc"
 
     higher_is_better = True
+    count_key, count_unit = "num_clips", "clips"
 
     # -- data ----------------------------------------------------------------------------------
     def _split_file(self, split: str) -> str:
