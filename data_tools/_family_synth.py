@@ -183,7 +183,7 @@ FAMILIES: dict[str, FamilySpec] = {
     "clutter": FamilySpec(
         name="clutter", classes="clutter", num_classes=12, clips_per_class=(36, 8, 8), width=160, height=160,
         fps=15, duration=4.0, sample_rate=22050, channels=1, area_range=(0.05, 0.15), distractor_prob=1.0,
-        distractors=(2, 4), front_prob=0.5, aim_prob=0.6, min_visible=0.6, speed_range=(0.04, 0.15),
+        distractors=(2, 4), front_prob=0.5, aim_prob=0.3, min_visible=0.6, speed_range=(0.04, 0.15),
         max_rotation=25.0, hue_jitter=8.0, brightness_jitter=0.12, background="clutter", camera_noise=(0.0, 0.0),
         flicker=0.0, active_range=(0.5, 0.8), snr_db=(25.0, 30.0), level_db=(-22.0, -16.0), pitch_semitones=2.0,
         tempo_range=(0.87, 1.15), pan_width=0.0,

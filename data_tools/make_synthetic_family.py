@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from avcorr.data.synthetic import _read_meta  # meta.json as a dict, None when absent or broken
 from avcorr.data.writer import (
     building_folder,
     encode_mp4,
@@ -45,6 +46,7 @@ from avcorr.data.writer import (
 )
 from data_tools._family_synth import FAMILIES, SCALES, SPLITS, FamilySpec, clip_id, family_spec, render_clip
 from data_tools._family_visual import prepare_shapes
+from data_tools.make_synthetic import _disk_usage
 
 __all__ = ["FAMILIES", "FAMILY_VERSION", "GENERATOR", "family_params", "is_family_dataset", "main", "make_family"]
 
@@ -76,14 +78,6 @@ def family_params(name: str, *, scale: str = "full", seed: int = 0, **overrides:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     spec = family_spec(name, scale, **overrides)
     return json.loads(json.dumps({"scale": scale, "seed": int(seed), **spec.params()}))
-
-
-def _read_meta(root: Path) -> dict[str, Any] | None:
-    try:
-        meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) else None
 
 
 def is_family_dataset(root: str | os.PathLike[str], params: dict[str, Any]) -> bool:
@@ -202,10 +196,6 @@ def _write_indexes(folder: Path, spec: FamilySpec, params: dict[str, Any],
         "boxes": "sounding object's bounding box at duration / 2, normalised [x1, y1, x2, y2] by width and height",
     }
     write_json(folder / "meta.json", meta)  # last: its presence marks the dataset complete
-
-
-def _disk_usage(root: Path) -> int:
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
 def build_parser() -> argparse.ArgumentParser:
