@@ -118,18 +118,22 @@ def baseline_table(result: dict) -> list[str]:
     """
     rows = []
     for key, value in result.items():
-        if key.startswith(("baseline/", "center/")) or isinstance(value, bool) or not isinstance(value, (int, float)):
+        if key.startswith(("baseline/", "center/", "ceiling/")) or isinstance(value, bool) \
+                or not isinstance(value, (int, float)):
             continue
         for base_key in (f"baseline/{key}", f"center/{key}"):
             base = result.get(base_key)
             if isinstance(base, (int, float)) and not isinstance(base, bool):
-                rows.append((key, float(value), float(base), baseline_name(base_key)))
+                ceiling = result.get(f"ceiling/{key}")
+                rows.append((key, float(value), float(base), baseline_name(base_key),
+                             float(ceiling) if isinstance(ceiling, (int, float)) else None))
                 break
     if not rows:
         return []
     width = max(8, *(len(r[0]) for r in rows))
-    lines = [f"{'metric':<{width}}  {'model':>8}  {'baseline':>8}  {'diff':>8}  baseline is"]
-    lines += [f"{k:<{width}}  {v:8.4f}  {b:8.4f}  {round(v - b, 4) + 0.0:+8.4f}  {name}" for k, v, b, name in rows]
+    lines = [f"{'metric':<{width}}  {'model':>8}  {'baseline':>8}  {'diff':>8}  {'ceiling':>8}  baseline is"]
+    lines += [f"{k:<{width}}  {v:8.4f}  {b:8.4f}  {round(v - b, 4) + 0.0:+8.4f}  "
+              f"{'' if c is None else f'{c:.4f}':>8}  {name}" for k, v, b, name, c in rows]
     return lines
 
 
@@ -191,13 +195,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(json_safe(result), indent=2, allow_nan=False) + "\n")
     tmp.replace(out)
-    shown = {k: v for k, v in result.items() if not k.startswith(("baseline/", "center/")) and k != "warnings"}
+    shown = {k: v for k, v in result.items()
+             if not k.startswith(("baseline/", "center/", "ceiling/")) and k != "warnings"}
     width = max(len(k) for k in shown)
     for k, v in shown.items():
         print(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
     table = baseline_table(result)
     if table:
-        print("\nagainst the baselines (chance, the centre prior, the mixture itself):")
+        print("\nagainst the baselines (chance, the centre prior, the mixture itself) and the class-level ceiling:")
         print("\n".join(table))
     for sentence in result["warnings"]:
         print(f"WARNING: {sentence}")

@@ -95,3 +95,25 @@ def test_contrastive_training_end_to_end(tiny_root, tmp_path):
     assert len(tr) == 2 and all(math.isfinite(r["loss"]) and 0 <= r["avc_acc"] <= 1 for r in tr)
     assert len(val) == 2 and all(0 <= r["avc_acc"] <= 1 and r["num_pairs"] == 12 for r in val)
     assert json.loads((run / "config.json").read_text())["loss"]["name"] == "contrastive"
+
+
+def test_class_level_ceiling(tiny_root):
+    from avcorr.data.avc import AVCPairDataset, collate_pairs
+    from avcorr.data.layout import load_split
+    from avcorr.tasks.avc import AVCEvaluator
+
+    index = load_split(tiny_root, "train")
+    ds = AVCPairDataset(index, sample_rate=16000, image_size=32, train=False, pairs_per_clip=4)
+    labels = {c.vid: set(c.labels) for c in index.clips}
+    items = [ds[i] for i in range(len(ds))]
+    for it in items:
+        expected = it["label"].item() == 0 and bool(labels[it["vid"]] & labels[it["audio_vid"]])
+        assert it["shares_label"].item() == expected
+    shared = sum(int(it["shares_label"]) for it in items)
+    assert 0 < shared < len(items) // 2  # 3 classes: some negatives share the frame's class
+    ev = AVCEvaluator()
+    batch = collate_pairs(items)
+    logits = torch.stack([torch.zeros(len(items)), (batch["label"] * 2 - 1).float()], dim=1)  # a perfect model
+    ev.update(batch, {"logits": logits, "loss": torch.tensor(0.0)})
+    out = ev.compute()
+    assert out["avc_acc"] == 1.0 and out["ceiling/avc_acc"] == pytest.approx(1 - shared / len(items))

@@ -12,6 +12,8 @@ Batch dict produced by :func:`collate_pairs` (B = batch size, S = image size, T 
     image      float32 (B, 3, S, S)  ImageNet-normalised frame
     audio      float32 (B, T)        mono waveform at ``sample_rate``
     label      int64   (B,)          1 = the audio belongs to the frame's clip, 0 = it does not
+    shares_label bool  (B,)          a negative whose audio clip shares a label with the frame's clip
+                                     (what a model that knows only classes cannot reject)
     time       float32 (B,)          the frame's time in its clip (s)
     audio_time float32 (B,)          the centre of the audio window in its clip (s)
     vid        list[str]             clip of the frame
@@ -148,6 +150,7 @@ class AVCPairDataset(Dataset):
             "image": self.transform(frame),
             "audio": wave,
             "label": torch.tensor(int(positive)),
+            "shares_label": torch.tensor(not positive and bool(set(clip.labels) & set(audio_clip.labels))),
             "time": torch.tensor(t, dtype=torch.float32),
             "audio_time": torch.tensor(at, dtype=torch.float32),
             "vid": clip.vid,
