@@ -55,6 +55,7 @@ class AudioConfig:
     win_length: int = 480  # 10 ms at 48 kHz
     hop_length: int = 240  # 5 ms at 48 kHz: 1 s -> 200 frames
     n_frames: int = 200  # spectrogram frames kept (cropped / zero-padded)
+    n_mels: int = 0  # AVC / localization: mel bands of the log-spectrogram; 0 = linear frequency (the paper)
     gain_jitter: float = 0.0  # training only: random gain in [1 - g, 1 + g]
 
 

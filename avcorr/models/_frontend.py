@@ -11,36 +11,51 @@ class LogSpectrogram(nn.Module):
     """Log power spectrogram of a waveform batch, cropped or zero-padded to a fixed frame count.
 
     Objects that Sound: 1 s at 48 kHz, 10 ms Hann window (480), hop 240, FFT 512 -> 257 x 200.
+    With ``n_mels`` the power spectrum is first summed into that many mel bands (Slaney's mel scale
+    and area normalisation, as librosa and the PANNs front-end), which spends the frequency
+    resolution where sounds differ and keeps the input the same size whatever the sample rate.
 
     Args:
-        n_fft: FFT size; the output has ``n_fft // 2 + 1`` frequency bins.
+        n_fft: FFT size; without ``n_mels`` the output has ``n_fft // 2 + 1`` frequency bins.
         win_length: analysis window length in samples.
         hop_length: hop in samples.
         n_frames: output frames (crop or pad at the end); 0 keeps all.
         eps: added to the power before the log.
+        n_mels: mel bands; 0 = the linear-frequency spectrogram (the paper).
+        sample_rate: the waveforms' rate (needed by the mel bands).
+        f_min: lowest mel band edge, Hz.
+        f_max: highest mel band edge, Hz (default: half the sample rate).
     """
 
     def __init__(self, n_fft: int = 512, win_length: int = 480, hop_length: int = 240, n_frames: int = 200,
-                 eps: float = 1e-10):
+                 eps: float = 1e-10, n_mels: int = 0, sample_rate: int = 48000, f_min: float = 0.0,
+                 f_max: float | None = None):
         super().__init__()
-        self.n_fft, self.n_frames, self.eps = n_fft, n_frames, eps
+        if n_mels < 0:
+            raise ValueError(f"n_mels must be >= 0, got {n_mels}")
+        self.n_fft, self.n_frames, self.eps, self.n_mels = n_fft, n_frames, eps, n_mels
         self.spectrogram = torchaudio.transforms.Spectrogram(
             n_fft=n_fft, win_length=win_length, hop_length=hop_length, power=2.0, center=True, pad_mode="constant")
+        self.mel = (torchaudio.transforms.MelScale(n_mels, sample_rate, f_min, f_max, n_fft // 2 + 1, norm="slaney",
+                                                   mel_scale="slaney") if n_mels else None)
 
     @property
     def n_bins(self) -> int:
-        return self.n_fft // 2 + 1
+        return self.n_mels or self.n_fft // 2 + 1
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """Args:
             wave: float (B, T) mono waveforms.
 
         Returns:
-            float (B, 1, n_fft // 2 + 1, n_frames) log power spectrogram.
+            float (B, 1, n_bins, n_frames) log power spectrogram (``n_bins`` = ``n_mels`` or
+            ``n_fft // 2 + 1``).
         """
         if wave.dim() != 2:
             raise ValueError(f"expected a (batch, samples) waveform, got shape {tuple(wave.shape)}")
         power = self.spectrogram(wave.float())
+        if self.mel is not None:
+            power = self.mel(power)
         if self.n_frames:
             t = power.shape[-1]
             power = power[..., : self.n_frames] if t >= self.n_frames else nn.functional.pad(power, (0, self.n_frames - t))

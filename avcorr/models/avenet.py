@@ -122,6 +122,7 @@ class AVENet(nn.Module):
         fusion: ``"distance"`` (AVE-Net) or ``"concat"`` (L3-Net).
         sample_rate: audio sample rate the front-end expects (informational; checked by the data side).
         n_fft, win_length, hop_length, n_frames: log-spectrogram front-end (paper: 512/480/240/200 at 48 kHz).
+        n_mels: mel bands of the front-end; 0 = the paper's linear-frequency spectrogram.
         audio_backbone: a registered tagging model (``"panns_cnn14"``, ``"ast_base"``...) replacing the
             audio tower (and its front-end; ``n_fft``... and ``audio_width`` are then unused).
         audio_backbone_kwargs: arguments of that model (e.g. ``{"width": 0.25}``).
@@ -129,7 +130,7 @@ class AVENet(nn.Module):
     """
 
     def __init__(self, embed_dim: int = 128, width: float = 1.0, fusion: str = "distance", sample_rate: int = 48000,
-                 n_fft: int = 512, win_length: int = 480, hop_length: int = 240, n_frames: int = 200,
+                 n_fft: int = 512, win_length: int = 480, hop_length: int = 240, n_frames: int = 200, n_mels: int = 0,
                  vision_width: float | None = None, audio_width: float | None = None,
                  audio_backbone: str | None = None, audio_backbone_kwargs: dict[str, Any] | None = None,
                  audio_backbone_checkpoint: str | None = None):
@@ -148,7 +149,7 @@ class AVENet(nn.Module):
             self.frontend = self.audio.frontend  # the backbone's (holds no state of its own)
             self.audio_bn0: nn.Module = nn.Identity()
         else:
-            self.frontend = LogSpectrogram(n_fft, win_length, hop_length, n_frames)
+            self.frontend = LogSpectrogram(n_fft, win_length, hop_length, n_frames, n_mels=n_mels, sample_rate=sample_rate)
             self.audio_bn0 = nn.BatchNorm2d(1)  # puts the log-spectrogram on a sane scale
             self.audio = ConvTower(1, _scaled(base, width if audio_width is None else audio_width))
         vfeat, afeat = self.vision.out_chans, self.audio.out_chans

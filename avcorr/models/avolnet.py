@@ -76,12 +76,13 @@ class AVOLNet(nn.Module):
             finer grid is what lets a map outline objects of a few percent of the frame.
         sample_rate: audio sample rate the front-end expects (informational).
         n_fft, win_length, hop_length, n_frames: log-spectrogram front-end (paper: 512/480/240/200 at 48 kHz).
+        n_mels: mel bands of the front-end; 0 = the paper's linear-frequency spectrogram.
     """
 
     def __init__(self, embed_dim: int = 128, width: float = 1.0, objective: str = "avol", temperature: float = 0.03,
                  prior_prob: float = 0.01, prior_alpha: float = 1.0, vision_width: float | None = None, audio_width: float | None = None,
                  vision_stride: int = 16, sample_rate: int = 48000, n_fft: int = 512, win_length: int = 480, hop_length: int = 240,
-                 n_frames: int = 200):
+                 n_frames: int = 200, n_mels: int = 0):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
@@ -98,7 +99,7 @@ class AVOLNet(nn.Module):
         self.sample_rate = sample_rate
         self.prior_alpha = prior_alpha
         base = (64, 128, 256, 512)
-        self.frontend = LogSpectrogram(n_fft, win_length, hop_length, n_frames)
+        self.frontend = LogSpectrogram(n_fft, win_length, hop_length, n_frames, n_mels=n_mels, sample_rate=sample_rate)
         self.audio_bn0 = nn.BatchNorm2d(1)
         self.vision = ConvTower(3, _scaled(base, width if vision_width is None else vision_width),
                                 pool_last=vision_stride == 16)

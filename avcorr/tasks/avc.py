@@ -145,7 +145,7 @@ class AVCTask(Task):
         m, a = self.cfg.model, self.cfg.data.audio
         return create_model(m.name, checkpoint_path=m.checkpoint_path or None, embed_dim=m.embed_dim, width=m.width,
                             sample_rate=a.sample_rate, n_fft=a.n_fft, win_length=a.win_length,
-                            hop_length=a.hop_length, n_frames=a.n_frames, **m.kwargs)
+                            hop_length=a.hop_length, n_frames=a.n_frames, n_mels=a.n_mels, **m.kwargs)
 
     def wrap(self, model: nn.Module) -> nn.Module:
         loss = self.cfg.loss

@@ -203,7 +203,7 @@ class LocalizationTask(Task):
         kwargs = {k: v for k, v in m.kwargs.items() if k not in self._LOSS_KWARGS}
         return create_model(m.name, checkpoint_path=m.checkpoint_path or None, embed_dim=m.embed_dim, width=m.width,
                             sample_rate=a.sample_rate, n_fft=a.n_fft, win_length=a.win_length,
-                            hop_length=a.hop_length, n_frames=a.n_frames, **kwargs)
+                            hop_length=a.hop_length, n_frames=a.n_frames, n_mels=a.n_mels, **kwargs)
 
     def wrap(self, model: nn.Module) -> nn.Module:
         kw = {k: bool(self.cfg.model.kwargs[k]) for k in self._LOSS_KWARGS if k in self.cfg.model.kwargs}
