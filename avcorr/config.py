@@ -84,6 +84,7 @@ class DataConfig:
     label_mode: str = "auto"  # "single" (softmax, cross-entropy), "multi" (sigmoid, BCE), "auto" (multi if a clip has 2+ labels)
     val_fraction: float = 0.1  # "folder" without train/ val/ sub-folders: share of clips held out (by content hash)
     eval_crop: str = "center"  # evaluation input: "center" window of the model's clip length, or the "full" clip
+    window: str = "model"  # tagging window: "model" (its clip length) or "auto" (about the training clips' length, time masks scaled alike; resolved into model.kwargs)
     sampler: str = "random"  # training order: "random", "balanced" (PANNs: cycle over classes), "weighted" (AST: rare labels)
     weight_file: str = ""  # sampler "weighted": AST weight file (one float per training clip); "" = computed from the labels
     mixup_alpha: float = 0.0  # mixup of clip pairs, lambda ~ Beta(alpha, alpha) (PANNs: 1.0); 0 = off

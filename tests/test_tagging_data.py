@@ -132,6 +132,14 @@ def test_window_crop_pad_resample_and_channels(tmp_path):
     torch.manual_seed(0)
     w = [ds_tr[i_long]["wave"] for _ in range(4)]
     assert any(not torch.equal(w[0], x) for x in w[1:])
+    # a short clip lands at a random place of the training window, whole
+    starts = set()
+    for _ in range(12):
+        x = ds_tr[i_short]["wave"]
+        nz = torch.nonzero(x.abs() > 1e-4).flatten()
+        assert int(nz[-1] - nz[0]) == pytest.approx(0.25 * sr, abs=8)  # the whole quarter second
+        starts.add(int(nz[0]))
+    assert len(starts) > 6 and min(starts) < 0.3 * sr and max(starts) > 0.4 * sr
 
 
 def test_bad_clips_skipped_and_counted(tmp_path):

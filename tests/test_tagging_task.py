@@ -182,3 +182,41 @@ def test_window_starts():
     assert window_starts(260, 100, 50) == [0, 50, 100, 150, 160]  # the last window ends at the end
     with pytest.raises(ValueError):
         window_starts(10, 5, 0)
+
+
+def test_auto_window_fits_short_clips(tmp_path):
+    from avcorr.models import create_model
+    from avcorr.tasks.tagging import auto_window
+
+    rng = np.random.default_rng(0)
+    durations = rng.uniform(0.2, 0.8, 200)  # 95 % last at most ~0.77 s -> a 0.8 s window
+    ast = create_model("test_ast", num_classes=3, n_frames=300, timem=48)
+    assert auto_window(ast, durations) == {"n_frames": 80, "timem": 13}
+    panns = create_model("test_panns", num_classes=3, clip_seconds=3.0)
+    assert auto_window(panns, durations) == {"clip_seconds": 0.8, "time_drop_width": 17}
+    assert auto_window(panns, rng.uniform(3.5, 5.0, 50)) == {}  # long clips: the model's window stays
+    assert auto_window(panns, np.full(10, 0.1)) == {"clip_seconds": 0.5, "time_drop_width": 11}  # at least 0.5 s
+    with pytest.raises(ValueError, match="no training clip"):
+        auto_window(panns, np.zeros(0))
+    with pytest.raises(ValueError, match="PANNs and AST"):
+        auto_window(create_model("test_avenet"), durations)
+
+
+def test_auto_window_resolved_into_the_checkpoint(tmp_path):
+    root = tmp_path / "short"
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 6), ("val", 3)):
+        for kind in ("chirp", "noise", "tone"):
+            (root / split / kind).mkdir(parents=True)
+            for i in range(n):
+                make_wav(root / split / kind / f"{kind}{i}.wav", _sound(kind, float(rng.uniform(0.3, 0.6)), SR, rng), SR)
+    run = tmp_path / "run"
+    assert train.main(["--config", "panns_folder.py", "--no-progress", f"data.root={root}", f"train.out_dir={run}",
+                       *PANNS_TINY, 'model.kwargs={"clip_seconds": 3.0}', "data.window=auto", "train.epochs=1",
+                       "train.eval_every=1"]) == 0
+    cfg = load_checkpoint(run / "checkpoints" / "best.pt")["config"]
+    assert cfg["data"]["window"] == "model" and cfg["model"]["kwargs"]["clip_seconds"] == 0.6
+    assert cfg["model"]["kwargs"]["time_drop_width"] == 13
+    # the stored config rebuilds the same model without the data
+    assert evaluate.main(["--checkpoint", str(run / "checkpoints" / "best.pt"), "--split", "val", "--workers", "0",
+                          "--no-progress"]) == 0

@@ -22,8 +22,8 @@ Sources - each returns a :class:`TagSource` (the clips with their label indices,
   ``class_labels_indices.csv`` that maps the mids to indices.
 
 :class:`TaggingDataset` turns clips into fixed-length model inputs: in training a random window of
-``clip_samples`` (the model's clip length) when the clip is longer, zero-padded at the end when it is
-shorter; in evaluation the centre window (``eval_crop="center"``) or the whole clip
+``clip_samples`` (the model's clip length) when the clip is longer, zero-padded on both sides at a
+random place when it is shorter; in evaluation (zero-padded at the end) the centre window (``eval_crop="center"``) or the whole clip
 (``eval_crop="full"``, padded to the batch's longest clip by :func:`collate_tagging`). Audio is read
 at (resampled to) the model's rate, channels averaged. A clip that cannot be read is logged, counted
 (``batch['skipped']``) and never replaced by zeros: in training another clip is drawn, in
@@ -242,7 +242,10 @@ class TaggingDataset(Dataset):
         if self.train or self.eval_crop == "center":
             wave = wave[: self.clip_samples]
         if wave.numel() < want:
-            wave = torch.nn.functional.pad(wave, (0, want - wave.numel()))
+            # training: a short clip lands at a random place in the window (a time shift, so the model
+            # does not learn that sounds start at 0); evaluation: at the start
+            left = int(rng.integers(0, want - wave.numel() + 1)) if (self.train and rng is not None) else 0
+            wave = torch.nn.functional.pad(wave, (left, want - wave.numel() - left))
         return wave.contiguous()
 
     def _item(self, i: int, rng: np.random.Generator | None) -> dict[str, Any]:

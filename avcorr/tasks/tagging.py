@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import Config
+from ..data.errors import BadClipError
 from ..data.embedding_pack import EmbeddingPackDataset, EmbeddingPackSource, collate_embeddings, open_embedding_source
 from ..data.tagging import (
     BalancedClassSampler,
@@ -210,6 +211,80 @@ class TaggingEvaluator(Evaluator):
                 "loss": self.loss_sum / self.n, "num_clips": self.n}
 
 
+WINDOW_QUANTILE = 0.95  # data.window="auto" covers this share of the training clips whole
+MIN_WINDOW_SECONDS = 0.5
+
+
+def clip_durations(clips, limit: int = 2000) -> np.ndarray:
+    """Durations (s) of up to ``limit`` file clips (an even sample of them), from their headers.
+
+    Clips that cannot be probed are left out (the datasets skip and count them later).
+    """
+    from ..data import decode
+
+    files = [c for c in clips if c.path]
+    if len(files) > limit:
+        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).astype(int)]
+    out = []
+    for c in files:
+        try:
+            out.append(decode.probe_audio(c.path).duration)
+        except (BadClipError, OSError, ValueError):
+            continue
+    return np.asarray([d for d in out if d and d > 0], dtype=np.float64)
+
+
+def auto_window(model: nn.Module, durations: np.ndarray) -> dict[str, Any]:
+    """Model arguments that fit a tagging model's window to its training clips.
+
+    Short sounds zero-padded into a long window leave the model mostly silence to look at, and time
+    masks sized for that window (SpecAugment) can erase a whole short sound. The window becomes the
+    :data:`WINDOW_QUANTILE` quantile of the clip durations, rounded up to 0.1 s, at least
+    :data:`MIN_WINDOW_SECONDS` and never longer than the model's own; the time-mask widths shrink in
+    the same proportion (SpecAugment's masks as a share of the input, Park et al. 2019).
+
+    Args:
+        model: a PANNs (``clip_seconds``, ``time_drop_width``) or AST (``n_frames``, ``timem``) model.
+        durations: float (N,) clip durations in seconds.
+
+    Returns:
+        The keyword arguments to build the model with (empty when its window already fits).
+
+    Raises:
+        ValueError: a model whose window this cannot set, or no durations.
+    """
+    if durations.size == 0:
+        raise ValueError("data.window='auto': no training clip could be measured")
+    if not (hasattr(model, "clip_samples") and hasattr(model, "sample_rate")):
+        raise ValueError(f"data.window='auto' knows how to set the window of PANNs and AST models, not of "
+                         f"{type(model).__name__}")
+    current = model.clip_samples / model.sample_rate
+    want = float(np.quantile(durations, WINDOW_QUANTILE))
+    seconds = min(current, max(MIN_WINDOW_SECONDS, math.ceil(want * 10 - 1e-6) / 10))
+    if seconds >= current - 1e-9:
+        logger.info("data.window='auto': the training clips (%.2f s at the %d%% quantile) fill the model's "
+                    "%.2f s window; kept", want, round(WINDOW_QUANTILE * 100), current)
+        return {}
+    ratio = seconds / current
+    frontend = getattr(model, "frontend", None)
+    spec = getattr(model, "spec_augmenter", None)
+    if hasattr(model, "grid") and frontend is not None and hasattr(frontend, "n_frames"):  # AST
+        kwargs: dict[str, Any] = {"n_frames": max(int(round(frontend.n_frames * ratio)), 16)}
+        if spec is not None and hasattr(spec, "time_drop_width"):
+            kwargs["timem"] = int(round(spec.time_drop_width * ratio))
+    elif hasattr(model, "fc_audioset") or hasattr(model, "conv_block1"):  # PANNs
+        kwargs = {"clip_seconds": seconds}
+        if spec is not None and hasattr(spec, "time_drop_width"):
+            kwargs["time_drop_width"] = max(2, int(round(spec.time_drop_width * ratio)))
+    else:
+        raise ValueError(f"data.window='auto' knows how to set the window of PANNs and AST models, not of "
+                         f"{type(model).__name__}; set its clip length in model.kwargs and data.window='model'")
+    logger.info("data.window='auto': %d%% of the training clips last at most %.2f s; window %.2f s instead of "
+                "%.2f s (%s)", round(WINDOW_QUANTILE * 100), want, seconds, current,
+                ", ".join(f"{k}={v}" for k, v in kwargs.items()))
+    return kwargs
+
+
 class TaggingTask(Task):
     """Builds tagging datasets, a tagging model and its loss from the config (module docstring)."""
 
@@ -220,7 +295,8 @@ class TaggingTask(Task):
         d = cfg.data
         for key, value, allowed in (("data.format", d.format, TASK_FORMATS), ("data.sampler", d.sampler, SAMPLERS),
                                     ("data.label_mode", d.label_mode, LABEL_MODES),
-                                    ("data.eval_crop", d.eval_crop, ("center", "full"))):
+                                    ("data.eval_crop", d.eval_crop, ("center", "full")),
+                                    ("data.window", d.window, ("model", "auto"))):
             if value not in allowed:
                 raise ValueError(f"{key}={value!r}: expected one of {', '.join(allowed)}")
         if d.mixup_alpha < 0:
@@ -295,12 +371,29 @@ class TaggingTask(Task):
     def _create_model(self) -> nn.Module:
         m = build_tagging_model(self.cfg, len(self.cfg.data.classes),
                                 checkpoint_path=self.cfg.model.checkpoint_path or None)
+        if self.cfg.data.window == "auto" and not is_embedding_model(m):
+            self._resolve_window(m)
+            m = build_tagging_model(self.cfg, len(self.cfg.data.classes),
+                                    checkpoint_path=self.cfg.model.checkpoint_path or None)
         if is_embedding_model(m):
             self._info = {"input_dim": int(m.input_dim)}
         else:
             self._info = {"sample_rate": int(m.sample_rate), "clip_samples": int(m.clip_samples),
                           "min_samples": int(getattr(m, "min_samples", 1))}
         return m
+
+    def _resolve_window(self, model: nn.Module) -> None:
+        """``data.window="auto"``: fit the model's window to the training clips (see :func:`auto_window`).
+
+        The resolved window goes into ``model.kwargs`` and ``data.window`` becomes ``"model"``, so the
+        stored config rebuilds the same model without reading the data again.
+        """
+        src = self._source(self.cfg.data.train_split)
+        durations = clip_durations(src.clips)
+        kwargs = auto_window(model, durations)
+        if kwargs:
+            self.cfg.model.kwargs = {**self.cfg.model.kwargs, **kwargs}
+        self.cfg.data.window = "model"
 
     def build_dataset(self, split: str, train: bool) -> TaggingDataset | EmbeddingPackDataset:
         d = self.cfg.data
