@@ -104,6 +104,7 @@ class LossConfig:
     name: str = "pairs"  # "pairs": the paper's cross-entropy on positive / negative pairs; "contrastive": in-batch InfoNCE + the pair head
     temperature: float = 0.07  # "contrastive": softmax temperature of the cosine similarities
     pair_weight: float = 1.0  # "contrastive": weight of the pair head's cross-entropy on in-batch negatives
+    soft_targets: float = 0.0  # "contrastive": share of each InfoNCE target spread over the pairs whose audio sounds alike (0 = one-hot)
 
 
 @dataclass

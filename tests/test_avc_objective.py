@@ -117,3 +117,24 @@ def test_class_level_ceiling(tiny_root):
     ev.update(batch, {"logits": logits, "loss": torch.tensor(0.0)})
     out = ev.compute()
     assert out["avc_acc"] == 1.0 and out["ceiling/avc_acc"] == pytest.approx(1 - shared / len(items))
+
+
+def test_soft_targets_spread_over_pairs_that_sound_alike():
+    from avcorr.losses import ContrastiveLocalizationLoss
+
+    g = torch.Generator().manual_seed(3)
+    v = F.normalize(torch.randn(5, 8, generator=g), dim=-1)
+    a = F.normalize(torch.randn(5, 8, generator=g), dim=-1)
+    a[1] = a[0]  # pairs 0 and 1 sound the same
+    scale = 10.0
+    hard = ContrastiveLocalizationLoss()(v[:, :, None, None], a, scale)
+    logits = scale * v @ a.t()
+    target = torch.arange(5)
+    assert hard.item() == pytest.approx(((F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2).item(), rel=1e-5)
+    soft = ContrastiveLocalizationLoss(soft_targets=0.4)(v[:, :, None, None], a, scale)
+    t = 0.6 * torch.eye(5) + 0.4 * (scale * a @ a.t()).softmax(-1)
+    assert t[0, 1] > 0.15 and t[0, 1] == pytest.approx(t[0, 0] - 0.6, abs=1e-6)  # pair 1 shares pair 0's target
+    ref = (-(t * logits.log_softmax(-1)).sum(-1).mean() - (t * logits.t().log_softmax(-1)).sum(-1).mean()) / 2
+    assert soft.item() == pytest.approx(ref.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="soft_targets"):
+        ContrastiveLocalizationLoss(soft_targets=1.0)

@@ -114,10 +114,29 @@ class ContrastiveLocalizationLoss(nn.Module):
         gather_with_grad: differentiable all-gather.
     """
 
-    def __init__(self, local_loss: bool = False, gather_with_grad: bool = False):
+    def __init__(self, local_loss: bool = False, gather_with_grad: bool = False, soft_targets: float = 0.0):
         super().__init__()
+        if not 0.0 <= soft_targets < 1.0:
+            raise ValueError(f"soft_targets must be in [0, 1), got {soft_targets}")
         self.local_loss = local_loss
         self.gather_with_grad = gather_with_grad
+        self.soft_targets = soft_targets
+
+    def _targets(self, audio_rows: torch.Tensor, audio_cols: torch.Tensor, logit_scale: torch.Tensor | float,
+                 labels: torch.Tensor) -> torch.Tensor:
+        """One-hot targets, or with ``soft_targets`` = s: ``(1 - s) * onehot + s * softmax(a_i . a_j / tau)``.
+
+        The soft part spreads the target of pair ``i`` over the candidates whose AUDIO sounds like
+        pair ``i``'s (the within-modality similarity, no gradient): clips of the same kind of sound
+        stop being pushed apart as negatives (the "faulty negatives" of audio-visual instance
+        discrimination, Morgado et al., CVPR 2021, who soften the targets the same way).
+        """
+        onehot = F.one_hot(labels, audio_cols.shape[0]).float()
+        if not self.soft_targets:
+            return onehot
+        with torch.no_grad():
+            soft = (logit_scale * audio_rows @ audio_cols.t()).softmax(dim=-1)
+        return (1 - self.soft_targets) * onehot + self.soft_targets * soft
 
     def forward(self, visual: torch.Tensor, audio: torch.Tensor,
                 logit_scale: torch.Tensor | float) -> torch.Tensor:
@@ -143,11 +162,15 @@ class ContrastiveLocalizationLoss(nn.Module):
             labels = torch.arange(b, device=visual.device) + b * rank
             v2a = logit_scale * max_cell_similarity(visual, all_a)  # (B, W*B): local frames vs all audio
             a2v = logit_scale * max_cell_similarity(all_v, audio).t()  # (B, W*B): local audio vs all frames
+            targets = self._targets(audio.detach(), all_a.detach(), logit_scale, labels)
         else:  # the whole (W*B, W*B) matrix; gradients reach this process's slice only (unless gathered with grad)
             labels = torch.arange(all_v.shape[0], device=visual.device)
             v2a = logit_scale * max_cell_similarity(all_v, all_a)
             a2v = v2a.t()
-        return (F.cross_entropy(v2a, labels) + F.cross_entropy(a2v, labels)) / 2
+            targets = self._targets(all_a.detach(), all_a.detach(), logit_scale, labels)
+        if not self.soft_targets:
+            return (F.cross_entropy(v2a, labels) + F.cross_entropy(a2v, labels)) / 2
+        return (F.cross_entropy(v2a, targets) + F.cross_entropy(a2v, targets)) / 2
 
 
 class MILLogisticLoss(nn.Module):

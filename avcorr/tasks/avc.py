@@ -58,9 +58,11 @@ class ContrastiveAVCModule(nn.Module):
         model: an AVE-Net (``fusion="distance"``).
         temperature: InfoNCE temperature.
         pair_weight: weight of the pair head's loss.
+        soft_targets: share of each InfoNCE target spread over the pairs whose audio sounds alike
+            (see :class:`~avcorr.losses.ContrastiveLocalizationLoss`).
     """
 
-    def __init__(self, model: nn.Module, temperature: float = 0.07, pair_weight: float = 1.0):
+    def __init__(self, model: nn.Module, temperature: float = 0.07, pair_weight: float = 1.0, soft_targets: float = 0.0):
         super().__init__()
         if getattr(model, "fusion", None) != "distance":
             raise ValueError("loss.name='contrastive' needs an embedding model (AVE-Net, fusion='distance'); "
@@ -69,7 +71,7 @@ class ContrastiveAVCModule(nn.Module):
             raise ValueError(f"loss.temperature must be > 0, got {temperature}")
         self.model = model
         self.temperature, self.pair_weight = float(temperature), float(pair_weight)
-        self.infonce = ContrastiveLocalizationLoss()
+        self.infonce = ContrastiveLocalizationLoss(soft_targets=soft_targets)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         if not self.training:
@@ -150,7 +152,8 @@ class AVCTask(Task):
     def wrap(self, model: nn.Module) -> nn.Module:
         loss = self.cfg.loss
         if loss.name == "contrastive":
-            return ContrastiveAVCModule(model, temperature=loss.temperature, pair_weight=loss.pair_weight)
+            return ContrastiveAVCModule(model, temperature=loss.temperature, pair_weight=loss.pair_weight,
+                                        soft_targets=loss.soft_targets)
         return AVCModule(model)
 
     def build_dataset(self, split: str, train: bool) -> AVCPairDataset:
