@@ -120,7 +120,7 @@ def test_bad_eval_clip_is_skipped_and_counted(avol_ckpt, tiny_copy):
 
 def test_selection_metric_falls_back_to_loss_without_boxes(tiny_copy):
     cfg = load_config("avolnet.py", [f"data.root={tiny_copy}"])
-    assert build_task(cfg).main_metric == "auc_ciou" and build_task(cfg).higher_is_better
+    assert build_task(cfg).main_metric == "fixed/auc_ciou" and build_task(cfg).higher_is_better
     (tiny_copy / "val" / "boxes.json").unlink()
     task = build_task(cfg)
     assert task.main_metric == "loss" and not task.higher_is_better

@@ -110,7 +110,7 @@ def test_localization_is_checked_against_the_centre_prior(tiny_root):
     yy, xx = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
     on_box = torch.from_numpy(((yy < 0.3 * size) & (xx < 0.3 * size)).astype(np.float32))
     task = LocalizationTask(load_config("avolnet.py", [f"data.root={tiny_root}"]))
-    assert task.main_metric == "auc_ciou" and task.baseline_key("auc_ciou") == "center/auc_ciou"
+    assert task.main_metric == "fixed/auc_ciou" and task.baseline_key("fixed/auc_ciou") == "center/fixed/auc_ciou"
     results = {}
     for name, heat in (("model", on_box), ("prior", torch.from_numpy(LocalizationEvaluator().prior.numpy()))):
         ev = LocalizationEvaluator()

@@ -19,10 +19,12 @@ Validation and ``avcorr.evaluate`` use :class:`~avcorr.data.localization.Localiz
   its chance level ``baseline/avc_acc`` (always answering the more frequent of the two);
 * ``loss``, ``num_clips``, ``num_boxed``.
 
-The validation metric that selects ``best.pt`` is ``auc_ciou`` when the validation split has
-boxes (on datasets of small objects ``ciou@0.5`` is 0 for every model, see the metrics module, and
-could not tell epochs apart), else the validation ``loss``. The baseline it is checked against after
-each validation is the centre prior's ``center/auc_ciou`` over ``num_boxed`` clips.
+The validation metric that selects ``best.pt`` is ``fixed/auc_ciou`` when the validation split
+has boxes, else the validation ``loss``. The LVS protocol caps cIoU at ``min(2A, 0.5 / A)`` for a
+box of area ``A`` (``ciou@0.5`` is 0 for every model when the objects cover less than a quarter of
+the frame, and its ``auc_ciou`` rewards maps that are merely broad), so only the fixed-threshold
+protocol ranks maps of objects of every size. The baseline it is checked against after each
+validation is the centre prior's ``center/fixed/auc_ciou`` over ``num_boxed`` clips.
 """
 
 from __future__ import annotations
@@ -187,7 +189,9 @@ class LocalizationTask(Task):
 
     @property
     def main_metric(self) -> str:  # type: ignore[override]
-        return "auc_ciou" if self._val_boxes() else "loss"
+        # the fixed-threshold protocol: the LVS one switches on half of the pixels, which caps cIoU at
+        # min(2A, 0.5 / A) for a box of area A, so it cannot rank maps of objects under ~25 % of the frame
+        return "fixed/auc_ciou" if self._val_boxes() else "loss"
 
     @property
     def higher_is_better(self) -> bool:  # type: ignore[override]
