@@ -86,9 +86,13 @@ def audioset_attention_paper(model: str = "audioset_feature_attention") -> Confi
 def folder_from_scratch(model: str) -> Config:
     """``model`` trained from scratch on a folder-per-class dataset, sized for a CPU (the shared part
     of ``ast_folder.py`` and ``panns_folder.py``): lr 1e-3 with a cosine schedule, batch 16 (32 in
-    evaluation), 10 epochs, gradients clipped at 5, one loader worker."""
+    evaluation), 10 epochs, gradients clipped at 5, one loader worker, and the window fitted to the
+    clips (``data.window="auto"``: sounds of a second in a 3 s window were mostly padding, and time
+    masks sized for 3 s could erase them; on short synthetic sounds this took val accuracy from 0.68
+    to 0.91 (AST) and 0.93 (PANNs), see experiments/RESULTS.md)."""
     cfg = tagging_config(model)
     cfg.data.format = "folder"
+    cfg.data.window = "auto"  # clips shorter than the model's window: the window (and its time masks) shrink to fit
     cfg.data.val_fraction = 0.1  # used only when DIR has no train/ val/ sub-folders
     cfg.data.num_workers = 1
     cfg.optim.lr = 1e-3
