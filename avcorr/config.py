@@ -99,11 +99,12 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    """The training objective of the audio-visual correspondence task (``task="avc"``)."""
+    """The training objective of the audio-visual tasks (``task="avc"``; ``negatives`` for AVOL-Net)."""
 
     name: str = "pairs"  # "pairs": the paper's cross-entropy on positive / negative pairs; "contrastive": in-batch InfoNCE + the pair head
     temperature: float = 0.07  # "contrastive": softmax temperature of the cosine similarities
     pair_weight: float = 1.0  # "contrastive": weight of the pair head's cross-entropy on in-batch negatives
+    negatives: str = "one"  # localization, AVOL-Net's logistic loss: "one" negative per positive (the paper) or "all" other clips of the batch
     soft_targets: float = 0.0  # "contrastive": share of each InfoNCE target spread over the pairs whose audio sounds alike (0 = one-hot)
 
 

@@ -195,3 +195,28 @@ def test_contrastive_loss_gathers_across_two_gloo_processes(tmp_path, monkeypatc
         assert torch.allclose(gv, world * fv.grad[sl], atol=1e-6)
         # eval mode: no gathering
         assert got["eval"].item() == pytest.approx(loss_fn(v[sl], a[sl], 10.0).item(), rel=1e-5)
+
+
+def test_avol_all_pairs_loss():
+    from avcorr.models import create_model
+    from avcorr.tasks.localization import LocalizationModule
+
+    torch.manual_seed(0)
+    m = create_model("test_avolnet", sample_rate=16000, n_fft=256, win_length=160, hop_length=160, n_frames=100)
+    mod = LocalizationModule(m, negatives="all").train()
+    batch = {"image": torch.randn(4, 3, 32, 32), "audio": torch.randn(4, 16000), "vid": ["a", "b", "b", "c"],
+             "audio_vid": ["a", "b", "b", "c"]}
+    out = mod(batch)
+    # 4 positives; negatives: every (frame, other audio) pair except the two pairs of clip b -> 12 - 2 = 10
+    assert out["pos_logit"].shape == (4,) and out["neg_logit"].shape == (10,)
+    cells, audio = m.visual_cells(batch["image"])[0], m.audio_embedding(batch["audio"])
+    full = torch.stack([m.cell_logits(cells, audio.roll(-k, 0)).flatten(1).amax(1) for k in range(4)], 1)
+    pos = full[:, 0]
+    assert torch.allclose(out["pos_logit"], pos.detach(), atol=1e-5)
+    keep = torch.tensor([[batch["vid"][i] != batch["vid"][(i + k) % 4] for k in range(1, 4)] for i in range(4)])
+    neg = full[:, 1:][keep]
+    ref = (F.binary_cross_entropy_with_logits(pos, torch.ones(4)) + F.binary_cross_entropy_with_logits(neg, torch.zeros(10))) / 2
+    assert out["loss"].item() == pytest.approx(ref.item(), rel=1e-5)
+    out["loss"].backward()
+    with pytest.raises(ValueError, match="negatives"):
+        LocalizationModule(m, negatives="some")

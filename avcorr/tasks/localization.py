@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data.avc import AVCPairDataset
@@ -60,9 +61,13 @@ class LocalizationModule(nn.Module):
         gather_with_grad: contrastive only, likewise.
     """
 
-    def __init__(self, model: nn.Module, local_loss: bool = False, gather_with_grad: bool = False):
+    def __init__(self, model: nn.Module, local_loss: bool = False, gather_with_grad: bool = False,
+                 negatives: str = "one"):
         super().__init__()
+        if negatives not in ("one", "all"):
+            raise ValueError(f"loss.negatives must be 'one' or 'all', got {negatives!r}")
         self.model = model
+        self.negatives = negatives
         self.objective = getattr(model, "objective", None)
         if self.objective == "avol":
             self.loss = MILLogisticLoss()
@@ -86,7 +91,9 @@ class LocalizationModule(nn.Module):
         cells, feats = m.visual_cells(batch["image"])
         audio = m.audio_embedding(batch["audio"])
         out: dict[str, torch.Tensor] = {}
-        if self.objective == "avol":
+        if self.objective == "avol" and self.negatives == "all" and self.training and audio.shape[0] > 1:
+            out.update(self._all_pairs(cells, audio, batch))
+        elif self.objective == "avol":
             pos = m.cell_logits(cells, audio)
             b = audio.shape[0]
             neg = pos[:0]
@@ -105,6 +112,27 @@ class LocalizationModule(nn.Module):
             with torch.no_grad():
                 out["map"] = m.heatmap(cells, audio, feats).detach()
         return out
+
+    def _all_pairs(self, cells: torch.Tensor, audio: torch.Tensor, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """AVOL-Net's logistic MIL loss over every (frame, audio) pair of the batch (``negatives="all"``).
+
+        Each frame is a positive with its own audio and a negative with the audio of every other clip
+        of the batch (B - 1 negatives instead of the paper's one); positives and negatives weigh the
+        same in total, so the calibration still learns a 1:1 prior.
+        """
+        m = self.model
+        b = audio.shape[0]
+        sim = torch.einsum("ndhw,md->nmhw", cells, audio)  # (B frames, B audio, h, w)
+        logits = m.calibration(sim.reshape(b * b, 1, *sim.shape[-2:])).view(b, b, -1).amax(-1).float()
+        vids, avids = batch["vid"], batch.get("audio_vid", batch["vid"])
+        same = torch.tensor([[vids[i] == avids[j] for j in range(b)] for i in range(b)], device=audio.device)
+        eye = torch.eye(b, dtype=torch.bool, device=audio.device)
+        neg_mask = ~same & ~eye
+        pos, neg = logits[eye], logits[neg_mask]
+        loss = F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos))
+        if neg.numel():
+            loss = (loss + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg))) / 2
+        return {"loss": loss, "pos_logit": pos.detach(), "neg_logit": neg.detach()}
 
 
 class LocalizationEvaluator(Evaluator):
@@ -211,7 +239,7 @@ class LocalizationTask(Task):
 
     def wrap(self, model: nn.Module) -> nn.Module:
         kw = {k: bool(self.cfg.model.kwargs[k]) for k in self._LOSS_KWARGS if k in self.cfg.model.kwargs}
-        return LocalizationModule(model, **kw)
+        return LocalizationModule(model, negatives=self.cfg.loss.negatives, **kw)
 
     def build_dataset(self, split: str, train: bool):
         d = self.cfg.data
