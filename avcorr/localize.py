@@ -179,6 +179,7 @@ def localize_video(checkpoint: str | Path, video: str | Path, out_dir: str | Pat
     from tqdm.auto import tqdm
 
     from .data import decode
+    from .data._clip_media import frame_centre
     from .viz import overlay_heatmap, save_png
 
     if mux_audio not in ("localized", "original"):
@@ -193,6 +194,8 @@ def localize_video(checkpoint: str | Path, video: str | Path, out_dir: str | Pat
     wave = decode.read_audio(source, 0.0, None, loc.sr)  # DecodeError (naming the file) when it has no audio
     written: dict[str, list[str]] = {"png": [], "mp4": []}
     with decode.VideoReader(video) as reader:
+        # the decodable video's own duration and frames: an audio track that runs longer or stops
+        # earlier (normal in real files) changes nothing here; the maps' audio is zero-padded
         info = reader.info
         duration, fps, n_frames = info.duration, info.fps, info.num_frames
         loop = audio is not None and wave.shape[0] < duration * loc.sr
@@ -218,7 +221,7 @@ def localize_video(checkpoint: str | Path, video: str | Path, out_dir: str | Pat
                 try:
                     bar = tqdm(total=n_frames, desc="video", unit="frame", disable=not progress, leave=False)
                     for start in range(0, n_frames, batch_size):
-                        ts = [(i + 0.5) / fps for i in range(start, min(n_frames, start + batch_size))]
+                        ts = [frame_centre(i, fps) for i in range(start, min(n_frames, start + batch_size))]
                         ts = [t for t in ts if t < duration]
                         if not ts:
                             break
