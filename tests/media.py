@@ -40,6 +40,7 @@ __all__ = [
     "make_vfr_video",
     "make_video",
     "make_wav",
+    "mdat_span",
     "render_frame",
     "tone",
     "wav_expected",
@@ -441,6 +442,27 @@ def make_corrupt(src: str | Path, dst: str | Path, at: float = 0.5, nbytes: int 
     dst = Path(dst)
     dst.write_bytes(bytes(data))
     return dst
+
+
+def mdat_span(path: str | Path) -> tuple[int, int]:
+    """Byte offsets ``(start, end)`` of the media data (the top-level ``mdat`` box) of an .mp4/.mov file.
+
+    Damage placed inside this span hits the coded frames and samples and leaves the header (``moov``)
+    intact, like a download cut short or a fuzzed file.
+    """
+    data = Path(path).read_bytes()
+    pos = 0
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        header = 8
+        if size == 1:
+            size, header = struct.unpack(">Q", data[pos + 8:pos + 16])[0], 16
+        elif size == 0:
+            size = len(data) - pos
+        if kind == b"mdat":
+            return pos + header, pos + size
+        pos += size
+    raise ValueError(f"{path}: no mdat box")
 
 
 def make_empty(path: str | Path) -> Path:
