@@ -19,10 +19,17 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-__all__ = ["SKIPPED_COLUMNS", "SKIPPED_FILE", "clip_paths", "skipped_rows", "write_skipped_csv"]
+__all__ = ["SKIPPED_COLUMNS", "SKIPPED_FILE", "clip_paths", "skipped_beside", "skipped_rows", "write_skipped_csv"]
 
 SKIPPED_FILE = "skipped.csv"
 SKIPPED_COLUMNS = ("id", "path", "reason")
+
+
+def skipped_beside(output: str | Path) -> Path:
+    """Where the skipped list of a command that writes one file goes: ``<output stem>_skipped.csv`` beside it
+    (a command that writes a folder uses ``<folder>/skipped.csv``)."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}_skipped.csv")
 
 
 def clip_paths(clips: Iterable[Any]) -> dict[str, str]:
