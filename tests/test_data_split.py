@@ -15,6 +15,8 @@ from avcorr.data.layout import load_split, validate
 from data_tools import split as split_tool
 from tests.media import make_video, make_wav
 
+pytestmark = pytest.mark.ffmpeg
+
 CSV = 'index,mid,display_name\n0,/m/a,"Alpha"\n1,/m/b,"Beta, b"\n2,/m/c,"Gamma"\n3,/m/d,"Delta"\n'
 
 

@@ -15,6 +15,8 @@ from avcorr.tasks import build_task
 from tests.conftest import TINY_AVC
 from tests.media import make_truncated, make_wav
 
+pytestmark = pytest.mark.ffmpeg
+
 TINY_LOC = [o for o in TINY_AVC if not o.startswith(("model.name=", "data.train_pairs_per_clip=", "train.epochs="))]
 TINY_LOC += ["model.width=null", "model.embed_dim=null", "train.epochs=1", "data.train_pairs_per_clip=1"]
 LOC_KEYS = ("ciou@0.5", "auc_ciou", "ciou_mean", "fixed/ciou@0.5", "fixed/auc_ciou", "center/ciou@0.5",

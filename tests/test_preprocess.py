@@ -13,6 +13,8 @@ import pytest
 from data_tools import preprocess
 from tests.media import make_audio, make_non_media, make_video, make_wav, tone, wav_expected
 
+pytestmark = pytest.mark.ffmpeg
+
 
 def _read(path: Path) -> tuple[np.ndarray, int]:
     """(samples (T, C) float32, rate) of a 16-bit PCM wav."""

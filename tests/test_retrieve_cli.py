@@ -19,6 +19,8 @@ from avcorr.tasks import build_task  # noqa: E402
 from tests.conftest import TINY_AVC  # noqa: E402
 from tests.media import make_wav  # noqa: E402
 
+pytestmark = pytest.mark.ffmpeg
+
 
 def _checkpoint(path, root, *extra, seed=0):
     """An untrained tiny checkpoint in the layout avcorr.train writes."""

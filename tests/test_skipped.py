@@ -51,6 +51,7 @@ def oracle(tmp_path_factory):
     return path
 
 
+@pytest.mark.ffmpeg
 def test_tag_names_the_files_it_skips(oracle, tmp_path, capsys):
     (tmp_path / "in").mkdir()
     good = make_wav(tmp_path / "in" / "good.wav", 440.0, 16000, duration=2.0)
