@@ -144,6 +144,7 @@ def test_all_bad_stops_with_clear_error(tiny_copy, tmp_path):
 
 
 @pytest.mark.ddp
+@pytest.mark.slow
 @pytest.mark.timeout(600)  # above its own 300 + 60 s limits, so that it kills torchrun itself
 def test_ddp_two_processes_gloo(tiny_root, tmp_path):
     run = tmp_path / "run"
