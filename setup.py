@@ -48,7 +48,7 @@ setup(
     ],
     extras_require={
         "gpu": ["faiss-gpu-cu12>=1.8"],  # GPU FAISS; replaces faiss-cpu at import time when a GPU is present
-        "test": ["pytest>=7", "scikit-learn>=1.3"],
+        "test": ["pytest>=7", "pytest-timeout>=2.1", "scikit-learn>=1.3"],  # pytest.ini: per-test timeout
     },
     entry_points={
         "console_scripts": [

@@ -1,7 +1,8 @@
 """``python -m avcorr.evaluate --checkpoint RUN/checkpoints/best.pt --split test [--retrieval]``
 
 Rebuilds the model from the config stored in the checkpoint, evaluates it on a split and writes
-``eval_<split>.json`` beside the checkpoint.
+``eval_<split>.json`` beside the checkpoint, with ``eval_<split>_skipped.csv`` (id, path, reason) listing
+the clips that could not be read (header only when none was skipped).
 
 ``--retrieval`` also embeds every clip of the split (``--retrieval-frames`` frames and the audio
 windows centred on them, pooled per clip) and reports, for each direction ``a2v``, ``v2a``,
@@ -56,9 +57,11 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
 
     Returns:
         The metrics dict with its baselines, plus ``split``, ``checkpoint``, ``epoch``, ``skipped_clips``,
+        ``skipped_list`` (a row ``{id, path, reason}`` per skipped clip, those of ``retrieval`` included),
         ``at_chance`` (absent when the main metric has no baseline) and ``warnings`` (a list of sentences).
     """
     from .config import config_from_dict
+    from .data._skipped import skipped_rows
     from .data.errors import SkipLog
     from .engine.checkpoint import load_checkpoint
     from .engine.distributed import resolve_device
@@ -82,13 +85,15 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
                          num_workers=cfg.data.num_workers if num_workers is None else num_workers)
     t0 = time.time()
     metrics = evaluate_loader(module, loader, task, dev, amp=cfg.train.amp, skips=skips, progress=progress, desc=split)
+    skipped = list(skips.reasons.items())
     if retrieval:
         metrics.update(_retrieval_metrics(model, cfg, dev, split, frames=retrieval_frames, pool=retrieval_pool,
                                           batch_size=batch_size or cfg.train.eval_batch_size,
                                           num_workers=cfg.data.num_workers if num_workers is None else num_workers,
-                                          progress=progress))
+                                          progress=progress, skipped=skipped))
     result = {"split": split, "checkpoint": str(checkpoint), "epoch": ckpt.get("epoch"), "data_root": cfg.data.root,
-              **metrics, "skipped_clips": len(skips), "seconds": round(time.time() - t0, 2)}
+              **metrics, "skipped_clips": len(skips), "seconds": round(time.time() - t0, 2),
+              "skipped_list": skipped_rows(skipped, _clip_files(dataset, cfg.data.root, split))}
     test = task.chance_test(metrics)
     warnings = task.warnings(metrics)
     if test is not None:
@@ -97,6 +102,22 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
             warnings.insert(0, test.describe(split))
     result["warnings"] = warnings
     return result
+
+
+def _clip_files(dataset, root: str, split: str) -> dict[str, str]:
+    """``{vid: file}`` of the split's clips: the dataset's, and every clip of an audio-visual layout split
+    (those skipped before loading too)."""
+    from .data._skipped import clip_paths
+    from .data.errors import LayoutError
+    from .data.layout import VID2GENRE_FILE, load_split
+
+    paths = clip_paths(getattr(dataset, "clips", ()))
+    if root and (Path(root) / split / VID2GENRE_FILE).is_file():
+        try:
+            paths = {**clip_paths(load_split(root, split).clips), **paths}
+        except (LayoutError, OSError):
+            pass  # the dataset was built from it, so this only happens if it changed meanwhile
+    return paths
 
 
 def baseline_name(key: str) -> str:
@@ -138,8 +159,11 @@ def baseline_table(result: dict) -> list[str]:
 
 
 def _retrieval_metrics(model, cfg, device, split: str, *, frames: int, pool: str, batch_size: int, num_workers: int,
-                       progress: bool) -> dict:
-    """Embed the split's clips with ``model`` and compute the four retrieval directions."""
+                       progress: bool, skipped: list | None = None) -> dict:
+    """Embed the split's clips with ``model`` and compute the four retrieval directions.
+
+    The clips the embedding pass skipped are appended to ``skipped`` as ``(vid, reason)``.
+    """
     from .data.ontology import label_relevance, load_ontology
     from .metrics.retrieval import cross_modal_metrics
     from .retrieve import EmbeddingModel, embed_split
@@ -151,6 +175,8 @@ def _retrieval_metrics(model, cfg, device, split: str, *, frames: int, pool: str
     # clip batches hold F frames each: keep about as many frames per batch as a pair batch has
     emb = embed_split(em, cfg.data.root, split, frames=frames, pool=pool, batch_size=max(1, batch_size // frames),
                       num_workers=num_workers, progress=progress)
+    if skipped is not None:
+        skipped.extend(emb.skipped)
     n = len(emb.items)
     if n < 2:
         raise ValueError(f"retrieval needs at least 2 embedded clips, got {n}")
@@ -191,12 +217,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from .data._skipped import write_skipped_csv
+
     out = Path(args.checkpoint).with_name(f"eval_{args.split}.json")
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(json_safe(result), indent=2, allow_nan=False) + "\n")
     tmp.replace(out)
+    skipped_csv = write_skipped_csv(out.with_name(f"eval_{args.split}_skipped.csv"), result["skipped_list"])
     shown = {k: v for k, v in result.items()
-             if not k.startswith(("baseline/", "center/", "ceiling/")) and k != "warnings"}
+             if not k.startswith(("baseline/", "center/", "ceiling/")) and k not in ("warnings", "skipped_list")}
     width = max(len(k) for k in shown)
     for k, v in shown.items():
         print(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
@@ -206,7 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(table))
     for sentence in result["warnings"]:
         print(f"WARNING: {sentence}")
-    print(f"wrote {out}")
+    for row in result["skipped_list"]:
+        print(f"skipped {row['id']} ({row['path'] or 'no file'}): {row['reason']}")
+    n_skipped = len(result["skipped_list"])
+    print(f"wrote {out}" + (f" and {skipped_csv} ({n_skipped} skipped clips)" if n_skipped else ""))
     return 0
 
 

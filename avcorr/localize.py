@@ -16,7 +16,8 @@ keeps the clip's own track instead).
 
 ``python -m avcorr.localize --checkpoint ... --grid [--data ROOT] [--split test] [--max-clips 16]
 --out DIR`` writes ``DIR/grid_<split>.png``: a contact sheet of the middle frames of a split, each
-with its ground-truth boxes (green) and the heatmap overlay, captioned with the clip's cIoU.
+with its ground-truth boxes (green) and the heatmap overlay, captioned with the clip's cIoU; clips
+that cannot be read are named on screen and in ``DIR/skipped.csv`` (id, path, reason).
 """
 
 from __future__ import annotations
@@ -179,6 +180,7 @@ def localize_video(checkpoint: str | Path, video: str | Path, out_dir: str | Pat
     from tqdm.auto import tqdm
 
     from .data import decode
+    from .data._clip_media import frame_centre
     from .viz import overlay_heatmap, save_png
 
     if mux_audio not in ("localized", "original"):
@@ -193,6 +195,8 @@ def localize_video(checkpoint: str | Path, video: str | Path, out_dir: str | Pat
     wave = decode.read_audio(source, 0.0, None, loc.sr)  # DecodeError (naming the file) when it has no audio
     written: dict[str, list[str]] = {"png": [], "mp4": []}
     with decode.VideoReader(video) as reader:
+        # the decodable video's own duration and frames: an audio track that runs longer or stops
+        # earlier (normal in real files) changes nothing here; the maps' audio is zero-padded
         info = reader.info
         duration, fps, n_frames = info.duration, info.fps, info.num_frames
         loop = audio is not None and wave.shape[0] < duration * loc.sr
@@ -218,7 +222,7 @@ def localize_video(checkpoint: str | Path, video: str | Path, out_dir: str | Pat
                 try:
                     bar = tqdm(total=n_frames, desc="video", unit="frame", disable=not progress, leave=False)
                     for start in range(0, n_frames, batch_size):
-                        ts = [(i + 0.5) / fps for i in range(start, min(n_frames, start + batch_size))]
+                        ts = [frame_centre(i, fps) for i in range(start, min(n_frames, start + batch_size))]
                         ts = [t for t in ts if t < duration]
                         if not ts:
                             break
@@ -258,8 +262,10 @@ def localize_grid(checkpoint: str | Path, out_dir: str | Path, *, data_root: str
         batch_size: clips per forward pass.
 
     Returns:
-        The PNG's path.
+        The PNG's path. The clips that could not be read are logged and listed in ``out_dir/skipped.csv``
+        (id, path, reason; a header only when none was skipped).
     """
+    from .data._skipped import SKIPPED_FILE, clip_paths, skipped_rows, write_skipped_csv
     from .data.layout import load_split
     from .data.localization import LocalizationDataset
     from .data.transforms import denormalize
@@ -268,11 +274,11 @@ def localize_grid(checkpoint: str | Path, out_dir: str | Path, *, data_root: str
 
     model, cfg, dev = load_localizer(checkpoint, device)
     root = data_root or cfg.data.root
-    ds = LocalizationDataset(load_split(root, split), sample_rate=cfg.data.audio.sample_rate,
-                             seconds=cfg.data.audio.seconds, image_size=cfg.data.image_size,
-                             video_backend=cfg.data.video_backend or None)
+    index = load_split(root, split)
+    ds = LocalizationDataset(index, sample_rate=cfg.data.audio.sample_rate, seconds=cfg.data.audio.seconds,
+                             image_size=cfg.data.image_size, video_backend=cfg.data.video_backend or None)
     frames, maps, boxes, titles = [], [], [], []
-    n_skipped = 0
+    skipped = list(ds.init_skipped)
     i = 0
     while i < len(ds) and len(frames) < max_clips:
         items = []
@@ -280,7 +286,7 @@ def localize_grid(checkpoint: str | Path, out_dir: str | Path, *, data_root: str
             item = ds[i]
             i += 1
             if item.get("bad"):
-                n_skipped += 1
+                skipped += item["skipped"]
                 logger.warning("skipped clip %s: %s", item["vid"], item["skipped"][0][1])
                 continue
             items.append(item)
@@ -295,10 +301,13 @@ def localize_grid(checkpoint: str | Path, out_dir: str | Path, *, data_root: str
             maps.append(mm)
             boxes.append(it["boxes"])
             titles.append(it["vid"] + ("" if math.isnan(c) else f"  cIoU {c:.2f}"))
-    if not frames:
-        raise ValueError(f"{root}/{split}: no clip could be read ({n_skipped} skipped)")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = skipped_rows(skipped, clip_paths(index.clips))
+    listed = write_skipped_csv(out_dir / SKIPPED_FILE, rows)
+    if rows:
+        logger.warning("%d clip(s) skipped, listed in %s", len(rows), listed)
+    if not frames:
+        raise ValueError(f"{root}/{split}: no clip could be read ({len(rows)} skipped, listed in {listed})")
     return save_contact_sheet(out_dir / f"grid_{split}.png", frames, maps, boxes=boxes, titles=titles,
                               columns=columns)
 

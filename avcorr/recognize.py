@@ -13,6 +13,9 @@ of the clip's label distribution, right for single-label models and for sounds t
 multi-label models). Probabilities are softmax outputs for single-label models (they sum to 1
 over the classes) and sigmoid outputs for multi-label ones (each in [0, 1] independently).
 
+A file that cannot be read is skipped and named with the reason on stderr (with ``--json``, also as
+``{"file": ..., "skipped": reason}`` on stdout); the others are still tagged, and the exit status is 1.
+
 Example:
     >>> from avcorr import recognize
     >>> recognize("dog.wav", "runs/ast_folder/checkpoints/best.pt", top_k=3)
@@ -252,14 +255,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    status = 0
+    skipped = 0
     for f in args.files:
         try:
             top = recognize(f, tagger, args.top_k, hop_seconds=args.hop, pool=args.pool, vggish=args.vggish,
                             pca=args.pca, vggish_arch=args.vggish_arch)
         except (BadClipError, ValueError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            status = 1
+            print(f"error: skipped {f}: {e}", file=sys.stderr)
+            if args.json:
+                reason = e.reason if isinstance(e, BadClipError) else str(e)
+                print(json.dumps({"file": os.fspath(f), "skipped": reason}))
+            skipped += 1
             continue
         if args.json:
             print(json.dumps({"file": os.fspath(f), "labels": [{"label": lab, "prob": round(pr, 6)} for lab, pr in top]}))
@@ -268,7 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             width = max(len(lab) for lab, _ in top)
             for lab, pr in top:
                 print(f"  {lab:<{width}}  {pr:.4f}")
-    return status
+    if skipped:
+        print(f"{skipped} of {len(args.files)} file(s) skipped", file=sys.stderr)
+    return 1 if skipped else 0
 
 
 class _CallableModule(types.ModuleType):

@@ -165,10 +165,12 @@ def embed_split(em: EmbeddingModel, root: str | Path, split: str, *, frames: int
         progress: tqdm bar.
 
     Returns:
-        :class:`avcorr.retrieval.ClipEmbeddings` (undecodable clips skipped, logged and counted).
+        :class:`avcorr.retrieval.ClipEmbeddings` (undecodable clips skipped, logged and counted; ``paths``
+        names the file of every clip of the split).
     """
     from torch.utils.data import DataLoader
 
+    from .data._skipped import clip_paths
     from .data.embed import ClipEmbedDataset, collate_clips
     from .data.layout import load_split
     from .retrieval import encode_clips
@@ -182,6 +184,7 @@ def embed_split(em: EmbeddingModel, root: str | Path, split: str, *, frames: int
     emb = encode_clips(em.model, loader, device=em.device, pool=pool, amp=em.amp, progress=progress,
                        desc=f"embed {split}")
     emb.skipped = list(ds.init_skipped) + emb.skipped
+    emb.paths = clip_paths(index.clips)
     return emb
 
 
@@ -205,12 +208,15 @@ def build_index(checkpoint: str | Path, out: str | Path, *, data_root: str | Pat
         progress: tqdm bar.
 
     Returns:
-        ``(index, embeddings)``.
+        ``(index, embeddings)``. The skipped clips of each indexed split are listed in ``index.json``
+        (``info.sources[i].skipped_list``: id, path, reason) and, for every source of the index, in
+        ``out/skipped.csv``.
 
     Raises:
         FileExistsError: ``out`` holds an index and ``append`` is False.
         IndexMismatchError: ``append`` to an index of another model or embedding settings.
     """
+    from .data._skipped import SKIPPED_FILE, skipped_rows, write_skipped_csv
     from .retrieval import IndexMismatchError, RetrievalIndex
     from .retrieval._store import META_FILE, merge_sources
 
@@ -230,7 +236,9 @@ def build_index(checkpoint: str | Path, out: str | Path, *, data_root: str | Pat
     emb = embed_split(em, root, split, frames=frames, pool=pool, batch_size=batch_size, num_workers=num_workers,
                       progress=progress)
     dim = int(emb.audio.shape[1])
-    source = {"root": str(Path(root).resolve()), "split": split, "clips": len(emb.items), "skipped": len(emb.skipped)}
+    skipped = skipped_rows(emb.skipped, emb.paths)
+    source = {"root": str(Path(root).resolve()), "split": split, "clips": len(emb.items), "skipped": len(skipped),
+              "skipped_list": skipped}
     if existing is None:
         info = {**em.info, "embed_dim": dim,  # the dimension actually produced
                 "embedding": {"frames": frames, "pool": pool, "image_size": em.image_size,
@@ -243,6 +251,8 @@ def build_index(checkpoint: str | Path, out: str | Path, *, data_root: str | Pat
         index.info = merge_sources(index.info, [source])
     added = index.add(emb.items, {"audio": emb.audio, "visual": emb.visual})
     index.save(out)
+    write_skipped_csv(out / SKIPPED_FILE, [row for src in index.info.get("sources", [])
+                                           for row in src.get("skipped_list", ())])
     logger.info("indexed %d clips of %s/%s in %.1f s (%d skipped, %d already present); %d in %s",
                 added, root, split, time.time() - t0, len(emb.skipped), len(emb.items) - added, len(index), out)
     return index, emb
@@ -455,7 +465,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      frames=args.frames, pool=args.pool, config=cfg, append=args.append,
                                      batch_size=args.batch_size, num_workers=args.workers, device=args.device,
                                      progress=not args.no_progress)
-            print(f"indexed {len(emb.items)} clips ({len(emb.skipped)} skipped); {len(index)} clips of "
+            n_skipped = index.info["sources"][-1]["skipped"]
+            listed = f", listed in {Path(args.out) / 'skipped.csv'}" if n_skipped else ""
+            print(f"indexed {len(emb.items)} clips ({n_skipped} skipped{listed}); {len(index)} clips of "
                   f"{index.dim}-d embeddings in {args.out}")
             return 0
         result = query_index(args.index, audio=args.audio, video=args.video, image=args.image,

@@ -12,6 +12,10 @@ second's subtitle. For ``film.mp4`` it writes, into ``--out``:
   the second's start/end and the class names as the header;
 * ``film.png`` - the top classes' probabilities over time (a heat map, one row per class).
 
+Several inputs are tagged one after the other; one that cannot be read is skipped, named on screen
+with the reason and listed in ``skipped.csv`` (id, path, reason) in its output folder (``--out``
+always gets one, a header only when nothing was skipped), and the exit status is 1.
+
 Any tagging checkpoint of ``avcorr.train`` works:
 
 * waveform taggers (PANNs, AST, a model trained on a folder per class): each context window is one
@@ -554,20 +558,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from .data._skipped import SKIPPED_FILE, write_skipped_csv
+
     hide = [h for h in args.hide.split(",") if h.strip()]
-    status = 0
+    skipped: dict[Path, list[dict[str, str]]] = {}  # output folder -> the inputs skipped there
     for f in args.input:
+        out = Path(args.out) if args.out else Path(f).parent
         try:
             result = tag_file(f, tagger, args.left, args.right, chunk_seconds=args.chunk, progress=not args.quiet)
         except (FileNotFoundError, DecodeError, ValueError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            status = 1
+            print(f"error: skipped {f}: {e}", file=sys.stderr)
+            reason = e.reason if isinstance(e, DecodeError) else str(e)
+            skipped.setdefault(out, []).append({"id": Path(f).stem, "path": str(f), "reason": reason})
             continue
-        out = Path(args.out) if args.out else Path(f).parent
         paths = write_outputs(result, out, Path(f).stem, threshold=args.threshold, max_labels=args.max_labels,
                               hide=hide, plot=not args.no_plot)
         print(f"{f}: {result.probs.shape[0]} s tagged -> " + ", ".join(str(v) for v in paths.values()))
-    return status
+    if args.out:
+        skipped.setdefault(Path(args.out), [])  # --out always gets a list, so it describes the latest run
+    for folder, rows in skipped.items():
+        write_skipped_csv(folder / SKIPPED_FILE, rows)
+    n_skipped = sum(len(rows) for rows in skipped.values())
+    if n_skipped:
+        where = ", ".join(str(folder / SKIPPED_FILE) for folder, rows in skipped.items() if rows)
+        print(f"{n_skipped} of {len(args.input)} file(s) skipped, listed in {where}", file=sys.stderr)
+    return 1 if n_skipped else 0
 
 
 if __name__ == "__main__":

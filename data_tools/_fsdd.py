@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -183,13 +182,10 @@ def read_recording(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def write_skipped(path: Path, skipped: Sequence[tuple[str, str]]) -> None:
-    """Write ``path,reason`` rows (with a header) to a csv file, atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "reason"])
-        writer.writerows(skipped)
-    os.replace(tmp, path)
+    """Write ``(path, reason)`` pairs as ``id,path,reason`` rows (the id is the file's stem), atomically."""
+    from avcorr.data._skipped import write_skipped_csv
+
+    write_skipped_csv(path, [{"id": Path(p).stem, "path": str(p), "reason": r} for p, r in skipped])
 
 
 def _is_fsdd_folder(out: Path) -> bool:

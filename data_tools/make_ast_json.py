@@ -79,9 +79,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (LayoutError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from avcorr.data._skipped import clip_paths, skipped_beside, skipped_rows, write_skipped_csv
+
+    listed = write_skipped_csv(skipped_beside(args.out), skipped_rows(src.skipped, clip_paths(src.clips)))
     print(f"wrote {args.out}: {n} entries; classes in {csv_path}")
     for vid, reason in src.skipped:
         print(f"skipped {vid}: {reason}", file=sys.stderr)
+    if src.skipped:
+        print(f"{len(src.skipped)} clip(s) skipped, listed in {listed}", file=sys.stderr)
     return 0
 
 

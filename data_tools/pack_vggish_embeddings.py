@@ -108,7 +108,8 @@ def pack(source, net, out: str | Path, *, frames: int = 10, pad: str = "silence"
         progress: tqdm bar.
 
     Returns:
-        ``{"clips": written, "skipped": [(vid, reason), ...]}``.
+        ``{"clips": written, "skipped": [(vid, reason), ...], "skipped_csv": path}``: the skipped clips are
+        also listed (id, path, reason) in ``<out stem>_skipped.csv`` beside ``out``.
 
     Raises:
         ValueError: ``frames`` < 1, or a class csv beside ``out`` that names other classes.
@@ -118,6 +119,7 @@ def pack(source, net, out: str | Path, *, frames: int = 10, pad: str = "silence"
     from tqdm.auto import tqdm
 
     from avcorr.data import decode
+    from avcorr.data._skipped import clip_paths, skipped_beside, skipped_rows, write_skipped_csv
     from avcorr.data.errors import BadClipError
 
     if frames < 1:
@@ -161,7 +163,8 @@ def pack(source, net, out: str | Path, *, frames: int = 10, pad: str = "silence"
             tmp.unlink()
     if write_csv:
         write_label_csv(csv_path, source.classes)
-    return {"clips": n, "skipped": skipped}
+    listed = write_skipped_csv(skipped_beside(out), skipped_rows(skipped, clip_paths(source.clips)))
+    return {"clips": n, "skipped": skipped, "skipped_csv": listed}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -200,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}: {res['clips']} clips x {args.frames} embeddings, {len(src.classes)} classes, "
-          f"{len(res['skipped'])} skipped")
+          f"{len(res['skipped'])} skipped" + (f" (listed in {res['skipped_csv']})" if res["skipped"] else ""))
     return 1 if res["clips"] == 0 else 0
 
 

@@ -62,12 +62,14 @@ def pack(source, out: str | Path, *, sample_rate: int = 32000, clip_seconds: flo
         progress: tqdm bar.
 
     Returns:
-        ``{"clips": written, "skipped": [(vid, reason), ...]}``.
+        ``{"clips": written, "skipped": [(vid, reason), ...], "skipped_csv": path}``: the skipped clips are
+        also listed (id, path, reason) in ``<out stem>_skipped.csv`` beside ``out``.
     """
     import h5py
     from tqdm.auto import tqdm
 
     from avcorr.data import decode
+    from avcorr.data._skipped import clip_paths, skipped_beside, skipped_rows, write_skipped_csv
     from avcorr.data.errors import BadClipError
 
     out = Path(out)
@@ -106,7 +108,8 @@ def pack(source, out: str | Path, *, sample_rate: int = 32000, clip_seconds: flo
         if tmp.exists():
             tmp.unlink()
     write_label_csv(out.with_name("class_labels_indices.csv"), source.classes)
-    return {"clips": n, "skipped": skipped}
+    listed = write_skipped_csv(skipped_beside(out), skipped_rows(skipped, clip_paths(source.clips)))
+    return {"clips": n, "skipped": skipped, "skipped_csv": listed}
 
 
 def make_index(packs: Sequence[str | Path], out: str | Path) -> int:
@@ -178,7 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               val_fraction=args.val_fraction)
             res = pack(src, args.out, sample_rate=args.sample_rate, clip_seconds=args.clip_seconds,
                        progress=not args.no_progress)
-            print(f"wrote {args.out}: {res['clips']} clips, {len(src.classes)} classes, {len(res['skipped'])} skipped")
+            print(f"wrote {args.out}: {res['clips']} clips, {len(src.classes)} classes, {len(res['skipped'])} skipped"
+                  + (f" (listed in {res['skipped_csv']})" if res["skipped"] else ""))
         else:
             n = make_index(args.packs, args.out)
             print(f"wrote {args.out}: {n} rows from {len(args.packs)} pack(s)")

@@ -25,8 +25,8 @@ process (one input and one output each): starting ffmpeg costs more than convert
 clip. A batch that fails is redone one file per process, so a bad file fails alone with its reason.
 Every output is written to a temporary name and renamed, so a killed run never leaves a partial file
 under its final name; running the same command again skips the outputs that exist and deletes the
-temporary files left behind. A file that cannot be read is skipped with its reason logged and
-counted in the summary; it never stops the run.
+temporary files left behind. A file that cannot be read is skipped with its reason logged, counted in
+the summary and listed in ``OUT/skipped.csv`` (id, path, reason); it never stops the run.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from avcorr.data._skipped import SKIPPED_FILE, write_skipped_csv
 from data_tools import _media
 
 logger = logging.getLogger(__name__)
@@ -196,6 +197,13 @@ def _run(batches: list[list[_Job]], work: Callable[[list[_Job]], list[_Result]],
     return summary
 
 
+def _list_failed(summary: Summary, out: Path) -> Summary:
+    """Write ``out/skipped.csv`` (id, path, reason) of the inputs that failed in this run (a header only when none)."""
+    rows = [{"id": Path(src).stem, "path": str(src), "reason": reason} for src, reason in summary.failed]
+    write_skipped_csv(Path(out) / SKIPPED_FILE, rows)
+    return summary
+
+
 def _prepare(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     _media.remove_stale_temps(out, recursive=True)
@@ -269,8 +277,9 @@ def _convert(src: Path, out: Path, extensions: Sequence[str], sample_rate: int, 
     summary = Summary()
     jobs = _plan(src, out, extensions, lambda o, rel: o / rel.with_suffix(".wav"), summary)
     _prepare(out)
-    return _run(_batches(jobs, batch), _wav_batch(sample_rate, channels), summary, workers=workers,
-                progress=progress, desc=desc)
+    _run(_batches(jobs, batch), _wav_batch(sample_rate, channels), summary, workers=workers, progress=progress,
+         desc=desc)
+    return _list_failed(summary, out)
 
 
 def to_wav(src: str | Path, out: str | Path, sample_rate: int = 16000, *, channels: int = 1, workers: int = 2,
@@ -366,8 +375,9 @@ def split_audio(src: str | Path, out: str | Path, seconds: float = 5.0, *, drop_
     jobs = _plan(src, out, AUDIO_EXTENSIONS, lambda o, rel: o / rel.parent / rel.stem, summary)
     _prepare(out)
     work = _split_job(seconds, drop_last)
-    return _run(_batches(jobs, 1), lambda batch: [_guard(work, job) for job in batch], summary, workers=workers,
-                progress=progress, desc="split")
+    _run(_batches(jobs, 1), lambda batch: [_guard(work, job) for job in batch], summary, workers=workers,
+         progress=progress, desc="split")
+    return _list_failed(summary, out)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -422,6 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(summary.line(args.command))
+    if summary.failed:
+        print(f"the {len(summary.failed)} failed file(s) are listed in {Path(args.output) / SKIPPED_FILE}")
     return 1 if summary.failed and not (summary.written or summary.existing or summary.short) else 0
 
 

@@ -25,7 +25,8 @@ depends only on the ids, the labels, the fractions and the seed (not on file ord
 
 Which clips are kept: ids of ``vid2genre.json`` that name a file safely (no ``/``, ``..``) and have
 both a video and an audio file (only the one kind when RAW has only ``video/`` or only ``audio/``);
-the others are skipped and counted, and the first few are logged.
+the others are skipped and counted, the first few are logged, and every one is listed in
+``ROOT/skipped.csv`` (id, path, reason).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
+from avcorr.data._skipped import SKIPPED_FILE, write_skipped_csv
 from avcorr.data.errors import LayoutError
 from avcorr.data.layout import AUDIO_EXTENSIONS, SPLITS, VIDEO_EXTENSIONS, check_vid
 
@@ -172,7 +174,8 @@ def build_split(
         progress: show a progress bar.
 
     Returns:
-        ``{"root": Path, "counts": {split: n}, "skipped": {reason: n}}``.
+        ``{"root": Path, "counts": {split: n}, "skipped": {reason: n}, "skipped_csv": Path}`` (the csv
+        lists each skipped clip: id, path, reason).
 
     Raises:
         FileNotFoundError: no ``RAW/vid2genre.json``.
@@ -200,6 +203,7 @@ def build_split(
     audios = _scan(raw / "audio", AUDIO_EXTENSIONS)
 
     skipped: Counter[str] = Counter()
+    skipped_list: list[dict[str, str]] = []  # id, path, reason: written to ROOT/skipped.csv
     labels: dict[str, tuple[str, ...]] = {}
     for vid, value in data.items():
         reason = None
@@ -217,11 +221,14 @@ def build_split(
             if sum(skipped.values()) < _MAX_LOGGED:
                 logger.warning("skipped: %s", detail)
             skipped[reason] += 1
+            media = videos.get(vid) if isinstance(vid, str) else None
+            media = media or (audios.get(vid) if isinstance(vid, str) else None)
+            skipped_list.append({"id": str(vid), "path": str(media or json_path), "reason": detail})
             continue
         labels[vid] = _as_labels(value)  # type: ignore[assignment]
     if sum(skipped.values()) > _MAX_LOGGED:
-        logger.warning("%d clips skipped in all (%s)", sum(skipped.values()),
-                       ", ".join(f"{k} {v}" for k, v in skipped.items()))
+        logger.warning("%d clips skipped in all (%s); every one is listed in %s", sum(skipped.values()),
+                       ", ".join(f"{k} {v}" for k, v in skipped.items()), out / SKIPPED_FILE)
     if not labels:
         raise ValueError(f"{raw}: no usable clip (skipped: {dict(skipped)})")
 
@@ -253,6 +260,7 @@ def build_split(
         for name in _COPIED_FILES:
             if (raw / name).is_file():
                 shutil.copyfile(raw / name, tmp / name)
+        write_skipped_csv(tmp / SKIPPED_FILE, skipped_list)
         if out.is_dir():
             out.rmdir()  # empty (checked above)
         os.replace(tmp, out)
@@ -260,7 +268,8 @@ def build_split(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     counts = Counter(assignment.values())
-    return {"root": out, "counts": {s: counts.get(s, 0) for s in SPLITS}, "skipped": dict(skipped)}
+    return {"root": out, "counts": {s: counts.get(s, 0) for s in SPLITS}, "skipped": dict(skipped),
+            "skipped_csv": out / SKIPPED_FILE}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -304,7 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.format(warnings=True))
     skipped = ", ".join(f"{k} {v}" for k, v in result["skipped"].items()) or "none"
     print(f"{result['root']}: " + ", ".join(f"{s} {n}" for s, n in result["counts"].items())
-          + f" clips ({'symlinked' if args.link else 'copied'}); skipped: {skipped}")
+          + f" clips ({'symlinked' if args.link else 'copied'}); skipped: {skipped}"
+          + (f" (listed in {result['skipped_csv']})" if result["skipped"] else ""))
     return 0 if report.ok else 1
 
 

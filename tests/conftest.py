@@ -12,6 +12,22 @@ import torch
 torch.set_num_threads(2)
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+# Fixtures whose media are made with the ffmpeg binary: a test that uses one is marked `ffmpeg` (pytest.ini).
+_FFMPEG_FIXTURES = {"tiny_root", "tiny_copy"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the users of the ffmpeg-made fixtures `ffmpeg`; skip every `ffmpeg` test, with the reason, when the
+    binary is missing."""
+    missing = shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None
+    for item in items:
+        if _FFMPEG_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.ffmpeg)
+        if missing and item.get_closest_marker("ffmpeg") is not None:
+            item.add_marker(pytest.mark.skip(reason="needs the ffmpeg and ffprobe binaries on PATH "
+                                                    "(apt-get install ffmpeg)"))
+
+
 # A tiny synthetic AV dataset: 3 classes, 4/2/2 clips per class, 2 s, 8 fps, 48 px, 16 kHz.
 TINY = dict(seed=1, num_classes=3, clips_per_class=(4, 2, 2), duration=2.0, fps=8, size=48, sample_rate=16000,
             max_distractors=1, workers=2)

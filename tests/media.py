@@ -40,6 +40,7 @@ __all__ = [
     "make_vfr_video",
     "make_video",
     "make_wav",
+    "mdat_span",
     "render_frame",
     "tone",
     "wav_expected",
@@ -319,6 +320,8 @@ def make_video(
     audio_channels: int = 1,
     tone_hz: float = 440.0,
     crf: int = 12,
+    audio_seconds: float | None = None,
+    audio_codec: Sequence[str] | None = None,
 ) -> Path:
     """Write a small video whose frames encode their index (see :func:`frame_index`).
 
@@ -339,6 +342,10 @@ def make_video(
         tone_hz: frequency of the audio tone.
         crf: H.264 constant rate factor (.mp4/.mov/.mkv); lower is better quality. The default
             keeps the index blocks crisp; ~23 is a typical distribution quality.
+        audio_seconds: length of the audio track (default: the video's, ``n / fps``); longer or
+            shorter than the video as in real files (an encoder's tail, a cut recording).
+        audio_codec: ffmpeg audio codec arguments replacing the container's default, e.g.
+            ``["-c:a", "libopus"]`` for H.264 + Opus in .mkv.
 
     Returns:
         ``path`` as a Path.
@@ -357,8 +364,9 @@ def make_video(
     args = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "pipe:0"]
     with tempfile.TemporaryDirectory() as tmp:
         if audio_sr is not None:
-            wav = make_wav(Path(tmp) / "a.wav", tone_hz, audio_sr, audio_channels, duration=n / fps)
-            args += ["-i", str(wav), "-map", "0:v", "-map", "1:a", *acodec]
+            seconds = n / fps if audio_seconds is None else audio_seconds
+            wav = make_wav(Path(tmp) / "a.wav", tone_hz, audio_sr, audio_channels, duration=seconds)
+            args += ["-i", str(wav), "-map", "0:v", "-map", "1:a", *(acodec if audio_codec is None else audio_codec)]
         args += [*vcodec, "-g", str(gop), "-bf", "0"] if vcodec[1] == "libx264" else [*vcodec, "-g", str(gop)]
         if ext in (".mp4", ".mov"):
             args += ["-movflags", "+faststart"]
@@ -434,6 +442,27 @@ def make_corrupt(src: str | Path, dst: str | Path, at: float = 0.5, nbytes: int 
     dst = Path(dst)
     dst.write_bytes(bytes(data))
     return dst
+
+
+def mdat_span(path: str | Path) -> tuple[int, int]:
+    """Byte offsets ``(start, end)`` of the media data (the top-level ``mdat`` box) of an .mp4/.mov file.
+
+    Damage placed inside this span hits the coded frames and samples and leaves the header (``moov``)
+    intact, like a download cut short or a fuzzed file.
+    """
+    data = Path(path).read_bytes()
+    pos = 0
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        header = 8
+        if size == 1:
+            size, header = struct.unpack(">Q", data[pos + 8:pos + 16])[0], 16
+        elif size == 0:
+            size = len(data) - pos
+        if kind == b"mdat":
+            return pos + header, pos + size
+        pos += size
+    raise ValueError(f"{path}: no mdat box")
 
 
 def make_empty(path: str | Path) -> Path:

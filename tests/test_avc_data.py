@@ -89,6 +89,7 @@ def test_collate(tiny_root):
     assert batch["label"].dtype == torch.int64 and len(batch["vid"]) == 3 and batch["skipped"] == []
 
 
+@pytest.mark.ffmpeg
 def test_short_audio_is_padded_not_dropped(tmp_path):
     from tests.media import make_video
 

@@ -157,6 +157,8 @@ def _ddp_worker(rank, world_size, init_file, out_file):
         dist.destroy_process_group()
 
 
+@pytest.mark.ddp
+@pytest.mark.slow
 def test_contrastive_loss_gathers_across_two_gloo_processes(tmp_path, monkeypatch):
     import torch.multiprocessing as mp
 

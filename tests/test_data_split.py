@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -13,6 +14,8 @@ import pytest
 from avcorr.data.layout import load_split, validate
 from data_tools import split as split_tool
 from tests.media import make_video, make_wav
+
+pytestmark = pytest.mark.ffmpeg
 
 CSV = 'index,mid,display_name\n0,/m/a,"Alpha"\n1,/m/b,"Beta, b"\n2,/m/c,"Gamma"\n3,/m/d,"Delta"\n'
 
@@ -111,6 +114,11 @@ def test_split_link_and_skips(tmp_path, media):
     root = tmp_path / "ROOT"
     result = split_tool.build_split(raw, root, val=0.2, test=0.2, seed=3, link=True)
     assert result["skipped"] == {"missing_media": 1, "unsafe_id": 1, "bad_labels": 1}
+    with open(root / "skipped.csv", newline="") as f:  # every skipped clip named, with its file and reason
+        rows = {r["id"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"-a00", "../escape", "nolabel"}
+    assert rows["-a00"]["path"] == str(raw / "video" / "-a00.mp4") and "no audio file" in rows["-a00"]["reason"]
+    assert rows["../escape"]["path"] == str(raw / "vid2genre.json")
     assert sum(result["counts"].values()) == len(labels) - 1
     assert validate(root).ok
     got = _assignment(root)

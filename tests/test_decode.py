@@ -36,6 +36,8 @@ from tests.media import (
     wav_expected,
 )
 
+pytestmark = pytest.mark.ffmpeg
+
 HAS_DECORD = importlib.util.find_spec("decord") is not None
 BACKENDS = [
     pytest.param(b, marks=pytest.mark.skipif(b == "decord" and not HAS_DECORD, reason="decord is not installed"))

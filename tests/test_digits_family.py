@@ -22,6 +22,8 @@ from data_tools._fsdd import DIGIT_NAMES, make_fsdd_folder, official_split
 from data_tools._media import probe
 from tests.media import make_wav
 
+pytestmark = pytest.mark.ffmpeg
+
 SPEAKERS = ("alice", "bob")
 INDICES = (0, 1, 2, 5, 6, 10, 11, 12)  # test 0-4, val 5-9, train 10+
 SR = 8000

@@ -40,6 +40,8 @@ from data_tools._audioset import (
 )
 from tests.media import frame_index, make_video
 
+pytestmark = pytest.mark.ffmpeg
+
 REPO = Path(__file__).resolve().parents[1]
 
 CLASS_CSV = """index,mid,display_name

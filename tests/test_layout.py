@@ -276,7 +276,7 @@ def test_validate_reports_every_problem(tmp_path: Path) -> None:
     expected = [
         ("error", "test/vid2genre.json", ["missing"]),
         ("error", tj, ["'none'", "neither a video file", "nor an audio file"]),
-        ("warning", tj, ["'onlyV'", "no audio file"]),
+        ("info", tj, ["'onlyV'", "no audio file", "video's own audio track"]),
         ("warning", tj, ["'onlyA'", "no video file"]),
         ("warning", "train/video/orphan.mp4", ["orphan", "'orphan'"]),
         ("error", "train/video/empty.mp4", ["empty file (0 bytes)"]),
@@ -306,12 +306,19 @@ def test_validate_reports_every_problem(tmp_path: Path) -> None:
     assert report.counts["train"] == {"Acoustic guitar": 0, "Violin, fiddle": 3, "Piano": 6}
     assert report.counts["val"] == {"Acoustic guitar": 1, "Violin, fiddle": 2, "Piano": 0}
     assert report.n_clips == {"train": 11, "val": 3}
-    # Errors first, then warnings; one line each in the text.
+    # Errors first, then warnings, then notes; one line each with details, ...
     severities = [p.severity for p in report.problems]
-    assert severities == sorted(severities, key=["error", "warning"].index)
-    text = report.format()
+    assert severities == sorted(severities, key=["error", "warning", "info"].index)
+    text = report.format(details=True)
     for p in report.problems:
         assert f"{p.severity.upper()} {p.path}: {p.message}" in text
+    # ... and without, errors one line each and the repeated kinds one line per kind.
+    text = report.format()
+    for p in report.errors:
+        assert f"ERROR {p.path}: {p.message}" in text
+    assert "INFO 1 clip(s) have a video file but no audio file" in text and "'onlyV'" in text
+    assert "WARNING 1 label(s) are used by one clip only (typos?): 'Acoustic guitar'" in text
+    assert "'onlyV' has a video file" not in text
 
 
 def test_validate_root_level_errors(tmp_path: Path) -> None:
@@ -336,11 +343,56 @@ def test_validate_split_without_media_folders(tmp_path: Path) -> None:
     assert not find(report, "error", "vid2genre.json")  # not one error per id on top
     shutil.rmtree(tmp_path / "train")
     make_split(tmp_path, "train", {"a": "x", "b": "x"}, video=("a.mp4", "b.mp4"))
-    (tmp_path / "train" / "audio").rmdir()
+    make_split(tmp_path, "val", {"c": "x", "d": "x"}, video=("c.mp4", "d.mp4"))
+    for split in ("train", "val"):
+        (tmp_path / split / "audio").rmdir()
     report = validate(tmp_path)
     assert report.ok
     assert find(report, "warning", "train/audio", "video only")
-    assert len(report.warnings) == 1  # not one warning per id on top
+    assert len(report.warnings) == 2 and not report.infos  # not one warning per id on top
+
+
+def test_validate_missing_or_empty_val_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_good(tmp_path, {"train": {"a": "dog", "b": "dog"}, "test": {"c": "dog", "d": "dog"}})
+    report = validate(tmp_path)
+    assert not report.ok and find(report, "error", "val", "missing", "best.pt"), report.format()
+    make_split(tmp_path, "val", {})
+    report = validate(tmp_path)
+    assert not report.ok and find(report, "error", "val/vid2genre.json", "val split is empty"), report.format()
+    assert len(report.errors) == 1 and not report.warnings  # no "class 'dog' has 0 clip(s) in val" on top
+    assert main([str(tmp_path)]) == 1
+    assert "val split is empty" in capsys.readouterr().out
+    make_good(tmp_path, {"val": {"e": "dog", "f": "dog"}})
+    assert validate(tmp_path).ok
+
+
+def test_benign_layout_cases_are_summarised(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Videos without audio files (the README's "audio from the video's track" layout) and labels used once are
+    one line each, with a count; --details lists every occurrence; real problems stay listed."""
+    train = {f"v{i:02d}": f"label{i:02d}" for i in range(30)}
+    make_split(tmp_path, "train", train, video=tuple(f"{v}.mp4" for v in train), audio=("v00.wav",))
+    make_split(tmp_path, "val", {"w1": "label00", "w2": "label01"}, video=("w1.mp4", "w2.mp4"),
+               audio=("w1.wav", "w2.wav"))
+    make_split(tmp_path, "test", {"t1": "label00", "t2": "label01"}, video=("t1.mp4",), audio=("t1.wav", "t2.wav"))
+    report = validate(tmp_path)
+    # warnings: 28 single-clip labels, 6 (class, split) with one clip, t2 without video
+    assert report.ok and len(report.infos) == 29 and len(report.warnings) == 35
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "INFO 29 clip(s) have a video file but no audio file" in out
+    assert "'v01', 'v02', 'v03', 'v04', 'v05', ..." in out and "'v06'" not in out
+    assert "WARNING 28 label(s) are used by one clip only (typos?)" in out
+    assert "WARNING 6 class(es) have fewer than 2 clips in a split: 'label00: 1 in train'" in out
+    assert "id 't2' has an audio file but no video file" in out  # listed: the clip is unusable for AV tasks
+    assert "OK: 0 error(s), 35 warning(s), 29 note(s)" in out
+    assert len([line for line in out.splitlines() if line.startswith(("ERROR", "WARNING", "INFO"))]) == 4
+    for flag in ("--details", "-v"):
+        assert main([str(tmp_path), flag]) == 0
+        out = capsys.readouterr().out
+        assert all(f"id 'v{i:02d}' has a video file but no audio file" in out for i in range(1, 30))
+        assert all(f"label 'label{i:02d}' of id 'v{i:02d}' is used by no other clip" in out for i in range(2, 30))
+    assert main([str(tmp_path), "--quiet"]) == 0
+    assert "INFO" not in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -349,12 +401,13 @@ def test_validate_split_without_media_folders(tmp_path: Path) -> None:
 
 def test_cli_exit_codes_and_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = make_good(tmp_path / "good", {"train": {"a": "dog", "b": "dog", "c": "cat", "d": "cat", "e": "cat"},
+                                        "val": {"v1": "dog", "v2": "dog", "v3": "cat", "v4": "cat"},
                                         "test": {"f": "dog", "g": "dog", "h": "cat", "i": "cat"}})
     assert main([str(good)]) == 0
     out = capsys.readouterr().out
-    assert "clips: train 5, test 4" in out
+    assert "clips: train 5, val 4, test 4" in out
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith(("cat ", "dog "))}
-    assert rows == {"cat": ["3", "2"], "dog": ["2", "2"]}
+    assert rows == {"cat": ["3", "2", "2"], "dog": ["2", "2", "2"]}
     assert "OK: 0 error(s), 0 warning(s)" in out
 
     bad = make_bad(tmp_path / "bad")
@@ -389,26 +442,63 @@ def _decode_available() -> str | None:
     return None
 
 
+@pytest.mark.ffmpeg
 @pytest.mark.skipif(_decode_available() is not None, reason=str(_decode_available()))
 def test_validate_decode_reports_bad_media(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.media import make_non_media, make_truncated, make_video, make_wav
+    from avcorr.data import decode
+    from tests.media import (make_corrupt, make_nan_wav, make_non_media, make_truncated, make_video, make_wav,
+                             mdat_span)
 
-    split = make_split(tmp_path, "train", {"good": "dog", "long": "dog", "junk": "dog", "cut": "dog"})
-    make_video(split / "video" / "good.mp4", duration=1.0, fps=10)
-    make_wav(split / "audio" / "good.wav", 440.0, 16000, duration=1.0)
-    make_video(split / "video" / "long.mp4", duration=1.0, fps=10)
-    make_wav(split / "audio" / "long.wav", 440.0, 16000, duration=3.5)
-    make_non_media(split / "video" / "junk.mp4")
-    make_wav(split / "audio" / "junk.wav", 440.0, 16000)
-    make_truncated(split / "audio" / "good.wav", split / "audio" / "cut.wav", 0.001)  # 32 bytes: header cut
-    make_video(split / "video" / "cut.mp4", duration=1.0, fps=10)
+    ids = ["good", "long", "junk", "cut", "trunc", "corrupt", "nan", "silent", "own"]
+    split = make_split(tmp_path, "train", dict.fromkeys(ids, "dog"))
+    make_split(tmp_path, "val", {"v1": "dog", "v2": "dog"})
+    video, audio = split / "video", split / "audio"
+    for name in ("good", "long", "cut", "nan", "own"):
+        make_video(video / f"{name}.mp4", duration=1.0, fps=10)
+    for vid in ("v1", "v2"):
+        make_video(tmp_path / "val" / "video" / f"{vid}.mp4", duration=1.0, fps=10)
+    make_wav(audio / "good.wav", 440.0, 16000, duration=1.0)
+    make_wav(audio / "long.wav", 440.0, 16000, duration=3.5)
+    make_non_media(video / "junk.mp4")
+    make_wav(audio / "junk.wav", 440.0, 16000)
+    make_truncated(audio / "good.wav", audio / "cut.wav", 0.001)  # 32 bytes: header cut
+    make_nan_wav(audio / "nan.wav")
+    make_video(video / "silent.mp4", duration=1.0, fps=10, audio_sr=None)
+    # an mp4 cut in the middle of its media data, and one with bytes overwritten there (a fuzzed file): both
+    # keep a good header, so a probe says nothing; audio from their own tracks
+    source = make_video(tmp_path / "source.mp4", duration=3.0, fps=10, pattern="noise")
+    start, end = mdat_span(source)
+    size = source.stat().st_size
+    make_truncated(source, video / "trunc.mp4", (start + end) / 2 / size)
+    make_corrupt(source, video / "corrupt.mp4", at=(start + (end - start) * 0.6) / size, nbytes=4000)
+    assert decode.probe_video(video / "trunc.mp4").num_frames == decode.probe_video(video / "corrupt.mp4").num_frames
 
     plain = validate(tmp_path)
     assert plain.ok, plain.format()  # nothing is decoded without decode=True
     report = validate(tmp_path, decode=True)
-    assert find(report, "error", "train/video/junk.mp4", "cannot be decoded"), report.format()
-    assert find(report, "error", "train/audio/cut.wav", "cannot be decoded"), report.format()
+    text = report.format()
+    assert find(report, "error", "train/video/junk.mp4", "cannot be decoded"), text
+    assert find(report, "error", "train/audio/cut.wav", "cannot be decoded"), text
+    assert find(report, "error", "train/video/trunc.mp4", "truncated"), text
+    assert find(report, "error", "train/video/corrupt.mp4"), text
+    assert find(report, "error", "train/audio/nan.wav", "cannot be decoded", "NaN"), text
+    assert find(report, "error", "train/video/silent.mp4", "'silent'", "no audio at all"), text
     assert find(report, "warning", "train/video/long.mp4", "'long'", "3.50 s")
-    assert not [p for p in report.problems if "good" in p.path or "'good'" in p.message]
+    assert len(report.errors) == 6, text  # one each
+    assert {p.subject for p in report.infos} == {"own", "v1", "v2"}  # the clips whose own track decodes
+    for name in ("good", "own", "v1", "v2"):
+        assert not [p for p in report.problems if p.severity != "info" and (f"/{name}." in p.path
+                                                                              or f"'{name}'" in p.message)], text
     assert main([str(tmp_path), "--decode", "--quiet"]) == 1
-    assert "junk.mp4: cannot be decoded" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    for name in ("junk.mp4", "cut.wav", "trunc.mp4", "corrupt.mp4", "nan.wav", "silent.mp4"):
+        assert name in out
+
+    # a clean dataset passes, its video-only clips reported once as a note
+    for name in ("long", "junk", "cut", "trunc", "corrupt", "nan", "silent"):
+        for f in list(video.glob(f"{name}.*")) + list(audio.glob(f"{name}.*")):
+            f.unlink()
+    (split / "vid2genre.json").write_text(json.dumps({"good": "dog", "own": "dog"}))
+    report = validate(tmp_path, decode=True)
+    assert report.ok and not report.warnings, report.format()
+    assert len(report.infos) == 3  # own, v1, v2: audio from their tracks, which decode

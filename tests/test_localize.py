@@ -1,7 +1,9 @@
 """End-to-end localization: train a tiny AVOL-Net / contrastive localizer, evaluate, write heatmap
 pictures and an MP4 whose audio track is kept (checked with ffprobe)."""
 
+import csv
 import json
+import shutil
 import subprocess
 
 import numpy as np
@@ -12,6 +14,8 @@ from avcorr.config import load_config
 from avcorr.tasks import build_task
 from tests.conftest import TINY_AVC
 from tests.media import make_truncated, make_wav
+
+pytestmark = pytest.mark.ffmpeg
 
 TINY_LOC = [o for o in TINY_AVC if not o.startswith(("model.name=", "data.train_pairs_per_clip=", "train.epochs="))]
 TINY_LOC += ["model.width=null", "model.embed_dim=null", "train.epochs=1", "data.train_pairs_per_clip=1"]
@@ -93,6 +97,24 @@ def test_localize_grid_contact_sheet(avol_ckpt, tmp_path):
     assert img.shape[1] > img.shape[0] > 100  # 2 rows of 2 clips x (frame, heatmap)
 
 
+def test_localize_grid_names_its_skipped_clips(avol_ckpt, tiny_copy, tmp_path, capsys):
+    videos = sorted((tiny_copy / "test" / "video").glob("*.mp4"))
+    videos[0].write_bytes(b"not a video" * 50)
+    videos[1].unlink()  # no video file: skipped before loading
+    out = tmp_path / "grid"
+    assert localize.main(["--checkpoint", str(avol_ckpt), "--grid", "--data", str(tiny_copy), "--split", "test",
+                          "--max-clips", "16", "--out", str(out), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert f"skipped clip {videos[0].stem}" in err and videos[1].stem in err and "skipped.csv" in err
+    with open(out / "skipped.csv", newline="") as f:
+        rows = {r["id"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {videos[0].stem, videos[1].stem}
+    assert rows[videos[0].stem]["path"] == str(videos[0]) and "not a readable" in rows[videos[0].stem]["reason"]
+    assert rows[videos[1].stem]["path"].endswith(f"{videos[1].stem}.wav") and rows[videos[1].stem]["reason"] == \
+        "no video file"
+    assert (out / "grid_test.png").is_file()
+
+
 def test_localize_rejects_a_video_without_audio(avol_ckpt, tmp_path, capsys):
     from tests.media import make_video
 
@@ -109,13 +131,25 @@ def test_contrastive_localizer_is_one_switch_away(tiny_root, tmp_path):
     assert np.isfinite(result["loss"])
 
 
-def test_bad_eval_clip_is_skipped_and_counted(avol_ckpt, tiny_copy):
+def test_bad_eval_clip_is_skipped_counted_and_named(avol_ckpt, tiny_copy, tmp_path, capsys):
     video = sorted((tiny_copy / "test" / "video").glob("*.mp4"))[0]
     make_truncated(video, video.with_suffix(".tmp"), 0.05)
     video.with_suffix(".tmp").replace(video)
     (tiny_copy / "test" / "audio" / f"{video.stem}.wav").unlink()
     result = evaluate.evaluate_checkpoint(avol_ckpt, "test", data_root=str(tiny_copy), num_workers=0)
     assert result["skipped_clips"] == 1 and result["num_clips"] == 5 and result["num_boxed"] == 5
+    [row] = result["skipped_list"]
+    assert row["id"] == video.stem and row["path"] == str(video) and row["reason"]
+    # the command names it on screen and in eval_test_skipped.csv beside eval_test.json
+    ckpt = tmp_path / "best.pt"
+    shutil.copy(avol_ckpt, ckpt)
+    assert evaluate.main(["--checkpoint", str(ckpt), "--split", "test", "--data", str(tiny_copy), "--workers", "0",
+                          "--no-progress"]) == 0
+    out = capsys.readouterr()
+    assert f"skipped {video.stem} ({video}): " in out.out and f"skipped clip {video.stem}" in out.err
+    with open(tmp_path / "eval_test_skipped.csv", newline="") as f:
+        assert list(csv.DictReader(f)) == [row]
+    assert json.loads((tmp_path / "eval_test.json").read_text())["skipped_list"] == [row]
 
 
 def test_selection_metric_falls_back_to_loss_without_boxes(tiny_copy):

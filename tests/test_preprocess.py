@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 import wave
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 
 from data_tools import preprocess
 from tests.media import make_audio, make_non_media, make_video, make_wav, tone, wav_expected
+
+pytestmark = pytest.mark.ffmpeg
 
 
 def _read(path: Path) -> tuple[np.ndarray, int]:
@@ -50,7 +53,11 @@ def test_to_wav_tree_bad_files_and_rerun(tree, tmp_path):
     assert reasons["silent.mp4"] == "no audio stream"
     assert "not a media file" in reasons["bad.wav"]
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
-    assert files == ["guitar", "guitar/c.wav", "guitar/d.wav", "violin", "violin/a.wav", "violin/b.wav"]
+    assert files == ["guitar", "guitar/c.wav", "guitar/d.wav", "skipped.csv", "violin", "violin/a.wav",
+                     "violin/b.wav"]
+    with open(out / "skipped.csv", newline="") as f:  # each failed input named, with its reason
+        assert {(r["id"], Path(r["path"]).name, r["reason"]) for r in csv.DictReader(f)} == \
+            {(Path(name).stem, name, reason) for name, reason in reasons.items()}
     # mono downmix (the mean of the channels: 0.5 and 0.25 peaks -> 0.375) at 16 kHz, 2 s
     data, rate = _read(out / "violin" / "a.wav")
     assert rate == 16000 and data.shape[1] == 1 and abs(len(data) - 32000) <= 32
@@ -126,7 +133,7 @@ def test_extract_audio_and_cli(tmp_path, capsys):
     assert preprocess.main(["extract-audio", str(videos.parent), str(out), "--sr", "8000", "--workers", "2",
                             "--no-progress"]) == 0
     line = capsys.readouterr().out
-    assert "3 input files: 2 processed" in line and "1 failed" in line
+    assert "3 input files: 2 processed" in line and "1 failed" in line and f"listed in {out / 'skipped.csv'}" in line
     assert sorted(p.name for p in (out / "drums").iterdir()) == ["v1.wav", "v2.wav"]
     data, rate = _read(out / "drums" / "v1.wav")
     assert rate == 8000 and data.shape[1] == 1 and abs(len(data) - 8000) <= 0.07 * 8000  # AAC pads a frame

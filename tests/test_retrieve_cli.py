@@ -1,5 +1,6 @@
 """`python -m avcorr.retrieve index/query` and `evaluate --retrieval` on the tiny synthetic dataset."""
 
+import csv
 import json
 import shutil
 
@@ -17,6 +18,8 @@ from avcorr.retrieval import RetrievalIndex  # noqa: E402
 from avcorr.tasks import build_task  # noqa: E402
 from tests.conftest import TINY_AVC  # noqa: E402
 from tests.media import make_wav  # noqa: E402
+
+pytestmark = pytest.mark.ffmpeg
 
 
 def _checkpoint(path, root, *extra, seed=0):
@@ -53,6 +56,7 @@ def test_index_contents(built, tiny_root):
     assert index.info["embedding"] == {"frames": 1, "pool": "mean", "image_size": 32, "sample_rate": 16000,
                                        "seconds": 1.0}
     assert index.info["sources"][0]["split"] == "test" and index.info["sources"][0]["clips"] == len(v2g)
+    assert index.info["sources"][0]["skipped_list"] == [] and (idx / "skipped.csv").read_text() == "id,path,reason\n"
     for it in index.items:
         assert it["labels"] == [v2g[it["id"]]] and it["video"].endswith(f"{it['id']}.mp4")
 
@@ -168,11 +172,21 @@ def test_append_and_bad_clips(built, tiny_copy, tmp_path, capsys):
     broken = sorted(v2g)[0]
     (tiny_copy / "val" / "video" / f"{broken}.mp4").write_bytes(b"\x00not a video" * 40)
     assert retrieve.main([*base, "--split", "val", "--frames", "1", "--append"]) == 0
+    captured = capsys.readouterr()
     index = RetrievalIndex.load(out)
     n_test = len(json.loads((tiny_copy / "test" / "vid2genre.json").read_text()))
     assert len(index) == n_test + len(v2g) - 1 and broken not in index.ids
-    assert index.info["sources"][-1] == {"root": str(tiny_copy.resolve()), "split": "val", "clips": len(v2g) - 1,
-                                         "skipped": 1}
+    broken_path = str(tiny_copy / "val" / "video" / f"{broken}.mp4")
+    source = index.info["sources"][-1]
+    assert {k: v for k, v in source.items() if k != "skipped_list"} == {
+        "root": str(tiny_copy.resolve()), "split": "val", "clips": len(v2g) - 1, "skipped": 1}
+    # the skipped clip is named with its file and reason: on screen, in index.json and in OUT/skipped.csv
+    [row] = source["skipped_list"]
+    assert row["id"] == broken and row["path"] == broken_path and "not a readable" in row["reason"]
+    assert f"skipped clip {broken}: " in captured.err
+    assert f"(1 skipped, listed in {out / 'skipped.csv'})" in captured.out
+    with open(out / "skipped.csv", newline="") as f:
+        assert list(csv.DictReader(f)) == [row]
 
 
 def test_evaluate_with_retrieval(tiny_copy, tmp_path):

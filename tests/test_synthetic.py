@@ -29,10 +29,7 @@ from avcorr.data.synthetic import (
     render_clip,
 )
 
-needs_ffmpeg = pytest.mark.skipif(
-    shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
-    reason="needs the ffmpeg and ffprobe binaries",
-)
+needs_ffmpeg = pytest.mark.ffmpeg  # skipped with the reason where ffmpeg/ffprobe are missing (tests/conftest.py)
 
 TINY = dict(num_classes=3, clips_per_class=(2, 1, 1), duration=1.0, fps=10, size=64, sample_rate=16000)
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -20,8 +19,9 @@ from data_tools import validate
 from data_tools._family_synth import FamilySpec, clip_id, family_spec, render_clip
 from data_tools.make_synthetic_family import FAMILIES, family_params, is_family_dataset, make_family
 
-pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
-                                reason="needs the ffmpeg and ffprobe binaries")
+# ffmpeg: skipped with the reason where ffmpeg/ffprobe are missing (tests/conftest.py); slow: building the
+# two families takes ~10 s on 2 cores
+pytestmark = [pytest.mark.ffmpeg, pytest.mark.slow]
 
 NAMES = ("clutter", "wide")
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")

@@ -24,6 +24,8 @@ from avcorr.tag import format_srt_time, load_second_tagger, main, probe_media, t
 from tests import oracle_tagger  # noqa: F401  (registers oracle_tone_noise)
 from tests.media import make_wav
 
+pytestmark = pytest.mark.ffmpeg
+
 SR = 16000
 CLASSES = ["Tone", "Noise"]
 _CUE = re.compile(r"^(\d+)\n(\d\d):(\d\d):(\d\d),(\d\d\d) --> (\d\d):(\d\d):(\d\d),(\d\d\d)\n(.+)$")

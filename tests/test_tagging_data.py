@@ -101,6 +101,7 @@ def test_layout_source_and_layout_to_folders(tiny_root, tmp_path):
         layout_to_folders(tiny_root, out)
 
 
+@pytest.mark.ffmpeg
 def test_window_crop_pad_resample_and_channels(tmp_path):
     sr = 8000
     t = np.arange(int(2.0 * 44100)) / 44100
@@ -245,6 +246,7 @@ def test_ast_json_source(tmp_path):
         ast_json_source(tmp_path / "bad.json", label_csv=csv)
 
 
+@pytest.mark.ffmpeg
 def test_layout_audio_from_video_track(tmp_path):
     root = tmp_path / "root"
     (root / "train" / "video").mkdir(parents=True)

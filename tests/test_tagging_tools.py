@@ -1,5 +1,6 @@
 """Data tools for tagging: HDF5 packs and indexes, AST json + weight files, AGS sheets, fbank statistics."""
 
+import csv
 import json
 
 import numpy as np
@@ -45,6 +46,9 @@ def test_pack_and_index_roundtrip(tone_folders, tmp_path):
         w = f["waveform"][row]
         assert np.abs(w[: 7900]).max() > 10000 and np.abs(w[8100:]).max() == 0  # 0.5 s tone, padded to 1 s
         assert f["target"][row].tolist() == [True, False]  # classes sorted: high, low
+    with open(out.with_name("train_skipped.csv"), newline="") as f:  # the NaN clip, named with its reason
+        [row] = list(csv.DictReader(f))
+    assert row["id"] == "low/broken.wav" and row["path"].endswith("broken.wav") and "NaN" in row["reason"]
     assert (out.parent / "class_labels_indices.csv").read_text().splitlines()[1:] == ["0,high,high", "1,low,low"]
     assert float32_to_int16(np.array([1.5, -1.0, 0.5, -0.49999])).tolist() == [32767, -32767, 16383, -16383]
     # the pack reads back through the hdf5 source, at another rate

@@ -143,6 +143,9 @@ def test_all_bad_stops_with_clear_error(tiny_copy, tmp_path):
                     f"train.out_dir={tmp_path / 'run'}", *TINY_AVC])
 
 
+@pytest.mark.ddp
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # above its own 300 + 60 s limits, so that it kills torchrun itself
 def test_ddp_two_processes_gloo(tiny_root, tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "GLOO_SOCKET_IFNAME": "lo"}
@@ -166,6 +169,7 @@ def test_ddp_two_processes_gloo(tiny_root, tmp_path):
     assert [r["epoch"] for r in val] == [1, 2]  # written once (rank 0), not once per process
 
 
+@pytest.mark.ffmpeg
 def test_user_data_of_other_rates_sizes_and_multilabel(tmp_path):
     """A dataset unlike the synthetic one: other fps, sizes, sample rates, channels, durations,
     a container other than mp4, a clip whose audio is only in its video, multi-label json."""

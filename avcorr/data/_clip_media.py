@@ -3,6 +3,7 @@ and the "draw a clip; on failure record it as bad and try another" loop of their
 
 from __future__ import annotations
 
+import math
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -67,6 +68,40 @@ def draw_with_retries(make: Callable[[int], dict[str, Any]], vid_of: Callable[[i
     reasons = "; ".join(f"{v}: {r}" for v, r in list(bad.items())[:5])
     raise RuntimeError(f"{name}: {len(bad)} of {n} clips {failure} and {wanted} was found in "
                        f"{max_bad_retries + 1} tries; first problems: {reasons}")
+
+
+def frame_centre(k: int, fps: float) -> float:
+    """The middle of frame ``k``'s display interval, ``(k + 0.5) / fps`` seconds: the time frames are read at."""
+    return (k + 0.5) / fps
+
+
+def window_frames(fps: float, num_frames: int, audio_duration: float, seconds: float) -> tuple[int, int]:
+    """First and last frame (inclusive) of the decodable video whose centred audio window fits in the audio.
+
+    The rule every command that pairs frames with audio follows. Frame ``k`` (at :func:`frame_centre`)
+    qualifies when ``[t_k - seconds / 2, t_k + seconds / 2]`` lies inside ``[0, audio_duration]``; the
+    frame range is always ``[0, num_frames - 1]`` of the video itself, so an audio track that runs
+    past the last frame (normal: an encoder's tail of a few tens of ms, or a longer recording) never
+    asks for a frame that does not exist. When no frame qualifies (audio or video shorter than one
+    window), every frame whose centre is inside the audio does (its window is zero-padded by the
+    reader), and frame 0 when the audio ends before the first frame's centre.
+
+    Args:
+        fps: the video's frame rate (``num_frames / duration`` of the decodable video).
+        num_frames: frames in the video (>= 1).
+        audio_duration: seconds of audio.
+        seconds: audio window length.
+
+    Returns:
+        ``(lo, hi)`` with ``0 <= lo <= hi <= num_frames - 1``.
+    """
+    half = seconds / 2
+    last = max(0, num_frames - 1)
+    lo = max(0, math.ceil(half * fps - 0.5))
+    hi = min(last, math.floor((audio_duration - half) * fps - 0.5))
+    if hi < lo:
+        lo, hi = 0, max(0, min(last, math.floor(audio_duration * fps - 0.5)))
+    return lo, hi
 
 
 def audio_source(clip: Clip) -> Path:

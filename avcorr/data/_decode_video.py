@@ -67,9 +67,12 @@ def container_header(path: str):
 class TorchcodecVideo:
     """One video file opened with torchcodec's ``VideoDecoder``.
 
-    Opens in ``seek_mode="approximate"`` (header only, no scan of the file) unless told otherwise,
-    checks that every returned frame covers its requested time, and reopens the file in
-    ``"exact"`` mode (one scan of the packets) when it does not, e.g. for variable-frame-rate files.
+    Opens in ``seek_mode="approximate"`` (header only, no scan of the file) unless told otherwise
+    or unless the header does not record the video stream's own duration and frame count
+    (Matroska, WebM: then the file is scanned once, so that ``duration`` is the video's and not
+    the container's, which a longer audio track extends), checks that every returned frame covers
+    its requested time, and reopens the file in ``"exact"`` mode (one scan of the packets) when it
+    does not, e.g. for variable-frame-rate files.
 
     Args:
         path: the video file.
@@ -95,8 +98,15 @@ class TorchcodecVideo:
             raise DecodeError(self.path, f"cannot open video ({library_reason(exc)})") from exc
         except RuntimeError as exc:
             raise DecodeError(self.path, f"not a readable video file ({library_reason(exc)})") from exc
-        self.seek_mode = seek_mode
         m = self._dec.metadata
+        if seek_mode == "approximate" and (m.duration_seconds_from_header is None or not m.num_frames_from_header):
+            # Matroska/WebM record no per-stream duration or frame count: the numbers torchcodec
+            # gives then are the container's, which include an audio track that outlasts the video
+            # (tens of ms of Opus/AAC tail are normal). Scan the packets once (a few ms for a
+            # 10 s clip) so that ``duration`` is the decodable video's.
+            self._open("exact")
+            return
+        self.seek_mode = seek_mode
         self.begin = float(m.begin_stream_seconds or 0.0)
         end = m.end_stream_seconds
         self.num_frames = int(m.num_frames or 0)

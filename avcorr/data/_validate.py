@@ -6,10 +6,10 @@ and :class:`Problem`.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from avcorr.data.errors import BadClipError
 from avcorr.data.layout import (
@@ -34,6 +34,9 @@ from avcorr.data.layout import (
     _scan_media,
     _Sink,
 )
+
+if TYPE_CHECKING:  # decoding (torch) is imported only for validate(decode=True)
+    from avcorr.data._media_check import VideoCheck
 
 
 @dataclass
@@ -68,17 +71,28 @@ class ValidationReport:
         return [p for p in self.problems if p.severity == "warning"]
 
     @property
+    def infos(self) -> list[Problem]:
+        """The notes of severity ``"info"`` (supported layouts worth knowing about)."""
+        return [p for p in self.problems if p.severity == "info"]
+
+    @property
     def ok(self) -> bool:
         """True when no error was found (warnings allowed)."""
         return not self.errors
 
-    def format(self, *, max_classes: int | None = 40, counts: bool = True, warnings: bool = True) -> str:
-        """A human-readable report: the counts table, then one line per problem, then a summary.
+    def format(self, *, max_classes: int | None = 40, counts: bool = True, warnings: bool = True,
+               details: bool = False) -> str:
+        """A human-readable report: the counts table, the problems, then a verdict line.
+
+        Errors are listed one per line. Warnings and notes that repeat per clip, label or file (a
+        video without an audio file, a label used once ...) are shown as one line per kind with a
+        count and the first few names, unless ``details``.
 
         Args:
             max_classes: most class rows in the counts table (None: all of them).
             counts: include the header and the counts table.
-            warnings: include warnings (errors are always listed).
+            warnings: include warnings and notes (errors are always listed).
+            details: list every occurrence of the summarised kinds too.
 
         Returns:
             the report text, lines like ``ERROR /path/to/file: message``.
@@ -90,12 +104,13 @@ class ValidationReport:
         if shown:
             if lines:
                 lines.append("")
-            lines += [str(p) for p in shown]
-        n_err, n_warn = len(self.errors), len(self.warnings)
+            lines += _problem_lines(shown, details)
+        n_err, n_warn, n_info = len(self.errors), len(self.warnings), len(self.infos)
         verdict = "OK" if self.ok else "FAILED"
         if lines:
             lines.append("")
-        lines.append(f"{verdict}: {n_err} error(s), {n_warn} warning(s) in {self.root}")
+        notes = f", {n_info} note(s)" if n_info else ""
+        lines.append(f"{verdict}: {n_err} error(s), {n_warn} warning(s){notes} in {self.root}")
         return "\n".join(lines)
 
     def _format_counts(self, max_classes: int | None) -> list[str]:
@@ -129,6 +144,43 @@ class ValidationReport:
         return lines
 
 
+# What one summary line says about each kind of repeated problem (see Problem.kind).
+SUMMARIES = {
+    "audio_from_video": "clip(s) have a video file but no audio file: their audio is read from the video's own "
+                        "audio track",
+    "single_clip_label": "label(s) are used by one clip only (typos?)",
+    "thin_class": "class(es) have fewer than 2 clips in a split",
+    "no_label": "clip(s) have no label",
+    "orphan": "media file(s) have an id that is not in their split's vid2genre.json (ignored)",
+    "odd_id": "id(s) are not YouTube-like (letters, digits, '_', '-')",
+    "other_file": "file(s) in video/ or audio/ are not media files of a known extension (ignored)",
+    "unused_track": "video(s) have an audio track that cannot be decoded; their clips use the audio file",
+}
+_EXAMPLES = 5
+
+
+def _problem_lines(problems: list[Problem], details: bool) -> list[str]:
+    """One line per problem, except one line per (severity, kind) for the summarised kinds."""
+    groups: dict[tuple[str, str], list[Problem]] = {}
+    order: list[Problem | tuple[str, str]] = []
+    for p in problems:
+        if p.kind and not details:
+            key = (p.severity, p.kind)
+            if key not in groups:
+                groups[key] = []
+                order.append(key)
+            groups[key].append(p)
+        else:
+            order.append(p)
+    return [str(x) if isinstance(x, Problem) else _summary_line(*x, groups[x]) for x in order]
+
+
+def _summary_line(severity: str, kind: str, group: list[Problem]) -> str:
+    names = list(dict.fromkeys(p.subject or p.path for p in group))
+    shown = ", ".join(repr(n) for n in names[:_EXAMPLES]) + (", ..." if len(names) > _EXAMPLES else "")
+    return f"{severity.upper()} {len(group)} {SUMMARIES.get(kind, kind)}: {shown} (--details lists each)"
+
+
 # ----------------------------------------------------------------------------------------------
 # Validation
 
@@ -136,15 +188,20 @@ class ValidationReport:
 def validate(root: str | Path, *, decode: bool = False, progress: bool = False) -> ValidationReport:
     """Check a dataset root and report every problem found, not only the first.
 
-    Errors: missing root/split files, invalid or mis-shaped json, unsafe or repeated ids, malformed
-    csv, labels unknown to the csv, ids with neither video nor audio, empty (0-byte) media files,
-    bad ``boxes.json`` entries (unknown id, not 4 numbers, outside [0, 1], x1 >= x2 or y1 >= y2),
-    and with ``decode`` media that cannot be probed or last zero seconds.
-    Warnings: ids with only one of video/audio, orphan media files (id not in ``vid2genre.json``),
-    several files for one id, files with other extensions, ids that are not YouTube-like, clips
-    without a label, labels used by a single clip, classes with fewer than 2 clips in a split, the
-    same id in two splits (leakage), and with ``decode`` video/audio lengths differing by more than
-    :data:`DURATION_TOLERANCE_S` or a clip with no audio at all.
+    Errors: missing root/split files, a train split without a val split, an empty split, invalid or
+    mis-shaped json, unsafe or repeated ids, malformed csv, labels unknown to the csv, ids with
+    neither video nor audio, empty (0-byte) media files, bad ``boxes.json`` entries (unknown id, not
+    4 numbers, outside [0, 1], x1 >= x2 or y1 >= y2), and with ``decode`` media that cannot be
+    decoded (see :func:`_check_decoding`: frames at the start, middle and end and then every frame,
+    the whole audio; truncated and corrupt files, NaN/Inf samples) and clips with no audio at all.
+    Warnings: ids with an audio file but no video file, orphan media files (id not in
+    ``vid2genre.json``), several files for one id, files with other extensions, ids that are not
+    YouTube-like, clips without a label, labels used by a single clip, classes with fewer than 2
+    clips in a split, the same id in two splits (leakage), and with ``decode`` video/audio lengths
+    differing by more than :data:`DURATION_TOLERANCE_S` or a video's unused audio track that cannot
+    be decoded. Notes (``info``): ids with a video but no audio file (the README's layout: their
+    audio comes from the video's own track). Repeated kinds carry a ``kind`` and are summarised by
+    :meth:`ValidationReport.format`.
 
     Args:
         root: the dataset root.
@@ -162,21 +219,24 @@ def validate(root: str | Path, *, decode: bool = False, progress: bool = False) 
         report.has_ontology = (root / ONTOLOGY_FILE).is_file()
         if info.class_labels is not None:
             report.num_csv_classes = len(info.class_labels)
-        _check_root_folders(root, sink)
+        _check_root_folders(root, info, sink)
         clips = _check_splits(info, sink, report)
         _check_labels(info, sink, report)
         if decode:
             _check_decoding(clips, sink, progress)
-    order = {"error": 0, "warning": 1}
+    order = {"error": 0, "warning": 1, "info": 2}
     report.problems = sorted(sink.problems, key=lambda p: order.get(p.severity, 2))
     return report
 
 
-def _check_root_folders(root: Path, sink: _Sink) -> None:
+def _check_root_folders(root: Path, info: _RootInfo, sink: _Sink) -> None:
     for entry in sorted(root.iterdir()):
         alias = _SPLIT_ALIASES.get(entry.name.lower())
         if alias is not None and entry.is_dir():
             sink.warning(entry, f"not a split folder and ignored; did you mean {alias}/?")
+    if "train" in info.present and "val" not in info.present:
+        sink.error(root / "val", "missing: avcorr.train evaluates on the val split after every epoch and keeps "
+                                 "best.pt by it (python -m data_tools.split makes one)")
 
 
 def _check_splits(info: _RootInfo, sink: _Sink, report: ValidationReport) -> dict[str, list[Clip]]:
@@ -190,6 +250,8 @@ def _check_splits(info: _RootInfo, sink: _Sink, report: ValidationReport) -> dic
         split_dir = info.root / split
         json_path = split_dir / VID2GENRE_FILE
         report.n_clips[split] = len(labels)
+        if not info.raw_labels[split]:
+            sink.error(json_path, f"the {split} split is empty: no clip listed")
         video_dir, audio_dir = split_dir / VIDEO_DIR, split_dir / AUDIO_DIR
         has_video, has_audio = video_dir.is_dir(), audio_dir.is_dir()
         if not has_video and not has_audio:
@@ -204,7 +266,8 @@ def _check_splits(info: _RootInfo, sink: _Sink, report: ValidationReport) -> dic
             for vid, paths in found.items():
                 if vid not in labels:
                     for path in paths:
-                        sink.warning(path, f"orphan: id {vid!r} is not in {json_path}")
+                        sink.warning(path, f"orphan: id {vid!r} is not in {json_path}", kind="orphan",
+                                     subject=f"{split}/{kind}/{path.name}")
                 if len(paths) > 1:
                     names = ", ".join(p.name for p in paths)
                     sink.warning(paths[0], f"several {kind} files for id {vid!r} ({names}); using {paths[0].name}")
@@ -215,7 +278,8 @@ def _check_splits(info: _RootInfo, sink: _Sink, report: ValidationReport) -> dic
         clips: list[Clip] = []
         for vid, clip_labels in labels.items():
             if not _YOUTUBE_ID.fullmatch(vid):
-                sink.warning(json_path, f"id {vid!r} is not YouTube-like (letters, digits, '_', '-')")
+                sink.warning(json_path, f"id {vid!r} is not YouTube-like (letters, digits, '_', '-')", kind="odd_id",
+                             subject=vid)
             if vid in first_split:
                 sink.warning(json_path, f"id {vid!r} is also in {first_split[vid]}/ (leakage between splits)")
             else:
@@ -229,7 +293,8 @@ def _check_splits(info: _RootInfo, sink: _Sink, report: ValidationReport) -> dic
             elif video is None and has_video:
                 sink.warning(json_path, f"id {vid!r} has an audio file but no video file in {video_dir}")
             elif audio is None and has_audio:
-                sink.warning(json_path, f"id {vid!r} has a video file but no audio file in {audio_dir}")
+                sink.info(json_path, f"id {vid!r} has a video file but no audio file in {audio_dir}: its audio is "
+                                     "read from the video's own audio track", kind="audio_from_video", subject=vid)
             clips.append(Clip(vid, clip_labels, video, audio, boxes.get(vid, ())))
         clips_by_split[split] = clips
     return clips_by_split
@@ -260,57 +325,84 @@ def _check_labels(info: _RootInfo, sink: _Sink, report: ValidationReport) -> Non
         json_path = info.root / split / VID2GENRE_FILE
         for vid, labels in info.labels[split].items():
             if not info.raw_labels[split][vid]:  # not when its labels are unknown (reported already)
-                sink.warning(json_path, f"id {vid!r} has no label")
+                sink.warning(json_path, f"id {vid!r} has no label", kind="no_label", subject=vid)
             for label in labels:
                 if total[label] == 1:
                     singletons.add(label)
-                    sink.warning(json_path, f"label {label!r} of id {vid!r} is used by no other clip (a typo?)")
+                    sink.warning(json_path, f"label {label!r} of id {vid!r} is used by no other clip (a typo?)",
+                                 kind="single_clip_label", subject=label)
     for split in SPLITS:
         if split not in info.labels:
             continue
         json_path = info.root / split / VID2GENRE_FILE
         counts = {c: per_split[split][c] for c in used}
         report.counts[split] = counts
+        if not info.labels[split]:
+            continue  # an empty split is reported as such, not once per class
         for name, n in counts.items():
             if n < 2 and name not in singletons:
-                sink.warning(json_path, f"class {name!r} has {n} clip(s) in {split}")
+                sink.warning(json_path, f"class {name!r} has {n} clip(s) in {split}", kind="thin_class",
+                             subject=f"{name}: {n} in {split}")
 
 
 def _check_decoding(clips_by_split: dict[str, list[Clip]], sink: _Sink, progress: bool) -> None:
-    """Probe every media file of every clip; report undecodable, empty and mismatched media."""
+    """Decode every media file of every clip; report undecodable, truncated, empty and mismatched media.
+
+    A video's frames are decoded at its start, middle and end and then all in order; audio (a file,
+    or a video's own track) is decoded whole, checked for NaN/Inf and against its declared length
+    (see :mod:`avcorr.data._media_check`). A video's track is checked when the clip has no audio
+    file (an error when it fails), and otherwise too (a warning: the clip uses its audio file).
+    """
     try:
-        from avcorr.data import decode as media
+        from avcorr.data._media_check import check_audio, check_video
     except ImportError as err:
         raise ImportError(f"validate(decode=True) needs avcorr.data.decode, which cannot be imported: {err}") \
             from err
     from tqdm import tqdm
 
-    jobs = [(clip, kind, path) for clips in clips_by_split.values() for clip in clips
+    clips = [clip for split_clips in clips_by_split.values() for clip in split_clips]
+    jobs = [(clip, kind, path) for clip in clips
             for kind, path in (("video", clip.video), ("audio", clip.audio))
             if path is not None and _file_size(path) != 0]  # empty files are already reported
-    durations: dict[int, dict[str, float]] = {}
-    video_has_audio: dict[int, bool] = {}
-    for clip, kind, path in tqdm(jobs, desc="probing media", unit="file", disable=not progress):
+    videos: dict[int, VideoCheck] = {}
+    audio_s: dict[int, float] = {}
+    for clip, kind, path in tqdm(jobs, desc="decoding media", unit="file", disable=not progress):
         try:
-            probed = media.probe_video(path) if kind == "video" else media.probe_audio(path)
+            if kind == "video":
+                video = videos[id(clip)] = check_video(path)
+                if not video.has_audio:
+                    continue
+                try:
+                    track = check_audio(path)
+                except BadClipError as err:
+                    if clip.audio is None:
+                        sink.error(path, f"its audio track cannot be decoded: {err.reason}")
+                    else:
+                        sink.warning(path, f"its audio track cannot be decoded ({err.reason}); the clip's audio "
+                                           f"file {clip.audio.name} is used instead", kind="unused_track",
+                                     subject=path.name)
+                    continue
+                if clip.audio is None:
+                    audio_s[id(clip)] = track
+            else:
+                audio_s[id(clip)] = check_audio(path)
         except BadClipError as err:
             sink.error(path, f"cannot be decoded: {err.reason}")
+    unusable: set[tuple[str, str]] = set()  # (vid2genre.json, id) of clips whose own track is not usable
+    for clip in clips:
+        video = videos.get(id(clip))
+        if clip.audio is None and clip.video is not None and id(clip) not in audio_s:
+            unusable.add((str(clip.video.parent.parent / VID2GENRE_FILE), clip.vid))
+        if video is None:
             continue
-        duration = getattr(probed, "duration", None)
-        if duration is None or not math.isfinite(duration) or duration <= 0:
-            sink.error(path, f"zero or unknown duration ({duration}); id {clip.vid!r}")
-            continue
-        durations.setdefault(id(clip), {})[kind] = float(duration)
-        if kind == "video":
-            video_has_audio[id(clip)] = bool(getattr(probed, "has_audio", True))
-    for clips in clips_by_split.values():
-        for clip in clips:
-            found = durations.get(id(clip), {})
-            if "video" in found and "audio" in found:
-                gap = abs(found["video"] - found["audio"])
-                if gap > DURATION_TOLERANCE_S:
-                    sink.warning(clip.video, f"id {clip.vid!r}: video lasts {found['video']:.2f} s but "
-                                             f"its audio file {found['audio']:.2f} s")
-            if clip.audio is None and not video_has_audio.get(id(clip), True):
-                sink.warning(clip.video, f"id {clip.vid!r} has no audio at all: no audio file and no "
-                                         "audio track in the video")
+        if clip.audio is None and not video.has_audio:
+            sink.error(clip.video, f"id {clip.vid!r} has no audio at all: no audio file and no audio track in "
+                                   "the video")
+        seconds = audio_s.get(id(clip))
+        if seconds is not None and abs(video.duration - seconds) > DURATION_TOLERANCE_S:
+            source = "its audio file" if clip.audio is not None else "its audio track"
+            sink.warning(clip.video, f"id {clip.vid!r}: video lasts {video.duration:.2f} s but {source} "
+                                     f"{seconds:.2f} s")
+    # the note "audio from the video's own track" stands only for the clips whose track decoded
+    sink.problems = [p for p in sink.problems
+                     if not (p.kind == "audio_from_video" and (p.path, p.subject) in unusable)]

@@ -24,7 +24,6 @@ Batch dict produced by :func:`collate_pairs` (B = batch size, S = image size, T 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from . import decode
-from ._clip_media import ClipFailed, ClipMedia, audio_source, draw_with_retries
+from ._clip_media import ClipFailed, ClipMedia, audio_source, draw_with_retries, frame_centre, window_frames
 from .errors import BadClipError
 from .layout import Clip, SplitIndex
 from .transforms import frame_transform
@@ -104,14 +103,8 @@ class AVCPairDataset(Dataset):
     def _sample_time(self, clip: Clip, rng: np.random.Generator) -> float:
         """A frame time (its display-interval centre) whose audio window fits in the clip's audio."""
         fps, n_frames, a_dur = self._media.info(clip)
-        half = self.seconds / 2
-        # frames k with t_k = (k + 0.5) / fps and the window [t_k - half, t_k + half] inside the audio
-        lo = max(0, math.ceil(half * fps - 0.5))
-        hi = min(n_frames - 1, math.floor((a_dur - half) * fps - 0.5))
-        if hi < lo:  # audio shorter than one window: any frame inside the audio, the window gets padded
-            lo, hi = 0, max(0, min(n_frames - 1, math.floor(a_dur * fps - 0.5)))
-        k = int(rng.integers(lo, hi + 1))
-        return (k + 0.5) / fps
+        lo, hi = window_frames(fps, n_frames, a_dur, self.seconds)
+        return frame_centre(int(rng.integers(lo, hi + 1)), fps)
 
     def _pick_negative(self, ci: int, rng: np.random.Generator) -> int:
         n = len(self.clips)

@@ -154,7 +154,9 @@ class VideoReader:
         seek_mode: torchcodec only. "approximate" (default) trusts the container header and
             opens without scanning the file; a returned frame that does not cover its requested
             time (variable frame rate, bad header) makes the reader rescan the file and continue
-            in "exact" mode, so the frames are right either way. "exact" scans at open.
+            in "exact" mode, so the frames are right either way. "exact" scans at open, and so
+            does "approximate" for containers whose header does not give the video stream's own
+            duration (.mkv, .webm), so that ``duration`` never includes a longer audio track.
         num_threads: decoding threads per reader (1 is fastest for single frames and suits
             DataLoader workers).
 
@@ -333,11 +335,16 @@ def _decoded_samples(path: str, dec, start: float, stop: float | None) -> tuple[
 
 
 def _stream_span(dec) -> tuple[float, float | None]:
-    """(origin, declared end) of the decoder's audio stream on its own clock, in seconds."""
+    """(origin, declared end) of the decoder's audio stream on its own clock, in seconds.
+
+    The end is None when the header does not record the stream's own duration (Matroska, WebM):
+    the duration torchcodec falls back to is then the container's, which a longer video extends.
+    """
     m = dec.metadata
     begin = float(m.begin_stream_seconds or 0.0)
     origin = max(begin, 0.0)
-    end = None if m.duration_seconds is None else begin + float(m.duration_seconds)
+    own = m.duration_seconds_from_header
+    end = None if own is None or own <= 0 else begin + float(own)
     return origin, end
 
 
@@ -482,7 +489,16 @@ def _read_audio_torchcodec(
     b = s0 + want if duration is not None else None
     if total is not None:
         b = total if b is None else min(b, total)
-    data, pts = _decoded_samples(p, dec, origin + a / sr, None if b is None else origin + b / sr)
+    try:
+        data, pts = _decoded_samples(p, dec, origin + a / sr, None if b is None else origin + b / sr)
+    except DecodeError:
+        if total is not None:
+            raise
+        # No declared length: a window past the end of the audio also lands here. Count the
+        # samples (decodes the stream once) to tell that from a damaged file.
+        n_all = int(_decoded_samples(p, _audio_decoder(p), origin, None)[0].shape[1])
+        _window(p, start, duration, sr, n_all)  # raises "window has no samples" when it is past the end
+        raise
     first = max(a, round((pts - origin) * sr))  # the stream may start later than asked
     n = data.shape[1] if b is None else min(data.shape[1], b - first)
     if n <= 0:

@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,6 +35,7 @@ import torch
 from torch.utils.data import Dataset
 
 from . import decode
+from ._clip_media import frame_centre, window_frames
 from .errors import BadClipError, DecodeError
 from .layout import SplitIndex
 from .transforms import frame_transform
@@ -64,13 +64,9 @@ def frame_times(fps: float, num_frames: int, audio_duration: float, seconds: flo
     """
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
-    half = seconds / 2
-    lo = max(0, math.ceil(half * fps - 0.5))
-    hi = min(num_frames - 1, math.floor((audio_duration - half) * fps - 0.5))
-    if hi < lo:
-        lo, hi = 0, max(0, min(num_frames - 1, math.floor(audio_duration * fps - 0.5)))
+    lo, hi = window_frames(fps, num_frames, audio_duration, seconds)
     ks = np.round(np.linspace(lo, hi, count)) if count > 1 else np.array([round((lo + hi) / 2)])
-    return [float((k + 0.5) / fps) for k in ks]
+    return [frame_centre(int(k), fps) for k in ks]
 
 
 def audio_windows(path: str | Path, count: int, seconds: float, sample_rate: int) -> torch.Tensor:

@@ -174,12 +174,19 @@ class Problem:
     Args:
         path: the file (or folder) at fault.
         message: what is wrong, naming the clip id where there is one.
-        severity: ``"error"`` (the data is wrong) or ``"warning"`` (suspicious but usable).
+        severity: ``"error"`` (the data is wrong), ``"warning"`` (suspicious but usable) or
+            ``"info"`` (a supported layout worth knowing about).
+        kind: for problems that repeat per clip or label (a video without an audio file, a label
+            used once ...): a key under which the report shows them as one line with a count;
+            empty for problems always listed one by one.
+        subject: the clip id, label or file name the summary line names for this occurrence.
     """
 
     path: str
     message: str
     severity: str = "error"
+    kind: str = ""
+    subject: str = ""
 
     def __str__(self) -> str:
         return f"{self.severity.upper()} {self.path}: {self.message}"
@@ -199,11 +206,15 @@ class _Sink:
         self.n_errors += 1
         self.problems.append(Problem(str(path), message, "error"))
 
-    def warning(self, path: str | Path, message: str) -> None:
+    def warning(self, path: str | Path, message: str, *, kind: str = "", subject: str = "") -> None:
         if self.strict:
             logger.debug("%s: %s", path, message)
             return
-        self.problems.append(Problem(str(path), message, "warning"))
+        self.problems.append(Problem(str(path), message, "warning", kind, subject))
+
+    def info(self, path: str | Path, message: str, *, kind: str = "", subject: str = "") -> None:
+        if not self.strict:
+            self.problems.append(Problem(str(path), message, "info", kind, subject))
 
 
 def _unsafe_vid_reason(vid: Any) -> str | None:
@@ -489,7 +500,8 @@ def _scan_media(folder: Path, extensions: tuple[str, ...], kind: str, sink: _Sin
                 continue
             suffix = os.path.splitext(name)[1].lower()
             if suffix not in extensions:
-                sink.warning(entry.path, f"not a {kind} file ({' '.join(extensions)}); ignored")
+                sink.warning(entry.path, f"not a {kind} file ({' '.join(extensions)}); ignored", kind="other_file",
+                             subject=name)
                 continue
             if not entry.is_file():
                 sink.warning(entry.path, "not a regular file (a folder or a broken link); ignored")

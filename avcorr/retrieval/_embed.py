@@ -54,12 +54,15 @@ class ClipEmbeddings:
         visual: float32 (N, D).
         items: N dicts ``{id, labels, video, audio, time}`` (``time``: the middle frame's time).
         skipped: ``(vid, reason)`` of clips that could not be decoded.
+        paths: ``{vid: file}`` of the pass's clips, to name the skipped ones (filled by the caller
+            that knows the split, e.g. :func:`avcorr.retrieve.embed_split`).
     """
 
     audio: np.ndarray
     visual: np.ndarray
     items: list[dict[str, Any]]
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    paths: dict[str, str] = field(default_factory=dict)
 
     @property
     def ids(self) -> list[str]:
