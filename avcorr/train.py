@@ -42,6 +42,16 @@ def resolve_run(cfg: Config, overrides: Sequence[str], resume: bool) -> tuple[Co
     return cfg, out_dir
 
 
+def resume_command(argv: Sequence[str] | None) -> str:
+    """The command line that continues this run (the same arguments, plus ``--resume``)."""
+    import shlex
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--resume" not in args:
+        args.append("--resume")
+    return " ".join(shlex.quote(a) for a in ["python", "-m", "avcorr.train", *args])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     main_process = int(os.environ.get("RANK", "0")) == 0
@@ -71,11 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     trainer = Trainer(cfg, build_task(cfg), out_dir, resume=args.resume, progress=not args.no_progress)
     if main_process:  # again: building the task may resolve fields from the data (e.g. tagging's classes)
         save_config(trainer.cfg, out_dir / "config.json")
+    from .engine.trainer import TrainingInterrupted
+
     try:
         trainer.fit()
-    except KeyboardInterrupt:
+    except TrainingInterrupted as e:
         trainer.close()
-        return 130
+        if main_process:
+            print(f"error: {e}; continue with: {resume_command(argv)}", file=sys.stderr)
+        return e.exit_code
     if trainer.is_main:
         text = summary(trainer)
         logger.info("summary\n%s", text)
