@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from .. import __version__
 from .._amp import autocast as _autocast
 from .._progress import progress as progress_bar
-from ..config import Config, config_to_dict
+from ..config import Config, ConfigError, config_to_dict
 from ..data.errors import SkipLog
 from ..metrics.chance import ChanceTest
 from ..tasks.base import Task
@@ -204,7 +204,7 @@ class Trainer:
                                         num_workers=cfg.data.num_workers, seed=t.seed,
                                         distributed=self.world_size > 1, rank=self.rank)
         if len(self.train_loader) == 0:
-            raise ValueError(f"train split has {len(self.train_set)} examples, fewer than one batch of "
+            raise ConfigError(f"train split has {len(self.train_set)} examples, fewer than one batch of "
                              f"{t.batch_size}; lower train.batch_size")
         self.val_loader = (make_loader(self.val_set, task, t.eval_batch_size, train=False,
                                        num_workers=cfg.data.num_workers, seed=t.seed)
