@@ -430,7 +430,9 @@ def check_config(cfg: Config) -> Config:
         value = _get(cfg, key)
         if value is None:
             continue
-        if isinstance(value, float) and not math.isfinite(value) or not ok(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}={value!r}: must be a finite number")
+        if not ok(value):
             raise ConfigError(f"{key}={value!r}: {must}")
     for prefix, mult in cfg.optim.lr_mult.items():
         if not (math.isfinite(mult) and mult >= 0):

@@ -1,8 +1,13 @@
 """One training loop for every task: ``loss_dict = module(batch)``; the rest is bookkeeping.
 
 Bookkeeping: device placement, mixed precision on CUDA, gradient clipping, DDP, TensorBoard and
-``metrics.jsonl``, ``last.pt`` every epoch (and on Ctrl-C), ``best.pt`` on the validation split,
-resume, progress bars, and the count of skipped clips.
+``metrics.jsonl``, ``last.pt`` every epoch, ``best.pt`` on the validation split, progress bars, and
+the count of skipped clips (exact whatever the loader's worker count: gathered from every DDP process).
+
+Interrupt and resume: SIGINT (Ctrl-C) and SIGTERM (``kill``, ``timeout``, a scheduler's pre-emption)
+stop the run at the next step boundary and save ``last.pt`` there, mid-epoch included, with every
+random state (see :mod:`avcorr.engine._resume`); ``--resume`` then continues without re-decoding the
+batches already done and ends with the same weights and metrics as an uninterrupted run on the CPU.
 
 Failure made visible: after each validation the task's main metric is compared with its baseline
 (:meth:`avcorr.tasks.base.Task.chance_test`); a score not significantly above it logs a WARNING in
