@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, get_worker_info
 
 logger = logging.getLogger(__name__)
 
@@ -69,18 +69,25 @@ def item_seed(seed: int, epoch: int, rank: int, position: int) -> int:
 
 
 @contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed torch (CPU), numpy's global and python's ``random`` for a block; restore them after."""
-    saved = (torch.get_rng_state(), np.random.get_state(), random.getstate())
-    torch.manual_seed(seed)
+def seeded(seed: int, *, restore: bool = True) -> Iterator[None]:
+    """Seed torch (CPU), numpy's global and python's ``random`` for a block.
+
+    Args:
+        seed: a non-negative int (numpy gets it modulo 2**32).
+        restore: put the previous states back after the block (a DataLoader worker, whose own
+            states matter to nobody, skips it: it costs more than the seeding).
+    """
+    saved = (torch.get_rng_state(), np.random.get_state(), random.getstate()) if restore else None
+    torch.default_generator.manual_seed(seed)  # the CPU generator only: torch.manual_seed also seeds CUDA (slow)
     np.random.seed(seed % 2**32)
     random.seed(seed)
     try:
         yield
     finally:
-        torch.set_rng_state(saved[0])
-        np.random.set_state(saved[1])
-        random.setstate(saved[2])
+        if saved is not None:
+            torch.set_rng_state(saved[0])
+            np.random.set_state(saved[1])
+            random.setstate(saved[2])
 
 
 # ------------------------------------------------------------------------------- sampler and items
@@ -138,7 +145,7 @@ class SeededItems(Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> Any:
         index, seed = key
-        with seeded(seed):
+        with seeded(seed, restore=get_worker_info() is None):  # the main process keeps its own states
             return self.dataset[index]
 
 
