@@ -116,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if main_process:
             print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while the data and model are prepared: nothing to save yet
+        if main_process:
+            print("error: interrupted before training started; nothing was saved", file=sys.stderr)
+        return 130
     if main_process:  # again: building the task may resolve fields from the data (e.g. tagging's classes)
         save_config(trainer.cfg, out_dir / "config.json")
     from .engine.trainer import TrainingInterrupted

@@ -153,3 +153,21 @@ def test_every_skip_counted_whatever_the_worker_count(tiny_copy, tmp_path, worke
     assert {v for v in vids if f"skipped clip {v}" in log} == set(bad)
     row = [r for r in _rows(run) if r["split"] == "train"][-1]
     assert row["skipped_clips"] == len(bad) == 6
+
+
+def test_stop_signals_wait_for_the_step_boundary():
+    from avcorr.engine._resume import StopSignals
+
+    before = signal.getsignal(signal.SIGTERM)
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)  # the first: only a request
+        assert stop.name == "SIGTERM"
+        with pytest.raises(KeyboardInterrupt):
+            with stop.critical():
+                os.kill(os.getpid(), signal.SIGINT)  # the second, inside a step: raised when the step ends
+                done = True
+        assert done
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # outside a step: at once
+            time.sleep(1)
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -180,8 +180,13 @@ class StopSignals:
             raise KeyboardInterrupt(f"second {name}: stopping now")
 
     @contextlib.contextmanager
-    def critical(self) -> Iterator[None]:
-        """A block that a forced stop does not cut in two (it is raised when the block ends)."""
+    def critical(self, *, raise_forced: bool = True) -> Iterator[None]:
+        """A block that a forced stop does not cut in two.
+
+        Args:
+            raise_forced: raise the forced stop that arrived during the block when it ends (else
+                drop it: the caller is stopping anyway).
+        """
         self._depth += 1
         try:
             yield
@@ -189,7 +194,8 @@ class StopSignals:
             self._depth -= 1
         if not self._depth and self._forced is not None:
             name, self._forced = self._forced, None
-            raise KeyboardInterrupt(f"second {name}: stopping now")
+            if raise_forced:
+                raise KeyboardInterrupt(f"second {name}: stopping now")
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():

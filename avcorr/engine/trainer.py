@@ -197,8 +197,9 @@ class Trainer:
             torch.set_num_threads(t.num_threads)
         torch.manual_seed(t.seed + self.rank)
         self.skips = SkipLog(logger)
-        if self.is_main:
+        if self.is_main:  # what killed writes left (.last.pt.tmp<pid>, .metrics.jsonl.tmp<pid>)
             remove_stale_temporaries(self.ckpt_dir)
+            remove_stale_temporaries(self.out_dir)
 
         self.train_set = task.build_dataset(cfg.data.train_split, train=True)
         self.val_set = task.build_dataset(cfg.data.val_split, train=False) if self.is_main else None
@@ -496,18 +497,20 @@ class Trainer:
             try:
                 if self.state.pending_validation:  # interrupted during the validation of a trained epoch
                     self._validate_if_due()
+                    if self._stop_requested():
+                        raise _StopRequested
                 while self.state.epoch < t.epochs and not (t.max_steps and self.state.step >= t.max_steps):
                     metrics = self._train_epoch()
                     self._end_epoch(metrics)
                     if self._stop_requested():
                         raise _StopRequested
             except (KeyboardInterrupt, _StopRequested) as e:
-                self._stop = None  # a further signal now stops the process at once
-                self._save_last(self._snapshot, collective=isinstance(e, _StopRequested))
+                with stop.critical(raise_forced=False):  # a further signal cannot tear this write
+                    self._save_last(self._snapshot, collective=isinstance(e, _StopRequested))
                 where = self._where()
                 name = stop.name if stop.name is not None else "KeyboardInterrupt"
-                logger.warning("interrupted by %s: saved %s (%s, step %d); continue with --resume",
-                               name, self.ckpt_dir / "last.pt", where, self.state.step)
+                logger.info("interrupted by %s: saved %s (%s, step %d); continue with --resume",
+                            name, self.ckpt_dir / "last.pt", where, self.state.step)
                 raise TrainingInterrupted(name, self.ckpt_dir / "last.pt", where) from None
             finally:
                 self._stop = None
