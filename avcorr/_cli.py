@@ -1,10 +1,14 @@
-"""Shared command-line plumbing: logging setup (console through tqdm, plus a log file)."""
+"""Shared command-line plumbing: an argument parser that takes file names starting with '-', and
+logging setup (console through tqdm, plus a log file)."""
 
 from __future__ import annotations
 
+import argparse
 import logging
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -42,3 +46,29 @@ def setup_logging(log_file: str | Path | None = None, *, quiet: bool = False, ma
         fh = logging.FileHandler(log_file)
         fh.setFormatter(logging.Formatter(_FORMAT))
         root.addHandler(fh)
+
+
+_DASH_HINT = ("a file name that starts with '-' (YouTube ids may) can also be given as ./-name.mp4, as "
+              "--option=-name.mp4, or after a bare -- that ends the options")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` that reads ``-dash.wav`` as a value, not as an unknown option.
+
+    A word that starts with a single ``-`` and is neither an option of this parser (nor begins with
+    a short one, as ``-h``), nor a negative number, is an argument: ``--input -aBc.wav`` works. An
+    error about a word starting with ``-`` says how else to write such a file name.
+    """
+
+    def _parse_optional(self, arg_string: str) -> Any:
+        if (len(arg_string) > 2 and arg_string[0] == "-" and arg_string[1] != "-"
+                and arg_string[:2] not in self._option_string_actions
+                and arg_string.split("=", 1)[0] not in self._option_string_actions
+                and not self._negative_number_matcher.match(arg_string)):
+            return None  # a positional word (argparse's own answer for words it cannot match)
+        return super()._parse_optional(arg_string)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if re.search(r"(^|[\s'\[])-[^-\s]", message) or "expected" in message and "argument" in message:
+            message = f"{message} ({_DASH_HINT})"
+        super().error(message)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 import copy
 import dataclasses
+import difflib
+import math
 import hashlib
 import importlib.util
 import json
@@ -33,6 +35,7 @@ __all__ = [
     "OptimConfig",
     "TrainConfig",
     "apply_overrides",
+    "check_config",
     "config_from_dict",
     "config_to_dict",
     "find_config_file",
@@ -263,6 +266,24 @@ def flat_keys(obj: Any, prefix: str = "") -> list[str]:
     return keys
 
 
+def closest_keys(key: str, keys: Sequence[str], n: int = 3) -> list[str]:
+    """The valid keys nearest to a mistyped ``key``, best first (``train.epoch`` -> ``train.epochs``).
+
+    Keys whose last part equals or resembles the typed one's (``lr`` -> ``optim.lr``); when there are
+    none, keys that resemble the whole dotted name.
+    """
+    last = key.rsplit(".", 1)[-1]
+    by_last: dict[str, list[str]] = {}
+    for k in keys:
+        by_last.setdefault(k.rsplit(".", 1)[-1], []).append(k)
+    out = [k for k in keys if k.rsplit(".", 1)[-1] == last]
+    for name in difflib.get_close_matches(last, list(by_last), n=n, cutoff=0.75):
+        out += sorted(by_last[name], key=lambda k: -difflib.SequenceMatcher(None, key, k).ratio())
+    if not out:
+        out = difflib.get_close_matches(key, keys, n=n, cutoff=0.6)
+    return list(dict.fromkeys(out))[:n]
+
+
 def _check_type(value: Any, tp: Any, key: str) -> Any:
     """Return ``value`` converted to ``tp`` (int -> float only) or raise ConfigError."""
     origin = typing.get_origin(tp)
@@ -325,8 +346,11 @@ def set_key(cfg: Any, key: str, value: Any) -> None:
     for i, p in enumerate(parts):
         names = {f.name: f for f in dataclasses.fields(obj)}
         if p not in names:
-            valid = "\n  ".join(flat_keys(cfg))
-            raise ConfigError(f"unknown config key {key!r}; valid keys are:\n  {valid}")
+            keys = flat_keys(cfg)
+            near = closest_keys(key, keys)
+            hint = f"; did you mean {' or '.join(f'`{k}`' for k in near)}?" if near else ""
+            valid = "\n  ".join(keys)
+            raise ConfigError(f"unknown config key {key!r}{hint}\nvalid keys are:\n  {valid}")
         if i < len(parts) - 1:
             obj = getattr(obj, p)
             if not dataclasses.is_dataclass(obj):
@@ -350,6 +374,73 @@ def apply_overrides(cfg: Config, overrides: Sequence[str]) -> Config:
         key, text = ov.split("=", 1)
         key = key.strip()
         set_key(cfg, key, _parse_value(text.strip()))
+    return cfg
+
+
+# ----------------------------------------------------------------------------------------------
+# values
+
+
+def _at_least(lo: float) -> tuple[Any, str]:
+    return (lambda v: v >= lo), f"must be at least {lo:g}"
+
+
+def _between(lo: float, hi: float, *, open_hi: bool = False) -> tuple[Any, str]:
+    if open_hi:
+        return (lambda v: lo <= v < hi), f"must be in [{lo:g}, {hi:g})"
+    return (lambda v: lo <= v <= hi), f"must be in [{lo:g}, {hi:g}]"
+
+
+_POSITIVE = ((lambda v: v > 0), "must be positive")
+
+# key -> (test of a finite value, what the value must be); None values (model defaults) are not checked
+_RULES: dict[str, tuple[Any, str]] = {
+    "train.epochs": _at_least(1), "train.batch_size": _at_least(1), "train.eval_batch_size": _at_least(1),
+    "train.log_every": _at_least(1), "train.eval_every": _at_least(1), "train.max_steps": _at_least(0),
+    "train.grad_clip": _at_least(0), "train.seed": _at_least(0), "train.num_threads": _at_least(0),
+    "optim.lr": _at_least(0), "optim.weight_decay": _at_least(0), "optim.momentum": _between(0, 1),
+    "optim.warmup_steps": _at_least(0), "optim.step_gamma": _POSITIVE,
+    "data.image_size": _at_least(1), "data.num_workers": _at_least(0), "data.max_bad_retries": _at_least(0),
+    "data.positive_fraction": _between(0, 1), "data.train_pairs_per_clip": _at_least(1),
+    "data.eval_pairs_per_clip": _at_least(1), "data.val_fraction": _between(0, 1, open_hi=True),
+    "data.mixup_alpha": _at_least(0), "data.num_mix": _at_least(1), "data.frames_per_clip": _at_least(1),
+    "data.frame_stride": _at_least(0), "data.warp_bins": _at_least(0),
+    "data.audio.sample_rate": _POSITIVE, "data.audio.seconds": _POSITIVE, "data.audio.n_fft": _POSITIVE,
+    "data.audio.win_length": _POSITIVE, "data.audio.hop_length": _POSITIVE, "data.audio.n_frames": _POSITIVE,
+    "data.audio.n_mels": _at_least(0), "data.audio.gain_jitter": _between(0, 1, open_hi=True),
+    "loss.temperature": _POSITIVE, "loss.pair_weight": _at_least(0),
+    "model.embed_dim": _at_least(1), "model.width": _POSITIVE,
+}
+
+
+def _get(cfg: Any, key: str) -> Any:
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def check_config(cfg: Config) -> Config:
+    """Check the values a run cannot start with, before anything is built; returns ``cfg``.
+
+    Numbers must be in range (``train.epochs >= 1``, ``train.batch_size >= 1``, ``optim.lr >= 0`` ...,
+    finite), ``optim.lr_mult`` multipliers non-negative, and a ``data.root`` that is set must exist.
+
+    Raises:
+        ConfigError: one line naming the key, its value and what it must be.
+    """
+    for key, (ok, must) in _RULES.items():
+        value = _get(cfg, key)
+        if value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}={value!r}: must be a finite number")
+        if not ok(value):
+            raise ConfigError(f"{key}={value!r}: {must}")
+    for prefix, mult in cfg.optim.lr_mult.items():
+        if not (math.isfinite(mult) and mult >= 0):
+            raise ConfigError(f"optim.lr_mult[{prefix!r}]={mult!r}: must be a non-negative number")
+    if cfg.data.root and not Path(cfg.data.root).expanduser().exists():
+        raise ConfigError(f"data.root={cfg.data.root!r}: no such file or folder")
     return cfg
 
 

@@ -26,7 +26,6 @@ too, with ``at_chance`` (the main metric is not significantly above its baseline
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -191,7 +190,9 @@ def _retrieval_metrics(model, cfg, device, split: str, *, frames: int, pool: str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m avcorr.evaluate", description=__doc__.split("\n\n")[0])
+    from ._cli import ArgumentParser
+
+    p = ArgumentParser(prog="python -m avcorr.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="checkpoint written by avcorr.train")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument("--data", default=None, help="dataset ROOT (default: the one in the checkpoint's config)")

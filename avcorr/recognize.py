@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import logging
@@ -33,10 +32,11 @@ import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported where it is used, so that --help and input errors come at once
+    import torch
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,6 @@ class Tagger:
     def clip_samples(self) -> int:
         return int(self.model.clip_samples)
 
-    @torch.no_grad()
     def probabilities(self, windows: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
         """Class probabilities of waveform windows.
 
@@ -90,10 +89,13 @@ class Tagger:
         Returns:
             float32 (N, C) on the CPU.
         """
+        import torch
+
         out = []
-        for i in range(0, windows.shape[0], batch_size):
-            logits = self.model(windows[i : i + batch_size].to(self.device))["logits"].float()
-            out.append((logits.sigmoid() if self.multilabel else logits.softmax(-1)).cpu())
+        with torch.no_grad():
+            for i in range(0, windows.shape[0], batch_size):
+                logits = self.model(windows[i : i + batch_size].to(self.device))["logits"].float()
+                out.append((logits.sigmoid() if self.multilabel else logits.softmax(-1)).cpu())
         return torch.cat(out) if out else torch.zeros(0, len(self.classes))
 
 
@@ -182,15 +184,20 @@ def recognize(audio_path: str | Path, checkpoint: str | Path | Tagger, top_k: in
         ``[(label, probability), ...]``, most probable first.
 
     Raises:
-        avcorr.data.errors.DecodeError: the file cannot be read (named in the message).
+        avcorr.data.errors.DecodeError: the file cannot be read or has no audio (named in the message;
+            checked before the model is loaded).
         ValueError: bad ``top_k`` / ``pool`` / ``hop_seconds``.
     """
-    from .data.decode import read_audio
+    import torch
+
+    from .data.decode import probe_audio, read_audio
 
     if pool not in ("mean", "max"):
         raise ValueError(f"pool must be 'mean' or 'max', got {pool!r}")
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
+    if not isinstance(checkpoint, Tagger):  # a picture, a silent video: said before the model loads
+        probe_audio(audio_path)
     tagger = checkpoint if isinstance(checkpoint, Tagger) else load_tagger(checkpoint, device)
     if tagger.is_embedding_head:
         probs = _embedding_head_probs(audio_path, tagger, hop_seconds, batch_size, vggish, pca, vggish_arch)
@@ -214,6 +221,8 @@ def recognize(audio_path: str | Path, checkpoint: str | Path | Tagger, top_k: in
 def _embedding_head_probs(audio_path, tagger: Tagger, hop_seconds: float | None, batch_size: int,
                           vggish, pca, vggish_arch: str) -> torch.Tensor:
     """(N, C) probabilities of an embedding head over windows of ``clip_frames`` VGGish seconds."""
+    import torch
+
     from .data.decode import read_audio
     from .tag import load_vggish
 
@@ -234,8 +243,11 @@ def _embedding_head_probs(audio_path, tagger: Tagger, hop_seconds: float | None,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m avcorr.recognize", description=__doc__.split("\n\n")[0])
-    p.add_argument("files", nargs="+", help="audio (or video) files to tag")
+    from ._cli import ArgumentParser
+
+    p = ArgumentParser(prog="python -m avcorr.recognize", description=__doc__.split("\n\n")[0])
+    p.add_argument("files", nargs="+", help="audio (or video) files to tag (a name starting with '-' may be written "
+                                            "./-name.wav, or after --)")
     p.add_argument("--checkpoint", required=True, help="a tagging checkpoint written by avcorr.train")
     p.add_argument("--top-k", type=int, default=5, help="labels per file (default 5)")
     p.add_argument("--hop", type=float, default=None, help="seconds between windows of a long file (default: half a window)")
@@ -245,18 +257,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--vggish", default=None, help="embedding heads: VGGish weights (torchvggish key layout)")
     p.add_argument("--pca", default=None, help="embedding heads: vggish_pca_params.npz")
     p.add_argument("--vggish-arch", default="vggish", help="registry name of the VGGish variant (default vggish)")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
     from ._cli import setup_logging
+    from .data.decode import probe_audio
     from .data.errors import BadClipError
 
     setup_logging(quiet=True)
+    status, files = 0, []
+    for f in args.files:  # the inputs first: a picture or a silent video is said before the model loads
+        try:
+            probe_audio(f)
+            files.append(f)
+        except BadClipError as e:
+            print(f"error: skipped {f}: {e.reason}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"file": os.fspath(f), "skipped": e.reason}))
+            status = 1
+    if not files:
+        return status
     try:
         tagger = load_tagger(args.checkpoint, args.device)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    skipped = 0
-    for f in args.files:
+    skipped = len(args.files) - len(files)  # the inputs refused above
+    for f in files:
         try:
             top = recognize(f, tagger, args.top_k, hop_seconds=args.hop, pool=args.pool, vggish=args.vggish,
                             pca=args.pca, vggish_arch=args.vggish_arch)

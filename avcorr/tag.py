@@ -38,7 +38,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -54,11 +53,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torch import nn
 
 from .data.errors import DecodeError
+
+if TYPE_CHECKING:  # torch is imported where it is used, so that --help comes at once
+    import torch
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +196,6 @@ class WaveScorer:
     def units(self, seconds: list[np.ndarray]) -> list[np.ndarray]:
         return seconds
 
-    @torch.no_grad()
     def score(self, contexts: list[list[np.ndarray]]) -> np.ndarray:
         """Contexts (lists of consecutive seconds of audio) -> float32 (N, C) probabilities."""
         waves = [np.concatenate(c) for c in contexts]
@@ -201,7 +203,10 @@ class WaveScorer:
         return _batched_by_length(waves, self._forward, self.batch_size)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
-        logits = self.model(torch.from_numpy(batch).to(self.device))["logits"].float()
+        import torch
+
+        with torch.no_grad():
+            logits = self.model(torch.from_numpy(batch).to(self.device))["logits"].float()
         return (logits.sigmoid() if self.multilabel else logits.softmax(-1)).cpu().numpy()
 
 
@@ -225,22 +230,26 @@ class EmbeddingScorer:
         self.vggish, self.head, self.multilabel, self.device = vggish, head, multilabel, device
         self.batch_size = batch_size
 
-    @torch.no_grad()
     def units(self, seconds: list[np.ndarray]) -> list[np.ndarray]:
+        import torch
+
         if not seconds:
             return []
         wave = torch.from_numpy(np.concatenate(seconds)).to(self.device)
-        q = self.vggish.embed_seconds(wave)["quantized"].cpu().numpy()  # (S, 128) uint8
+        with torch.no_grad():
+            q = self.vggish.embed_seconds(wave)["quantized"].cpu().numpy()  # (S, 128) uint8
         if q.shape[0] != len(seconds):
             raise AssertionError(f"VGGish gave {q.shape[0]} embeddings for {len(seconds)} seconds")
         return list(q)
 
-    @torch.no_grad()
     def score(self, contexts: list[list[np.ndarray]]) -> np.ndarray:
         return _batched_by_length([np.stack(c) for c in contexts], self._forward, self.batch_size)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
-        logits = self.head(torch.from_numpy(batch).to(self.device))["logits"].float()
+        import torch
+
+        with torch.no_grad():
+            logits = self.head(torch.from_numpy(batch).to(self.device))["logits"].float()
         return (logits.sigmoid() if self.multilabel else logits.softmax(-1)).cpu().numpy()
 
 
@@ -529,9 +538,12 @@ def write_outputs(result: TagResult, out_dir: str | Path, stem: str, *, threshol
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m avcorr.tag", description=__doc__.split("\n\n")[0])
+    from ._cli import ArgumentParser
+
+    p = ArgumentParser(prog="python -m avcorr.tag", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="a tagging checkpoint written by avcorr.train")
-    p.add_argument("--input", required=True, nargs="+", help="audio or video files (.wav .mp3 .flac .mp4 .mkv ...)")
+    p.add_argument("--input", required=True, nargs="+",
+                   help="audio or video files (.wav .mp3 .flac .mp4 .mkv ...; -name.wav works, as does ./-name.wav)")
     p.add_argument("--out", default=None, help="output folder (default: next to each input)")
     p.add_argument("--left", type=int, default=3, help="seconds of context before each second (default 3)")
     p.add_argument("--right", type=int, default=1, help="seconds of context after each second (default 1)")
@@ -552,6 +564,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(quiet=True)
     if args.max_labels < 1 or args.batch_size < 1 or args.chunk <= 0:
         p.error("--max-labels and --batch-size must be >= 1 and --chunk > 0")
+    inputs, refused = [], []
+    for f in args.input:  # the inputs first: a picture or a silent video is said before the model loads
+        try:
+            probe_media(f)
+            inputs.append(f)
+        except (FileNotFoundError, DecodeError) as e:
+            reason = e.reason if isinstance(e, DecodeError) else str(e)
+            print(f"error: skipped {f}: {reason}", file=sys.stderr)
+            refused.append((f, reason))
+    if not inputs:
+        return 1
     try:
         tagger = load_second_tagger(args.checkpoint, vggish=args.vggish, pca=args.pca, vggish_arch=args.vggish_arch,
                                     device=args.device, batch_size=args.batch_size)
@@ -562,7 +585,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     hide = [h for h in args.hide.split(",") if h.strip()]
     skipped: dict[Path, list[dict[str, str]]] = {}  # output folder -> the inputs skipped there
-    for f in args.input:
+    for f, reason in refused:
+        out = Path(args.out) if args.out else Path(f).parent
+        skipped.setdefault(out, []).append({"id": Path(f).stem, "path": str(f), "reason": reason})
+    for f in inputs:
         out = Path(args.out) if args.out else Path(f).parent
         try:
             result = tag_file(f, tagger, args.left, args.right, chunk_seconds=args.chunk, progress=not args.quiet)

@@ -15,20 +15,22 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .config import Config, ConfigError, apply_overrides, config_from_dict, load_config, save_config
+from ._cli import ArgumentParser
+from .config import Config, ConfigError, apply_overrides, check_config, config_from_dict, load_config, save_config
 
 logger = logging.getLogger("avcorr.train")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m avcorr.train", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m avcorr.train", description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="config file: a path, or a name in configs/ (e.g. avenet.py)")
     p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.pt when it exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--quiet", action="store_true", help="console shows warnings only")
-    p.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. train.epochs=3 data.root=/data")
-    return p.parse_args(argv)
+    p.add_argument("overrides", nargs="*",
+                   help="config overrides key=value, e.g. train.epochs=3 data.root=/data (before or after the options)")
+    return p.parse_intermixed_args(argv)
 
 
 def resolve_run(cfg: Config, overrides: Sequence[str], resume: bool) -> tuple[Config, Path]:
@@ -42,13 +44,52 @@ def resolve_run(cfg: Config, overrides: Sequence[str], resume: bool) -> tuple[Co
     return cfg, out_dir
 
 
+def check_splits(cfg: Config) -> None:
+    """Fail in a second, not after the imports, when a seed-layout root lacks the train or val split.
+
+    Only the folders and their ``vid2genre.json`` are looked at; the datasets check the rest.
+
+    Raises:
+        ConfigError: naming the missing folder or file.
+    """
+    if not cfg.data.root or (cfg.task == "tagging" and cfg.data.format != "layout"):
+        return
+    from .data.errors import LayoutError
+    from .data.layout import VID2GENRE_FILE, available_splits
+
+    root = Path(cfg.data.root).expanduser()
+    try:
+        present = available_splits(root)
+    except LayoutError as e:
+        raise ConfigError(str(e)) from None
+    for key in ("train_split", "val_split"):
+        split = getattr(cfg.data, key)
+        if split not in present:
+            raise ConfigError(f"{root / split}: split folder does not exist (data.{key}={split!r}; present: "
+                              f"{', '.join(present) or 'none'})")
+        if not (root / split / VID2GENRE_FILE).is_file():
+            raise ConfigError(f"{root / split / VID2GENRE_FILE}: missing: every split folder needs one")
+
+
+def resume_command(argv: Sequence[str] | None) -> str:
+    """The command line that continues this run (the same arguments, plus ``--resume``)."""
+    import shlex
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--resume" not in args:
+        args.append("--resume")
+    return " ".join(shlex.quote(a) for a in ["python", "-m", "avcorr.train", *args])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     main_process = int(os.environ.get("RANK", "0")) == 0
     try:
         cfg = load_config(args.config, args.overrides)
         cfg, out_dir = resolve_run(cfg, args.overrides, args.resume)
-    except ConfigError as e:
+        check_config(cfg)
+        check_splits(cfg)
+    except (ConfigError, ValueError) as e:  # ValueError: a last.pt that cannot be read
         print(f"error: {e}", file=sys.stderr)
         return 2
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -65,17 +106,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     if main_process:
         save_config(cfg, out_dir / "config.json")
 
+    from .data.errors import BadClipError, LayoutError
     from .engine.trainer import Trainer, summary
     from .tasks import build_task
 
-    trainer = Trainer(cfg, build_task(cfg), out_dir, resume=args.resume, progress=not args.no_progress)
+    try:  # the data is read (and checked) before any model is built
+        trainer = Trainer(cfg, build_task(cfg), out_dir, resume=args.resume, progress=not args.no_progress)
+    except (ConfigError, LayoutError, BadClipError, FileNotFoundError) as e:
+        if main_process:
+            print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C while the data and model are prepared: nothing to save yet
+        if main_process:
+            print("error: interrupted before training started; nothing was saved", file=sys.stderr)
+        return 130
     if main_process:  # again: building the task may resolve fields from the data (e.g. tagging's classes)
         save_config(trainer.cfg, out_dir / "config.json")
+    from .engine.trainer import TrainingInterrupted
+
     try:
         trainer.fit()
-    except KeyboardInterrupt:
+    except TrainingInterrupted as e:
         trainer.close()
-        return 130
+        if main_process:
+            print(f"error: {e}; continue with: {resume_command(argv)}", file=sys.stderr)
+        return e.exit_code
     if trainer.is_main:
         text = summary(trainer)
         logger.info("summary\n%s", text)

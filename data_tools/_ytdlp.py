@@ -8,7 +8,9 @@ Used through :mod:`data_tools.download_audioset` (which re-exports :class:`RateL
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +21,8 @@ if TYPE_CHECKING:  # only for annotations: download_audioset imports this module
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FetchError", "RateLimiter", "classify_error", "fetch_section", "ytdlp_options"]
+__all__ = ["FetchError", "RateLimiter", "ToolError", "classify_error", "fetch_section", "ffmpeg_location",
+           "tool_stderr", "ytdlp_options"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -130,6 +133,80 @@ def classify_error(exc: BaseException | str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
+# Keeping ffmpeg's own words: yt-dlp runs ffmpeg quietly with its stderr on ours, and on a failure
+# says only "ffmpeg exited with code 1". yt-dlp is pointed at a folder whose ``ffmpeg`` is a small
+# Python program: for a quiet run it turns the log level to "error", sends ffmpeg's stderr to
+# ``<output>.stderr`` and execs the real ffmpeg (same process: yt-dlp's stdin "q" and kill still
+# reach it); anything else (version checks) execs ffmpeg unchanged.
+
+_FFMPEG_WRAPPER = """#!{python}
+# written by data_tools/_ytdlp.py: ffmpeg as yt-dlp runs it, its error messages kept beside the output
+import os
+import sys
+
+REAL = {real!r}
+args = sys.argv[1:]
+quiet = [i for i in range(len(args) - 1) if args[i] in ("-loglevel", "-v") and args[i + 1] == "quiet"]
+if quiet and args:
+    for i in quiet:
+        args[i + 1] = "error"
+    out = args[-1][len("file:"):] if args[-1].startswith("file:") else args[-1]
+    try:
+        fd = os.open(out + ".stderr", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(fd, 2)
+        os.close(fd)
+    except OSError:
+        pass
+os.execv(REAL, [REAL, *args])
+"""
+_wrapper_lock = threading.Lock()
+_wrapper_dir: Path | None = None
+
+
+def ffmpeg_location() -> Path:
+    """A folder with the ``ffmpeg`` wrapper (see above) and ``ffprobe``, for yt-dlp's ``ffmpeg_location``.
+
+    Made once per process in the temporary folder (removed when the process exits), so that nothing
+    is added to the download folder.
+    """
+    global _wrapper_dir
+    from data_tools import _media
+
+    with _wrapper_lock:
+        if _wrapper_dir is None or not (_wrapper_dir / "ffmpeg").is_file():
+            import atexit
+            import shutil
+            import tempfile
+
+            folder = Path(tempfile.mkdtemp(prefix="avcorr-ffmpeg-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            wrapper = folder / "ffmpeg"
+            wrapper.write_text(_FFMPEG_WRAPPER.format(python=sys.executable, real=_media.ffmpeg_exe()))
+            wrapper.chmod(0o755)
+            (folder / "ffprobe").symlink_to(_media.ffprobe_exe())
+            _wrapper_dir = folder
+        return _wrapper_dir
+
+
+def tool_stderr(stem: Path) -> str:
+    """What ffmpeg said when it failed on an output of ``stem`` (one line), or "" when nothing was kept."""
+    from data_tools import _media
+
+    texts = []
+    for path in sorted(stem.parent.glob(f"{stem.name}*.stderr")):
+        try:
+            texts.append(path.read_text(errors="replace"))
+        except OSError:
+            continue
+    text = "\n".join(t for t in texts if t.strip())
+    return _media.summarize_stderr(text) if text.strip() else ""
+
+
+class ToolError(RuntimeError):
+    """yt-dlp's error with the reason its ffmpeg gave (the original error is the ``__cause__``)."""
+
+
+# ----------------------------------------------------------------------------------------------
 # yt-dlp options and the fetch
 
 
@@ -188,6 +265,8 @@ def ytdlp_options(opts: DownloadOptions, stem: Path, start: float, end: float) -
         "overwrites": True,
         "updatetime": False,
     }
+    if os.name == "posix":  # the wrapper is a script with a #! line
+        options["ffmpeg_location"] = str(ffmpeg_location())
     if opts.cookies is not None:
         options["cookiefile"] = str(opts.cookies)
     if opts.js_runtime:
@@ -203,7 +282,14 @@ def fetch_section(opts: DownloadOptions, url: str, stem: Path, start: float, end
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("the AudioSet downloader needs yt-dlp: pip install yt-dlp") from err
     with yt_dlp.YoutubeDL(ytdlp_options(opts, stem, start, end)) as ydl:
-        info = ydl.extract_info(url, download=True)
+        try:
+            info = ydl.extract_info(url, download=True)
+        except Exception as err:
+            said = tool_stderr(stem)
+            if not said:
+                raise
+            message = " ".join(str(err).replace("ERROR:", "").split())
+            raise ToolError(f"{said} ({message})") from err
     files = [Path(d["filepath"]) for d in (info or {}).get("requested_downloads") or [] if d.get("filepath")]
     files = [f for f in files if f.is_file()]
     if not files:

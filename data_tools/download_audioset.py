@@ -32,7 +32,9 @@ Reasons in ``failed.csv``: ``invalid_id`` (not ``[A-Za-z0-9_-]+``; nothing is fe
 ``bad_section``, ``unavailable``, ``private``, ``age_restricted``, ``bot_check`` (YouTube asks to sign
 in), ``rate_limited`` (HTTP 429 after every retry), ``http_404`` (``http_<code>`` for other HTTP
 errors), ``download_error``, ``empty_section`` (nothing at ``[start, end]``), ``no_audio``,
-``no_video``, ``ffmpeg_error``.
+``no_video``, ``ffmpeg_error``. The ``message`` column keeps what the failing tool said (for an
+``ffmpeg_error`` during the download, the end of ffmpeg's own stderr, e.g. "Invalid data found when
+processing input" when a server answers a web page for the video), not only its exit code.
 
 Being polite and robust: ``--min-interval`` seconds between the starts of two clip downloads (each is
 a page request and then the media requests), whatever the number of workers; an HTTP 429 / "Too

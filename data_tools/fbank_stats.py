@@ -42,8 +42,8 @@ def fbank_stats(source, *, sample_rate: int = 16000, n_mels: int = 128, n_frames
         ``{"norm_mean", "norm_std", "clips", "skipped_clips", "n_mels", "n_frames", "sample_rate"}``.
     """
     from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
 
+    from avcorr._progress import progress as progress_bar
     from avcorr.data.tagging import TaggingDataset, collate_tagging
     from avcorr.models._audio_frontend import KaldiFbank
 
@@ -53,7 +53,7 @@ def fbank_stats(source, *, sample_rate: int = 16000, n_mels: int = 128, n_frames
     loader = DataLoader(ds, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_tagging)
     total, total_sq, count, clips, skipped = 0.0, 0.0, 0, 0, list(ds.init_skipped)
     with torch.no_grad():
-        for batch in tqdm(loader, desc="fbank stats", disable=not progress):
+        for batch in progress_bar(loader, desc="fbank stats", disable=not progress):
             skipped.extend(batch["skipped"])
             if batch["wave"].shape[0] == 0:
                 continue

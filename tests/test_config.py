@@ -88,3 +88,31 @@ def test_flat_keys_cover_nested():
     assert "data.audio.n_fft" in keys and "train.epochs" in keys and "data.audio" not in keys
     cfg = apply_overrides(Config(), ["data.audio.n_fft=256"])
     assert cfg.data.audio.n_fft == 256
+
+
+def test_values_checked():
+    from avcorr.config import check_config
+
+    assert check_config(load_config("avenet.py")).train.epochs >= 1  # the shipped config passes
+    for override, match in [("train.epochs=-1", r"train.epochs=-1: must be at least 1"),
+                            ("train.eval_batch_size=0", "train.eval_batch_size=0"),
+                            ("optim.lr=-1e-3", r"optim.lr=-0.001: must be at least 0"),
+                            ("optim.lr=1e999", "optim.lr=inf: must be a finite number"), ("optim.momentum=1.5", r"must be in \[0, 1\]"),
+                            ("data.num_workers=-1", "data.num_workers"), ("data.audio.seconds=0", "must be positive"),
+                            ("model.width=0", "model.width=0.0"), ("optim.lr_mult={'vision': -1}", "lr_mult"),
+                            ("data.root=/no/such/dir", "no such file or folder")]:
+        with pytest.raises(ConfigError, match=match):
+            check_config(load_config("avenet.py", [override]))
+    cfg = load_config("avenet.py", ["optim.lr=0.0", "model.width=None", "train.max_steps=0"])
+    assert check_config(cfg) is cfg  # lr 0 (a run that cannot learn) and model defaults are allowed
+
+
+def test_closest_keys():
+    from avcorr.config import Config, closest_keys
+
+    keys = flat_keys(Config())
+    assert closest_keys("train.epoch", keys) == ["train.epochs"]
+    assert closest_keys("lr", keys) == ["optim.lr"]
+    assert closest_keys("trian.batch_size", keys)[0] == "train.batch_size"
+    assert closest_keys("data.sample_rate", keys)[0] == "data.audio.sample_rate"
+    assert closest_keys("zzzz", keys) == []

@@ -501,3 +501,18 @@ def test_bad_class_is_an_error(tmp_path, inputs, server, capsys):
     assert "'Violn'" in capsys.readouterr().err
     assert dl.main(_args(segments, labels, tmp_path / "RAW", server)) == 1
     assert server.count("-lead_Ab1") == 0
+
+
+def test_failed_csv_keeps_the_tools_own_reason(tmp_path, inputs, server):
+    """A server that answers a text file for a video: failed.csv says what ffmpeg said, not only its exit code."""
+    _, labels = inputs
+    (server.folder / "text_page.mp4").write_text("<html><body>Sign in to continue</body></html>\n" * 20)
+    segments = tmp_path / "one.csv"
+    segments.write_text('# YTID, start_seconds, end_seconds, positive_labels\ntext_page, 0.0, 2.0, "/m/0342h"\n')
+    out = tmp_path / "RAW"
+    assert dl.main(_args(segments, labels, out, server, "--classes", "Guitar")) == 0
+    with open(out / "failed.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["id"] for r in rows] == ["text_page"] and rows[0]["reason"] == "ffmpeg_error"
+    assert "Invalid data found when processing input" in rows[0]["message"], rows[0]["message"]
+    assert list((out / ".staging").iterdir()) == []  # the kept stderr goes with the clip's staged files

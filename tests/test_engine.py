@@ -81,3 +81,40 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+class _Pickled:
+    """Stands for any Python object a foreign checkpoint may hold."""
+
+
+def test_refused_checkpoint_says_what_it_is_not_how_to_unpickle(tmp_path):
+    from avcorr.models._registry import load_checkpoint_state
+
+    torch.save({"model": {"w": torch.ones(1)}, "config": {}, "trainer": _Pickled()}, tmp_path / "objects.pt")
+    for load in (load_checkpoint, load_checkpoint_state):
+        with pytest.raises(ValueError) as e:
+            load(tmp_path / "objects.pt")
+        msg = str(e.value)
+        assert "objects.pt" in msg and "_Pickled" in msg and "will not unpickle" in msg
+        assert "weights_only" not in msg and "add_safe_globals" not in msg
+    import pickle
+
+    (tmp_path / "plain.pkl").write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    with pytest.raises(ValueError, match="not a file of tensors written by torch.save"):
+        load_checkpoint(tmp_path / "plain.pkl")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty, truncated or not a torch file"):
+        load_checkpoint(tmp_path / "empty.pt")
+
+
+def test_stale_temporaries_removed_only_when_their_writer_is_gone(tmp_path):
+    import os
+
+    from avcorr.engine.checkpoint import remove_stale_temporaries
+
+    dead, live = tmp_path / ".last.pt.tmp999999999", tmp_path / f".last.pt.tmp{os.getppid()}"
+    other = tmp_path / "notes.tmp999999999"
+    for p in (dead, live, other):
+        p.write_bytes(b"")
+    assert remove_stale_temporaries(tmp_path) == [dead]
+    assert live.exists() and other.exists() and remove_stale_temporaries(tmp_path / "missing") == []

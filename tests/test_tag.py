@@ -292,7 +292,8 @@ def test_not_a_tagging_checkpoint(tmp_path, capsys):
     cfg = Config(task="avc")
     cfg.model.name = "test_avenet"
     save_checkpoint({"config": config_to_dict(cfg), "model": {}}, tmp_path / "avc.pt")
-    assert main(["--checkpoint", str(tmp_path / "avc.pt"), "--input", "x.wav", "--quiet"]) == 2
+    wav = make_wav(tmp_path / "x.wav", 440.0, SR, duration=1.0)  # inputs are probed before the checkpoint is read
+    assert main(["--checkpoint", str(tmp_path / "avc.pt"), "--input", str(wav), "--quiet"]) == 2
     assert "not a tagging one" in capsys.readouterr().err
 
 

@@ -146,11 +146,13 @@ def test_all_bad_stops_with_clear_error(tiny_copy, tmp_path):
 @pytest.mark.ddp
 @pytest.mark.slow
 @pytest.mark.timeout(600)  # above its own 300 + 60 s limits, so that it kills torchrun itself
-def test_ddp_two_processes_gloo(tiny_root, tmp_path):
+def test_ddp_two_processes_gloo(tiny_copy, tmp_path):
     run = tmp_path / "run"
+    vids = sorted(json.loads((tiny_copy / "train" / "vid2genre.json").read_text()))
+    (tiny_copy / "train" / "video" / f"{vids[3]}.mp4").write_text("not a video\n")  # met by one rank or both
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "GLOO_SOCKET_IFNAME": "lo"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "avcorr.train", "--config", "avenet.py", "--no-progress", f"data.root={tiny_root}",
+           "-m", "avcorr.train", "--config", "avenet.py", "--no-progress", f"data.root={tiny_copy}",
            f"train.out_dir={run}", *TINY_AVC, "train.num_threads=1", "train.epochs=2"]
     env["PYTHONFAULTHANDLER"] = "1"  # a hang below is killed with SIGABRT: every process prints its stack
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
@@ -167,6 +169,9 @@ def test_ddp_two_processes_gloo(tiny_root, tmp_path):
     assert last["epoch"] == 2 and last["step"] == 6
     val = [r for r in _rows(run) if r["split"] == "val"]
     assert [r["epoch"] for r in val] == [1, 2]  # written once (rank 0), not once per process
+    # the skip is counted and logged by rank 0 whichever rank met it
+    assert [r["skipped_clips"] for r in _rows(run) if r["split"] == "train"] == [1, 1]
+    assert f"skipped clip {vids[3]}" in (run / "train.log").read_text()
 
 
 @pytest.mark.ffmpeg

@@ -29,9 +29,10 @@ def draw_with_retries(make: Callable[[int], dict[str, Any]], vid_of: Callable[[i
     """``make(ci)`` for the first usable clip index, starting at ``first``; bad clips are skipped and recorded.
 
     Up to ``max_bad_retries + 1`` indices are tried: ``first``, then ``next_index(previous)``. An index
-    whose clip is already in ``bad`` is not tried again; a :class:`ClipFailed` raised by ``make`` adds
-    its clip to ``bad`` (``vid -> reason``, shared by the dataset's calls) and to the item's
-    ``skipped`` list. The search stops early when fewer than ``min_usable`` clips are left unfailed.
+    whose clip is already in ``bad`` is not tried again (but listed in the item's ``skipped`` again); a
+    :class:`ClipFailed` raised by ``make`` adds its clip to ``bad`` (``vid -> reason``, shared by the
+    dataset's calls in this process) and to the item's ``skipped`` list. The search stops early when
+    fewer than ``min_usable`` clips are left unfailed.
 
     Args:
         make: builds the item of one clip index; raises :class:`ClipFailed` for a clip it cannot use.
@@ -54,7 +55,10 @@ def draw_with_retries(make: Callable[[int], dict[str, Any]], vid_of: Callable[[i
     skipped: list[tuple[str, str]] = []
     ci = first
     for _ in range(max_bad_retries + 1):
-        if vid_of(ci) not in bad:
+        vid = vid_of(ci)
+        if vid in bad:  # reported again: the batch that reported it first may never reach the loop
+            skipped.append((vid, bad[vid]))
+        else:
             try:
                 item = make(ci)
                 item["skipped"] = skipped

@@ -33,7 +33,6 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset, default_collate
-from torchvision.transforms import v2
 
 from . import decode
 from .errors import BadClipError
@@ -47,8 +46,10 @@ __all__ = ["LocalizationDataset", "collate_localization", "squash_transform"]
 _LIST_KEYS = ("vid", "audio_vid", "boxes", "skipped", "bad")
 
 
-def squash_transform(image_size: int) -> v2.Compose:
+def squash_transform(image_size: int) -> torch.nn.Module:
     """uint8 (3, H, W) frame -> float (3, S, S) ImageNet-normalised, resized WITHOUT cropping (LVS evaluation)."""
+    from torchvision.transforms import v2  # here: torchvision takes about a second to import
+
     return v2.Compose([v2.Resize((image_size, image_size), antialias=True), v2.ToDtype(torch.float32, scale=True),
                        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 

@@ -44,6 +44,24 @@ def all_reduce_mean(value: float, device: torch.device) -> float:
     return (t / dist.get_world_size()).item()
 
 
+def any_process(flag: bool, device: torch.device) -> bool:
+    """True when ``flag`` is true in any process (``flag`` itself when not distributed)."""
+    if not dist.is_initialized():
+        return flag
+    t = torch.tensor([int(flag)], dtype=torch.int32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def all_gather_objects(obj: object) -> list:
+    """``obj`` of every process, by rank (``[obj]`` when not distributed); every process must call it."""
+    if not dist.is_initialized():
+        return [obj]
+    out: list = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def cleanup() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -1,8 +1,13 @@
 """One training loop for every task: ``loss_dict = module(batch)``; the rest is bookkeeping.
 
 Bookkeeping: device placement, mixed precision on CUDA, gradient clipping, DDP, TensorBoard and
-``metrics.jsonl``, ``last.pt`` every epoch (and on Ctrl-C), ``best.pt`` on the validation split,
-resume, progress bars, and the count of skipped clips.
+``metrics.jsonl``, ``last.pt`` every epoch, ``best.pt`` on the validation split, progress bars, and
+the count of skipped clips (exact whatever the loader's worker count: gathered from every DDP process).
+
+Interrupt and resume: SIGINT (Ctrl-C) and SIGTERM (``kill``, ``timeout``, a scheduler's pre-emption)
+stop the run at the next step boundary and save ``last.pt`` there, mid-epoch included, with every
+random state (see :mod:`avcorr.engine._resume`); ``--resume`` then continues without re-decoding the
+batches already done and ends with the same weights and metrics as an uninterrupted run on the CPU.
 
 Failure made visible: after each validation the task's main metric is compared with its baseline
 (:meth:`avcorr.tasks.base.Task.chance_test`); a score not significantly above it logs a WARNING in
@@ -13,11 +18,13 @@ warnings about the last validation (e.g. trivial separation masks). None of it c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -27,12 +34,14 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from .. import __version__
 from .._amp import autocast as _autocast
-from ..config import Config, config_to_dict
+from .._progress import progress as progress_bar
+from ..config import Config, ConfigError, config_to_dict
 from ..data.errors import SkipLog
 from ..metrics.chance import ChanceTest
 from ..tasks.base import Task
 from . import distributed as dist_utils
-from .checkpoint import load_checkpoint, save_checkpoint
+from ._resume import ResumableSampler, SeededItems, StopSignals, ignore_sigint, rng_state, set_rng_state
+from .checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from .optim import build_optimizer, build_scheduler
 
 logger = logging.getLogger(__name__)
@@ -54,11 +63,19 @@ def json_safe(obj: Any) -> Any:
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # workers decode; the main process owns the cores for compute
+    ignore_sigint()
 
 
 def make_loader(dataset, task: Task, batch_size: int, *, train: bool, num_workers: int, seed: int = 0,
-                distributed: bool = False, drop_last: bool | None = None) -> DataLoader:
-    """A DataLoader for ``dataset`` (shuffled, optionally sharded with DistributedSampler, when training)."""
+                distributed: bool = False, drop_last: bool | None = None, rank: int = 0) -> DataLoader:
+    """A DataLoader for ``dataset`` (shuffled, optionally sharded with DistributedSampler, when training).
+
+    A training loader's sampler is a :class:`~avcorr.engine._resume.ResumableSampler` over
+    :class:`~avcorr.engine._resume.SeededItems`: every item is drawn under a seed made from its place
+    in the run (``seed``, epoch, ``rank``, position), so items do not depend on the worker count and a
+    resumed epoch can start part-way. The loader's own generator draws the workers' base seeds, so
+    making an iterator leaves the global random state alone.
+    """
     sampler = task.build_sampler(dataset, train=train, seed=seed, distributed=distributed)
     if sampler is None and train:
         if distributed:
@@ -67,11 +84,13 @@ def make_loader(dataset, task: Task, batch_size: int, *, train: bool, num_worker
             g = torch.Generator()
             g.manual_seed(seed)
             sampler = RandomSampler(dataset, generator=g)
+    if train:
+        sampler, dataset = ResumableSampler(sampler, seed, rank), SeededItems(dataset)
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=num_workers,
         collate_fn=task.collate_fn, drop_last=train if drop_last is None else drop_last,
         persistent_workers=num_workers > 0 and train, worker_init_fn=_worker_init if num_workers > 0 else None,
-        pin_memory=torch.cuda.is_available(),
+        pin_memory=torch.cuda.is_available(), generator=torch.Generator().manual_seed(seed),
     )
 
 
@@ -91,13 +110,11 @@ def evaluate_loader(module: nn.Module, loader: Iterable, task: Task, device: tor
         skips: collects the clips skipped while loading.
         progress: show a tqdm bar.
     """
-    from tqdm.auto import tqdm
-
     was_training = module.training
     module.eval()
     evaluator = task.new_evaluator()
     try:
-        for batch in tqdm(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
+        for batch in progress_bar(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
             if skips is not None:
                 skips.add(batch.get("skipped", ()))
             batch = task.to_device(batch, device, channels_last)
@@ -110,6 +127,19 @@ def evaluate_loader(module: nn.Module, loader: Iterable, task: Task, device: tor
 
 
 @dataclass
+class EpochProgress:
+    """The epoch in progress: batches and items done, and the sums of its training metrics."""
+
+    steps: int = 0  # batches done in this epoch
+    positions: int = 0  # sampler positions consumed (steps x batch size)
+    loss_sum: float = 0.0
+    n: int = 0
+    correct: int = 0
+    n_judged: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
 class TrainState:
     epoch: int = 0  # completed epochs
     step: int = 0  # optimiser steps taken
@@ -118,6 +148,28 @@ class TrainState:
     last_val: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     at_chance: dict[int, bool] = field(default_factory=dict)  # epoch -> main val metric at its baseline
+    progress: EpochProgress = field(default_factory=EpochProgress)  # of epoch ``epoch + 1``
+    pending_validation: bool = False  # epoch ``epoch`` is trained and logged, its validation not done
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT / SIGTERM (or Ctrl-C) after saving ``last.pt``.
+
+    Attributes:
+        signal_name: ``"SIGINT"``, ``"SIGTERM"``, or ``"KeyboardInterrupt"`` (raised by code).
+        checkpoint: the saved ``last.pt``.
+        exit_code: 130 (SIGINT, Ctrl-C) or 143 (SIGTERM), as a shell reports a process killed by them.
+        where: the saved position in words, e.g. ``"epoch 2, after 3 of 6 steps"``.
+    """
+
+    def __init__(self, signal_name: str, checkpoint: Path, where: str):
+        super().__init__(f"interrupted by {signal_name}: saved {checkpoint} ({where})")
+        self.signal_name, self.checkpoint, self.where = signal_name, checkpoint, where
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130
+
+
+class _StopRequested(Exception):
+    """Internal: every process reached a step boundary after a stop signal."""
 
 
 class Trainer:
@@ -127,7 +179,7 @@ class Trainer:
         cfg: the resolved config (stored in every checkpoint).
         task: builds datasets, model and evaluator.
         out_dir: the run folder.
-        resume: continue from ``out_dir/checkpoints/last.pt`` when it exists.
+        resume: continue from ``out_dir/checkpoints/last.pt`` when it exists (mid-epoch too).
         progress: tqdm bars (main process only).
     """
 
@@ -145,6 +197,9 @@ class Trainer:
             torch.set_num_threads(t.num_threads)
         torch.manual_seed(t.seed + self.rank)
         self.skips = SkipLog(logger)
+        if self.is_main:  # what killed writes left (.last.pt.tmp<pid>, .metrics.jsonl.tmp<pid>)
+            remove_stale_temporaries(self.ckpt_dir)
+            remove_stale_temporaries(self.out_dir)
 
         self.train_set = task.build_dataset(cfg.data.train_split, train=True)
         self.val_set = task.build_dataset(cfg.data.val_split, train=False) if self.is_main else None
@@ -153,12 +208,13 @@ class Trainer:
                 self.skips.add(getattr(ds, "init_skipped", ()))
         self.train_loader = make_loader(self.train_set, task, t.batch_size, train=True,
                                         num_workers=cfg.data.num_workers, seed=t.seed,
-                                        distributed=self.world_size > 1)
+                                        distributed=self.world_size > 1, rank=self.rank)
         if len(self.train_loader) == 0:
-            raise ValueError(f"train split has {len(self.train_set)} examples, fewer than one batch of "
+            raise ConfigError(f"train split has {len(self.train_set)} examples, fewer than one batch of "
                              f"{t.batch_size}; lower train.batch_size")
         self.val_loader = (make_loader(self.val_set, task, t.eval_batch_size, train=False,
-                                       num_workers=cfg.data.num_workers) if self.val_set is not None else None)
+                                       num_workers=cfg.data.num_workers, seed=t.seed)
+                           if self.val_set is not None else None)
 
         model = task.build_model()
         self.model = model.to(self.device)
@@ -176,18 +232,23 @@ class Trainer:
         amp_fp16 = t.amp and self.device.type == "cuda" and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp_fp16)
         self.state = TrainState()
+        self._metrics_rows = 0  # rows of metrics.jsonl this run stands on
+        self._stop: StopSignals | None = None
         if resume:
             self._resume()
+        self._snapshot = rng_state()  # the random states at the last step boundary
         self.writer = None
         if self.is_main:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(self.out_dir))
+            # a resumed run drops the events it will write again (after the checkpoint's step)
+            self.writer = SummaryWriter(str(self.out_dir), purge_step=self.state.step if resume and self.state.step
+                                        else None)
 
     # -- checkpoints -------------------------------------------------------------------------
-    def _checkpoint_state(self) -> dict[str, Any]:
+    def _checkpoint_state(self, rng: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         s = self.state
-        return {
+        state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -202,10 +263,25 @@ class Trainer:
             "config": config_to_dict(self.cfg),
             "avcorr_version": __version__,
         }
+        if rng is not None:  # last.pt: what a resume needs to continue exactly
+            state["resume"] = {"progress": asdict(s.progress), "pending_validation": s.pending_validation,
+                               "rng": rng, "skipped": dict(self.skips.reasons), "metrics_rows": self._metrics_rows}
+        return state
 
     def _save(self, name: str) -> None:
         if self.is_main:
             save_checkpoint(self._checkpoint_state(), self.ckpt_dir / name)
+
+    def _save_last(self, rng: dict[str, Any], *, collective: bool = True) -> None:
+        """Write ``last.pt`` with the random states ``rng`` (of every process when ``collective``)."""
+        if collective:
+            states = dist_utils.all_gather_objects(rng)
+            for reasons in dist_utils.all_gather_objects(self.skips.reasons)[1:]:
+                self.skips.add(reasons.items())
+        else:  # a forced stop cannot wait for the other processes
+            states = [rng]
+        if self.is_main:
+            save_checkpoint(self._checkpoint_state(states), self.ckpt_dir / "last.pt")
 
     def _resume(self) -> None:
         path = self.ckpt_dir / "last.pt"
@@ -217,11 +293,38 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
-        self.state.epoch, self.state.step = int(ckpt["epoch"]), int(ckpt["step"])
-        self.state.best, self.state.best_epoch = ckpt.get("best"), int(ckpt.get("best_epoch", -1))
-        self.state.last_val = dict(ckpt.get("metrics") or {})
-        self.state.at_chance = {int(e): bool(v) for e, v in (ckpt.get("at_chance") or {}).items()}
-        logger.info("resumed from %s at epoch %d, step %d", path, self.state.epoch, self.state.step)
+        s = self.state
+        s.epoch, s.step = int(ckpt["epoch"]), int(ckpt["step"])
+        s.best, s.best_epoch = ckpt.get("best"), int(ckpt.get("best_epoch", -1))
+        s.last_val = dict(ckpt.get("metrics") or {})
+        s.at_chance = {int(e): bool(v) for e, v in (ckpt.get("at_chance") or {}).items()}
+        extra = ckpt.get("resume") or {}
+        s.progress = EpochProgress(**extra.get("progress", {}))
+        s.pending_validation = bool(extra.get("pending_validation", False))
+        self.skips.reasons.update(extra.get("skipped") or {})  # logged by the run that found them
+        self._keep_metrics_rows(extra.get("metrics_rows"))
+        rngs = extra.get("rng") or []
+        if self.rank < len(rngs):
+            set_rng_state(rngs[self.rank])
+        else:
+            logger.warning("%s holds no random state for process %d: its random draws will differ from an "
+                           "uninterrupted run", path, self.rank)
+        logger.info("resumed from %s at %s (step %d)", path, self._where(), s.step)
+
+    def _keep_metrics_rows(self, rows: int | None) -> None:
+        """Drop ``metrics.jsonl`` rows written after the checkpoint (they are written again); load the rest."""
+        path = self.out_dir / "metrics.jsonl"
+        if not self.is_main or not path.is_file():
+            return
+        lines = path.read_text().splitlines()
+        if rows is not None and len(lines) > rows:
+            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+            tmp.write_text("".join(line + "\n" for line in lines[:rows]))
+            os.replace(tmp, path)
+            logger.info("%s: dropped %d row(s) written after the checkpoint", path, len(lines) - rows)
+            lines = lines[:rows]
+        self.state.history = [json.loads(line) for line in lines if line.strip()]
+        self._metrics_rows = len(self.state.history)
 
     # -- logging -----------------------------------------------------------------------------
     def _log_metrics(self, split: str, metrics: dict[str, float], extra: dict[str, Any] | None = None) -> None:
@@ -232,6 +335,7 @@ class Trainer:
         self.state.history.append(row)
         with open(self.out_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
+        self._metrics_rows += 1
         for k, v in metrics.items():
             if isinstance(v, (int, float)) and self.writer is not None:
                 self.writer.add_scalar(f"{split}/{k}", v, self.state.step)
@@ -272,84 +376,159 @@ class Trainer:
             outlook = "the model has not learned yet" if epoch < epochs else "the run ends without having learned"
             logger.warning("%s after epoch %d of %d: %s", test.describe("val"), epoch, epochs, outlook)
 
-    def _train_epoch(self) -> dict[str, float]:
-        from tqdm.auto import tqdm
+    def _stop_requested(self) -> bool:
+        """Whether a stop signal reached any process (all of them agree, so they stop at the same step)."""
+        flag = self._stop is not None and self._stop.name is not None
+        return dist_utils.any_process(flag, self.device) if self.world_size > 1 else flag
 
-        t = self.cfg.train
-        self.train_module.train()
-        sampler = self.train_loader.sampler
-        if hasattr(sampler, "set_epoch"):  # DistributedSampler and task samplers (e.g. class-balanced)
-            sampler.set_epoch(self.state.epoch)
-        elif isinstance(sampler, RandomSampler) and sampler.generator is not None:
-            sampler.generator.manual_seed(t.seed + self.state.epoch)
-        loss_sum, correct, n, n_judged, t0 = 0.0, 0, 0, 0, time.time()
-        bar = tqdm(self.train_loader, desc=f"epoch {self.state.epoch + 1}/{t.epochs}", disable=not self.progress,
-                   dynamic_ncols=True, leave=False)
-        for batch in bar:
-            self.skips.add(batch.get("skipped", ()))
-            batch = self.task.to_device(batch, self.device, t.channels_last)
-            with _autocast(self.device, t.amp):
-                out = self.train_module(batch)
-            loss = out["loss"]
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at step {self.state.step}; lower optim.lr "
-                                         f"or set train.grad_clip")
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if t.grad_clip > 0:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+    def _train_step(self, batch: dict[str, Any]) -> None:
+        t, p = self.cfg.train, self.state.progress
+        self.skips.add(batch.get("skipped", ()))
+        batch = self.task.to_device(batch, self.device, t.channels_last)
+        with _autocast(self.device, t.amp):
+            out = self.train_module(batch)
+        loss = out["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {self.state.step}; lower optim.lr "
+                                     f"or set train.grad_clip")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if t.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        loss_value = loss.item()
+        b = batch["label"].shape[0] if "label" in batch else 1
+        labels = out.get("label", batch.get("label"))  # a module that makes its own pairs returns their labels
+        judged = "logits" in out and labels is not None and out["logits"].dim() == 2
+        correct = int((out["logits"].argmax(-1) == labels).sum()) if judged else 0
+        with self._critical():  # the update and its count, never one without the other
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()
             self.state.step += 1
-            b = batch["label"].shape[0] if "label" in batch else 1
-            loss_sum += loss.item() * b
-            n += b
-            labels = out.get("label", batch.get("label"))  # a module that makes its own pairs returns their labels
-            if "logits" in out and labels is not None and out["logits"].dim() == 2:
-                correct += int((out["logits"].argmax(-1) == labels).sum())
-                n_judged += labels.shape[0]
-            if self.progress:
-                bar.set_postfix(loss=f"{loss_sum / n:.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
-            if self.writer is not None and self.state.step % max(1, t.log_every) == 0:
-                self.writer.add_scalar("train/loss", loss.item(), self.state.step)
-                self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.state.step)
-            if t.max_steps and self.state.step >= t.max_steps:
-                break
-        elapsed = time.time() - t0
-        metrics = {"loss": dist_utils.all_reduce_mean(loss_sum / max(1, n), self.device),
-                   "samples_per_s": n * self.world_size / max(elapsed, 1e-9), "skipped_clips": len(self.skips)}
-        if correct:
-            metrics["avc_acc" if self.task.main_metric == "avc_acc" else "acc"] = correct / max(1, n_judged)
-        return metrics
+            p.steps += 1
+            p.positions += t.batch_size
+            p.loss_sum += loss_value * b
+            p.n += b
+            if judged:
+                p.correct += correct
+                p.n_judged += labels.shape[0]
+            self._snapshot = rng_state()  # the random states at this step boundary
+        if self.writer is not None and self.state.step % max(1, t.log_every) == 0:
+            self.writer.add_scalar("train/loss", loss_value, self.state.step)
+            self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.state.step)
 
-    def fit(self) -> TrainState:
-        """Train until ``train.epochs`` (or ``train.max_steps``); Ctrl-C saves ``last.pt`` and re-raises."""
-        t = self.cfg.train
-        start = time.time()
-        validated = False
+    def _train_epoch(self) -> dict[str, float]:
+        """Train the rest of epoch ``epoch + 1`` (all of it unless resumed part-way); returns its metrics.
+
+        Raises:
+            _StopRequested: a stop signal arrived; the epoch's progress is in ``state.progress``.
+        """
+        t, p = self.cfg.train, self.state.progress
+        self.train_module.train()
+        sampler = self.train_loader.sampler
+        sampler.set_epoch(self.state.epoch)  # type: ignore[union-attr]
+        sampler.skip(p.positions)  # type: ignore[union-attr]
+        t0 = time.time() - p.seconds
+        bar = progress_bar(self.train_loader, desc=f"epoch {self.state.epoch + 1}/{t.epochs}", initial=p.steps,
+                           disable=not self.progress, dynamic_ncols=True, leave=False)
         try:
-            while self.state.epoch < t.epochs and not (t.max_steps and self.state.step >= t.max_steps):
-                train_metrics = self._train_epoch()
-                self.state.epoch += 1
-                self._log_metrics("train", train_metrics)
-                if self.state.epoch % max(1, t.eval_every) == 0 or self.state.epoch >= t.epochs:
-                    self.validate()
-                    validated = True
-                self._save("last.pt")
-        except KeyboardInterrupt:
-            logger.warning("interrupted: saving %s (epoch %d, step %d); continue with --resume",
-                           self.ckpt_dir / "last.pt", self.state.epoch, self.state.step)
-            self._save("last.pt")
+            for batch in bar:
+                self._train_step(batch)
+                p.seconds = time.time() - t0
+                if self.progress:
+                    bar.set_postfix(loss=f"{p.loss_sum / p.n:.3f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+                if self._stop_requested():
+                    raise _StopRequested
+                if t.max_steps and self.state.step >= t.max_steps:
+                    break
+        except Exception:
+            if self._stop is not None and self._stop.name is not None:  # e.g. a worker killed by the same SIGTERM
+                raise _StopRequested from None
             raise
         finally:
-            if self.writer is not None:
-                self.writer.flush()
+            bar.close()
+        for reasons in dist_utils.all_gather_objects(self.skips.reasons)[1:]:
+            self.skips.add(reasons.items())  # clips other processes skipped
+        metrics = {"loss": dist_utils.all_reduce_mean(p.loss_sum / max(1, p.n), self.device),
+                   "samples_per_s": p.n * self.world_size / max(time.time() - t0, 1e-9),
+                   "skipped_clips": len(self.skips)}
+        if p.correct:
+            metrics["avc_acc" if self.task.main_metric == "avc_acc" else "acc"] = p.correct / max(1, p.n_judged)
+        return metrics
+
+    def _critical(self):
+        """A block a forced stop (second signal) waits for; see :meth:`StopSignals.critical`."""
+        return self._stop.critical() if self._stop is not None else contextlib.nullcontext()
+
+    def _end_epoch(self, metrics: dict[str, float]) -> None:
+        """Log the finished epoch, validate when due, and write ``last.pt``."""
+        with self._critical():
+            self.state.epoch += 1
+            self.state.progress = EpochProgress()
+            self.state.pending_validation = True
+            self._log_metrics("train", metrics)
+        self._validate_if_due()
+
+    def _validate_if_due(self) -> None:
+        """Validate epoch ``state.epoch`` when due, then write ``last.pt`` (the end of an epoch)."""
+        t = self.cfg.train
+        if self.state.epoch % max(1, t.eval_every) == 0 or self.state.epoch >= t.epochs:
+            self.validate()
+            self._validated = True
+        with self._critical():
+            self.state.pending_validation = False
+            self._snapshot = rng_state()
+            self._save_last(self._snapshot)
+
+    def fit(self) -> TrainState:
+        """Train until ``train.epochs`` (or ``train.max_steps``).
+
+        SIGINT (Ctrl-C) and SIGTERM stop the run at the next step boundary (or after the validation in
+        progress), save ``last.pt`` there, and raise :class:`TrainingInterrupted`; ``--resume``
+        continues from that point exactly. A second signal stops at once (``last.pt`` then holds the
+        last completed step).
+        """
+        t = self.cfg.train
+        start = time.time()
+        self._validated = False
+        with StopSignals() as stop:
+            self._stop = stop
+            try:
+                if self.state.pending_validation:  # interrupted during the validation of a trained epoch
+                    self._validate_if_due()
+                    if self._stop_requested():
+                        raise _StopRequested
+                while self.state.epoch < t.epochs and not (t.max_steps and self.state.step >= t.max_steps):
+                    metrics = self._train_epoch()
+                    self._end_epoch(metrics)
+                    if self._stop_requested():
+                        raise _StopRequested
+            except (KeyboardInterrupt, _StopRequested) as e:
+                with stop.critical(raise_forced=False):  # a further signal cannot tear this write
+                    self._save_last(self._snapshot, collective=isinstance(e, _StopRequested))
+                where = self._where()
+                name = stop.name if stop.name is not None else "KeyboardInterrupt"
+                logger.info("interrupted by %s: saved %s (%s, step %d); continue with --resume",
+                            name, self.ckpt_dir / "last.pt", where, self.state.step)
+                raise TrainingInterrupted(name, self.ckpt_dir / "last.pt", where) from None
+            finally:
+                self._stop = None
+                if self.writer is not None:
+                    self.writer.flush()
         self.elapsed = time.time() - start
-        if not validated:  # e.g. resumed after the last epoch; every rank calls it (it ends in a barrier)
+        if not self._validated:  # e.g. resumed after the last epoch; every rank calls it (it ends in a barrier)
             self.validate()
         return self.state
+
+    def _where(self) -> str:
+        """The saved position in words, e.g. ``"epoch 2, after 3 of 6 steps"``."""
+        s = self.state
+        if s.pending_validation:
+            return f"epoch {s.epoch} trained, its validation not done"
+        if s.progress.steps:
+            return f"epoch {s.epoch + 1}, after {s.progress.steps} of {len(self.train_loader)} steps"
+        return f"end of epoch {s.epoch}"
 
     def close(self) -> None:
         if self.writer is not None:

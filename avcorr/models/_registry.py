@@ -59,11 +59,10 @@ def load_checkpoint_state(path: str | Path) -> dict[str, torch.Tensor]:
         FileNotFoundError: no such file.
         ValueError: the file holds no recognisable state dict.
     """
+    from .._torch_load import load_tensors_only
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    with torch.serialization.safe_globals(_numpy_array_globals()):  # released PANNs files hold numpy sampler state
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = load_tensors_only(path, _numpy_array_globals())  # released PANNs files hold numpy sampler state
     for key in ("model", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

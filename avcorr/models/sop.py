@@ -27,9 +27,7 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
-from torchvision.models.resnet import BasicBlock
 
 from ._registry import load_checkpoint_state, register_model
 
@@ -124,6 +122,9 @@ def _like_weight(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 def _scaled_resnet18(width: float) -> nn.Module:
     """A ResNet-18 with every stage's channels times ``width`` (torchvision's own model at 1.0)."""
+    import torchvision  # here, not at import: it costs about a second, and only this model needs it
+    from torchvision.models.resnet import BasicBlock
+
     if width == 1.0:
         return torchvision.models.resnet18(weights=None)
     widths = [max(4, int(round(c * width))) for c in (64, 128, 256, 512)]

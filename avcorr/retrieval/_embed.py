@@ -92,7 +92,7 @@ def encode_clips(model: torch.nn.Module, loader: Iterable[dict[str, Any]], *, de
     Returns:
         :class:`ClipEmbeddings`; decoding failures are in ``skipped`` (logged once each).
     """
-    from tqdm.auto import tqdm
+    from .._progress import progress as progress_bar  # one iterator of the loader (tqdm.auto would make two)
 
     for name in ("encode_audio", "encode_visual"):
         if not callable(getattr(model, name, None)):
@@ -102,7 +102,7 @@ def encode_clips(model: torch.nn.Module, loader: Iterable[dict[str, Any]], *, de
     model.eval()
     audio_parts, visual_parts, items, skipped = [], [], [], []
     try:
-        bar = tqdm(loader, desc=desc, total=total, disable=not progress, leave=False, dynamic_ncols=True)
+        bar = progress_bar(loader, desc=desc, total=total, disable=not progress, leave=False, dynamic_ncols=True)
         for batch in bar:
             for vid, reason in batch.get("skipped", ()):
                 logger.warning("skipped clip %s: %s", vid, reason)
