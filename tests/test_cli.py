@@ -119,7 +119,7 @@ def test_recognize_and_tag_say_no_audio_before_loading_a_model(tmp_path, capsys,
     ckpt = str(tmp_path / "never_read.pt")
     assert recognize.main([str(photo), "--checkpoint", ckpt, str(silent)]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert err == [f"error: {photo}: no audio stream", f"error: {silent}: no audio stream"]
+    assert err == [f"error: skipped {photo}: no audio stream", f"error: skipped {silent}: no audio stream"]
     assert tag.main(["--checkpoint", ckpt, "--input", str(photo), "--quiet"]) == 1
     assert "-photo.jpg" in capsys.readouterr().err
     with pytest.raises(Exception, match="no audio stream"):
