@@ -222,3 +222,15 @@ def test_avol_all_pairs_loss():
     out["loss"].backward()
     with pytest.raises(ValueError, match="negatives"):
         LocalizationModule(m, negatives="some")
+
+
+def test_avol_cosine_variant():
+    from avcorr.models import create_model
+
+    m = create_model("test_avolnet", cosine=True, temperature=0.1)
+    assert m.calibration.weight.item() == pytest.approx(10.0)
+    cells, _ = m.visual_cells(torch.randn(2, 3, 64, 64))
+    assert torch.allclose(cells.norm(dim=1), torch.ones(2, *cells.shape[-2:]), atol=1e-5)
+    assert torch.allclose(m.audio_embedding(torch.randn(2, 48000)).norm(dim=-1), torch.ones(2), atol=1e-5)
+    plain = create_model("test_avolnet")
+    assert not plain.normalized and plain.calibration.weight.item() == 1.0

@@ -59,7 +59,8 @@ class AVOLNet(nn.Module):
         width: channel multiplier of both towers (1.0 = paper: 64-128-256-512).
         objective: ``"avol"`` (calibrated dot product + sigmoid, logistic MIL loss) or
             ``"contrastive"`` (cosine map, MIL InfoNCE).
-        temperature: contrastive only: softmax temperature of the InfoNCE (EZ-VSL: 0.03).
+        temperature: the contrastive model's InfoNCE temperature (EZ-VSL: 0.03); with ``cosine``, AVOL-Net's
+            initial calibration scale is its inverse.
         prior_prob: AVOL only: initial probability that a cell "sounds", which sets the calibration's
             initial bias to ``log(p / (1 - p))`` (the prior-probability initialisation of RetinaNet,
             Lin et al. 2017; not specified by the paper). With a bias of 0 the max-pooled logistic loss
@@ -71,6 +72,10 @@ class AVOLNet(nn.Module):
             OGL uses 0.4); 1.0 = no blending.
         vision_width: channel multiplier of the vision tower alone (default: ``width``).
         audio_width: channel multiplier of the audio tower alone (default: ``width``).
+        cosine: AVOL only: compare L2-normalised cells and audio (cosine similarity) instead of raw
+            embeddings, with the calibration's scale starting at ``1 / temperature``. Bounded
+            similarities keep the logistic loss from stalling at ln 2 while the embeddings' norms
+            drift (the contrastive model always normalises).
         vision_stride: 16 (the paper: 14 x 14 cells at 224 px) or 8 (the vision tower's last max-pool
             dropped: 28 x 28 at 224 px, 16 x 16 at 128 px). The convolutions cost the same; the
             finer grid is what lets a map outline objects of a few percent of the frame.
@@ -81,7 +86,7 @@ class AVOLNet(nn.Module):
 
     def __init__(self, embed_dim: int = 128, width: float = 1.0, objective: str = "avol", temperature: float = 0.03,
                  prior_prob: float = 0.01, prior_alpha: float = 1.0, vision_width: float | None = None, audio_width: float | None = None,
-                 vision_stride: int = 16, sample_rate: int = 48000, n_fft: int = 512, win_length: int = 480, hop_length: int = 240,
+                 vision_stride: int = 16, cosine: bool = False, sample_rate: int = 48000, n_fft: int = 512, win_length: int = 480, hop_length: int = 240,
                  n_frames: int = 200, n_mels: int = 0):
         super().__init__()
         if objective not in OBJECTIVES:
@@ -95,6 +100,7 @@ class AVOLNet(nn.Module):
         if vision_stride not in (8, 16):
             raise ValueError(f"vision_stride must be 8 or 16, got {vision_stride}")
         self.objective = objective
+        self.normalized = objective == "contrastive" or bool(cosine)
         self.embed_dim = embed_dim
         self.sample_rate = sample_rate
         self.prior_alpha = prior_alpha
@@ -112,8 +118,8 @@ class AVOLNet(nn.Module):
                                         nn.Linear(embed_dim, embed_dim))
         if objective == "avol":
             self.calibration = nn.Conv2d(1, 1, 1)  # scalar scale and bias of the similarity map
-            with torch.no_grad():  # unit scale (a random negative one would flip the map), low prior bias
-                self.calibration.weight.fill_(1.0)
+            with torch.no_grad():  # a positive scale (a random negative one would flip the map), low prior bias
+                self.calibration.weight.fill_(1.0 / temperature if cosine else 1.0)
                 self.calibration.bias.fill_(math.log(prior_prob / (1.0 - prior_prob)))
         else:
             self.register_buffer("logit_scale", torch.tensor(1.0 / temperature), persistent=False)
@@ -127,7 +133,7 @@ class AVOLNet(nn.Module):
         """
         x = torch.amax(self.audio(self.audio_bn0(self.frontend(wave))), dim=(2, 3))
         x = self.audio_head(x)
-        return F.normalize(x, dim=-1) if self.objective == "contrastive" else x
+        return F.normalize(x, dim=-1) if self.normalized else x
 
     def visual_cells(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Cell embeddings as the maps use them, and the tower features they come from.
@@ -141,7 +147,7 @@ class AVOLNet(nn.Module):
         """
         feats = self.vision(image)
         cells = self.vision_head(feats)
-        if self.objective == "contrastive":
+        if self.normalized:
             cells = F.normalize(cells, dim=1)
         return cells, feats
 
