@@ -1,24 +1,33 @@
-# AVE-Net quickstart: trains on the embedded synthetic dataset in minutes on a 2-core CPU.
+# AVE-Net quickstart: trains on the embedded synthetic dataset (or your own, data.root=...) in minutes
+# on a 2-core CPU.
 #
-# Same architecture, pair sampling and 1 s of 48 kHz audio as the paper (see avenet_paper.py), but
-# the conv towers are 1/8 wide, frames are 96 px and the spectrogram is 129 x 100 (256-point FFT,
-# 10 ms hop), so that the quickstart finishes in about 10 minutes on a 2-core laptop CPU.
-# For real data on a GPU use avenet_paper.py (or override model.width=1.0 data.image_size=224
-# data.audio.n_fft=512 data.audio.win_length=480 data.audio.hop_length=240 data.audio.n_frames=200).
+# The paper's architecture (two VGG-style towers, 128-d embeddings, a distance -> correspondence head)
+# at 1/8 width on 96 px frames, with three departures from the paper, each chosen on the development
+# families (embedded, clutter) and kept for the held-out ones (see README "Dataset families" and
+# experiments/RESULTS.md):
+#  * the in-batch contrastive objective (loss.name="contrastive": symmetric InfoNCE over the batch plus
+#    the paper's head trained on in-batch negatives). The paper's pair cross-entropy
+#    (loss.name="pairs", as avenet_paper.py) stayed at chance for 6 of 10 epochs on clutter;
+#  * 3 s of audio around the frame instead of 1 s (as the recent localization work, LVS / EZ-VSL):
+#    a short sound in a long clip (a spoken word, an intermittent source) is inside the window;
+#  * a 64-band log-mel spectrogram of 16 kHz audio (25 ms windows, 10 ms hop: 64 x 300) instead of the
+#    linear 48 kHz spectrogram: the same input whatever the recording's rate (8 kHz speech to 48 kHz),
+#    and a third of the audio tower's cost per second of audio.
+# The paper's own settings: avenet_paper.py (a GPU job).
 from .common.avc import avc_paper
 
 config = avc_paper()
 config.model.width = 0.125
 config.data.image_size = 96
-config.data.audio.n_fft = 256  # 129 frequency bins
-config.data.audio.win_length = 256
-config.data.audio.hop_length = 480  # 10 ms hop -> 100 frames per second
-config.data.audio.n_frames = 100
-config.data.train_pairs_per_clip = 8  # an epoch = 8 random pairs per training clip
-config.data.eval_pairs_per_clip = 4
-# The objective: in-batch contrastive (InfoNCE over the batch + the paper's distance -> correspondence
-# head on in-batch negatives; see the README). The paper's pair cross-entropy is loss.name=pairs (and
-# avenet_paper.py): on data it was not tuned on it stays at chance for epochs (see RESULTS.md).
+config.data.audio.sample_rate = 16000
+config.data.audio.seconds = 3.0
+config.data.audio.n_fft = 512
+config.data.audio.win_length = 400  # 25 ms
+config.data.audio.hop_length = 160  # 10 ms -> 300 frames in 3 s
+config.data.audio.n_frames = 300
+config.data.audio.n_mels = 64
+config.data.train_pairs_per_clip = 8  # an epoch = 8 random positives per training clip
+config.data.eval_pairs_per_clip = 4  # evaluation: half positive, half negative pairs, as the paper
 config.loss.name = "contrastive"
 config.loss.temperature = 0.07
 config.optim.lr = 1e-3
