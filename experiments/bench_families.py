@@ -38,12 +38,15 @@ from typing import Any, Sequence
 
 # recipe -> (config file, the test metrics reported, the baseline metrics beside them, needs folders)
 RECIPES: dict[str, dict[str, Any]] = {
-    "avenet": {"config": "avenet.py", "metrics": ["avc_acc", "a2v/ndcg@10", "v2a/ndcg@10", "a2v/recall@10"],
+    "avenet": {"config": "avenet.py", "metrics": ["avc_acc", "ceiling/avc_acc", "a2v/ndcg@10", "v2a/ndcg@10",
+                                                  "a2v/class_recall@1", "v2a/class_recall@1"],
                "retrieval": True},
-    "avenet_paper_objective": {"config": "avenet.py", "metrics": ["avc_acc", "a2v/ndcg@10", "v2a/ndcg@10"],
-                               "retrieval": True, "overrides": ["loss.name=pairs"]},
+    "avenet_paper": {"config": "avenet_paper.py", "metrics": ["avc_acc", "a2v/ndcg@10", "v2a/ndcg@10"],
+                     "retrieval": True},
     "avolnet": {"config": "avolnet.py", "metrics": ["fixed/ciou@0.5", "center/fixed/ciou@0.5", "ciou@0.5",
                                                     "auc_ciou"]},
+    "avolnet_paper": {"config": "avolnet_paper.py", "metrics": ["fixed/ciou@0.5", "center/fixed/ciou@0.5", "ciou@0.5",
+                                                                "auc_ciou"]},
     "ezvsl": {"config": "ezvsl.py", "metrics": ["fixed/ciou@0.5", "center/fixed/ciou@0.5", "ciou@0.5", "auc_ciou"]},
     "sop": {"config": "sop.py", "metrics": ["nsdr", "sdr", "sir", "sar"]},
     "ast_folder": {"config": "ast_folder.py", "metrics": ["acc", "mAP"], "folders": True},
