@@ -31,10 +31,14 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
+
+from ._lazy import no_grad as _no_grad
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger("avcorr.localize")
 
@@ -72,6 +76,7 @@ def load_localizer(checkpoint: str | Path, device: str = "auto"):
 def _windows(wave: torch.Tensor, times: Sequence[float], sr: int, seconds: float, loop: bool) -> torch.Tensor:
     """(len(times), round(seconds * sr)) audio windows centred on ``times``, zero-padded past the ends
     (or taken from the looped audio when ``loop``)."""
+    import torch
     n = int(round(seconds * sr))
     total = wave.shape[0]
     out = torch.zeros(len(times), n)
@@ -96,7 +101,7 @@ class _Localizer:
         self.sr, self.seconds = cfg.data.audio.sample_rate, cfg.data.audio.seconds
         self.transform = squash_transform(cfg.data.image_size)
 
-    @torch.no_grad()
+    @_no_grad
     def maps(self, frames: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) frames and (N, T) audio -> float (N, h, w) heatmaps on the CPU."""
         images = self.transform(frames).to(self.device)
@@ -265,6 +270,7 @@ def localize_grid(checkpoint: str | Path, out_dir: str | Path, *, data_root: str
         The PNG's path. The clips that could not be read are logged and listed in ``out_dir/skipped.csv``
         (id, path, reason; a header only when none was skipped).
     """
+    import torch
     from .data._skipped import SKIPPED_FILE, clip_paths, skipped_rows, write_skipped_csv
     from .data.layout import load_split
     from .data.localization import LocalizationDataset
@@ -313,7 +319,9 @@ def localize_grid(checkpoint: str | Path, out_dir: str | Path, *, data_root: str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m avcorr.localize", description=__doc__.split("\n\n")[0],
+    from ._cli import ArgumentParser
+
+    p = ArgumentParser(prog="python -m avcorr.localize", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="localization checkpoint written by avcorr.train")
     p.add_argument("--out", required=True, help="output folder")
@@ -334,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
     if not args.grid and not args.video:
         p.error("give --video CLIP (or --grid for a contact sheet of a split)")
     from ._cli import setup_logging

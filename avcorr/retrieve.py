@@ -21,10 +21,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
+
+from ._lazy import no_grad as _no_grad
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger("avcorr.retrieve")
 
@@ -65,7 +69,7 @@ class EmbeddingModel:
     def amp(self) -> bool:
         return bool(self.cfg.train.amp)
 
-    @torch.no_grad()
+    @_no_grad
     def encode(self, modality: str, x: torch.Tensor, pool: str = "mean") -> np.ndarray:
         """Embed F frames (F, 3, S, S) or F audio windows (F, T) of one query; pooled to (D,)."""
         from .retrieval import pool_embeddings
@@ -90,6 +94,7 @@ def _config_hash(cfg) -> str:
 
 def _weights_sha256(state: dict[str, torch.Tensor]) -> str:
     """sha256 over a state dict's names, dtypes, shapes and values (order independent)."""
+    import torch
     h = hashlib.sha256()
     for name in sorted(state):
         t = state[name].detach().cpu().contiguous()
@@ -105,6 +110,7 @@ def load_embedding_model(checkpoint: str | Path, device: str = "auto") -> Embedd
         FileNotFoundError: no such checkpoint.
         ValueError: not an avcorr checkpoint, or its model has no ``encode_audio`` / ``encode_visual``.
     """
+    import torch
     from .config import config_from_dict
     from .engine.checkpoint import load_checkpoint
     from .engine.distributed import resolve_device
@@ -279,6 +285,7 @@ def embed_query(em: EmbeddingModel, *, audio: str | Path | None = None, video: s
     Returns:
         ``(embedding (D,), query modality, preview uint8 (3, H, W) or None)``.
     """
+    import torch
     from .data import decode
     from .data.embed import audio_windows, frame_times, read_image
     from .data.transforms import frame_transform
@@ -405,10 +412,14 @@ def _write_json(path: str | Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _parser() -> argparse.ArgumentParser:
-    from .retrieval import INDEX_KINDS, POOLINGS
+INDEX_KINDS = ("flat", "ivf", "ivfpq", "hnsw")  # = avcorr.retrieval.INDEX_KINDS (a test checks), without importing it
+POOLINGS = ("mean", "max")  # = avcorr.retrieval.POOLINGS
 
-    p = argparse.ArgumentParser(prog="python -m avcorr.retrieve", description=__doc__.split("\n\n")[0])
+
+def _parser() -> argparse.ArgumentParser:
+    from ._cli import ArgumentParser
+
+    p = ArgumentParser(prog="python -m avcorr.retrieve", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     pi = sub.add_parser("index", help="embed a split and save (or extend) a FAISS index")
     pi.add_argument("--checkpoint", required=True, help="checkpoint written by avcorr.train")

@@ -23,10 +23,14 @@ import os
 import sys
 import wave
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
+
+from ._lazy import no_grad as _no_grad
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger("avcorr.separate")
 
@@ -102,7 +106,7 @@ class Separator:
         times = frame_times(reader.fps, reader.num_frames, centre, d.frames_per_clip, d.frame_stride)
         return self.transform(reader.get_frames(times)).transpose(0, 1)
 
-    @torch.no_grad()
+    @_no_grad
     def separate(self, mixture: torch.Tensor, readers: Sequence[Any], *, pixels: bool = False) -> dict[str, Any]:
         """Separate one mixture into one waveform per video.
 
@@ -116,6 +120,7 @@ class Separator:
             joined over windows; ``pixel_maps`` list of N (h, w) maps and ``pixel_frames`` (N, 3, S, S)
             normalised frames when ``pixels``.
         """
+        import torch
         from .models._sop_audio import apply_masks, stft, warp
 
         s, win = self.settings, self.window
@@ -156,6 +161,7 @@ def _output_names(videos: Sequence[str]) -> list[str]:
 
 
 def _spectrogram_db(x: torch.Tensor, settings: Any) -> np.ndarray:
+    import torch
     from .models._sop_audio import stft
 
     return (20 * torch.log10(stft(x.float(), settings).abs() + 1e-6)).numpy()
@@ -194,6 +200,7 @@ def plot_separation(path: Path, mixture: torch.Tensor, sources: torch.Tensor, ma
 
 def plot_pixel_map(path: Path, frame: torch.Tensor, energy: torch.Tensor, title: str) -> None:
     """PNG: a frame and its per-pixel sound energy map (bilinearly upsampled, overlaid)."""
+    import torch
     import matplotlib
 
     matplotlib.use("Agg")
@@ -221,7 +228,9 @@ def plot_pixel_map(path: Path, frame: torch.Tensor, energy: torch.Tensor, title:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m avcorr.separate", description=__doc__.split("\n\n")[0],
+    from ._cli import ArgumentParser
+
+    p = ArgumentParser(prog="python -m avcorr.separate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="checkpoint of a 'separation' run (e.g. RUN/checkpoints/best.pt)")
     p.add_argument("--videos", nargs="+", required=True, help="one video per source to separate")
@@ -230,7 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--pixels", action="store_true", help="also write each video's per-pixel sound energy map")
     p.add_argument("--device", default="auto")
     p.add_argument("--video-backend", default=None, help="torchcodec (default) or decord")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
+    import torch
+
     from ._cli import setup_logging
     from .data import decode
     from .data.errors import BadClipError

@@ -105,6 +105,22 @@ def test_short_audio_is_padded_not_dropped(tmp_path):
     assert item["audio"][:4000].abs().sum() > 0
 
 
+def test_one_frame_video_with_long_audio_is_said(tmp_path, caplog):
+    from tests.media import make_video
+
+    root = tmp_path / "r"
+    (root / "train" / "video").mkdir(parents=True)
+    make_video(root / "train" / "video" / "aaaaaaaaaaa.mp4", duration=0.1, fps=10, size=(40, 30), audio_sr=8000,
+               audio_seconds=3.0)  # one frame, 3 s of audio
+    make_video(root / "train" / "video" / "bbbbbbbbbbb.mp4", duration=1.0, fps=10, size=(40, 30), audio_sr=8000)
+    (root / "train" / "vid2genre.json").write_text(json.dumps({"aaaaaaaaaaa": "x", "bbbbbbbbbbb": "y"}))
+    ds = _ds(root, image_size=24)
+    with caplog.at_level("WARNING"):
+        ds[0], ds[1]
+    said = [r.getMessage() for r in caplog.records if "frame(s)" in r.getMessage()]
+    assert len(said) == 1 and "aaaaaaaaaaa" in said[0] and "1 frame(s)" in said[0] and "3.0" in said[0]
+
+
 def test_too_few_clips_is_a_clear_error(tmp_path):
     root = tmp_path / "r"
     (root / "train" / "audio").mkdir(parents=True)

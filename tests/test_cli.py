@@ -140,7 +140,8 @@ def test_recognize_takes_a_dash_name(tmp_path, monkeypatch, capsys):
 def test_help_does_not_import_torch():
     """--help of these CLIs is instant: no torch (2+ s) before the options are read."""
     code = ("import sys, runpy\n"
-            "for cli in ('avcorr.train', 'avcorr.evaluate', 'avcorr.recognize', 'avcorr.tag'):\n"
+            "for cli in ('avcorr.train', 'avcorr.evaluate', 'avcorr.recognize', 'avcorr.tag', 'avcorr.retrieve',\n"
+            "            'avcorr.localize', 'avcorr.separate'):\n"
             "    sys.argv = [cli, '--help']\n"
             "    try:\n"
             "        runpy.run_module(cli, run_name='__main__')\n"
@@ -150,3 +151,9 @@ def test_help_does_not_import_torch():
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.stderr.strip().splitlines()[-1] == "False"
+
+
+def test_retrieve_cli_choices_match_the_library():
+    from avcorr import retrieval, retrieve
+
+    assert retrieve.INDEX_KINDS == retrieval.INDEX_KINDS and retrieve.POOLINGS == retrieval.POOLINGS

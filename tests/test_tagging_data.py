@@ -309,3 +309,8 @@ def test_weighted_sampler_and_weights(tmp_path):
     np.testing.assert_allclose(read_weight_file(f, expected=4), w)
     with pytest.raises(LayoutError, match="4 weights for 3"):
         read_weight_file(f, expected=3)
+
+
+def test_a_layout_is_not_taken_for_a_folder_per_class(tiny_root):
+    with pytest.raises(LayoutError, match=r"an avcorr layout split.*data.format=layout"):
+        folder_source(tiny_root, "val")

@@ -3,6 +3,7 @@ and the "draw a clip; on failure record it as bad and try another" loop of their
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections import OrderedDict
@@ -12,6 +13,8 @@ from typing import Any, Callable
 from . import decode
 from .errors import BadClipError
 from .layout import Clip
+
+logger = logging.getLogger(__name__)
 
 
 class ClipFailed(Exception):
@@ -201,6 +204,12 @@ class ClipMedia:
             if a.duration <= 0:
                 raise ClipFailed(clip.vid, f"{source}: zero-length audio")
             info = (float(v.fps), int(v.num_frames), float(a.duration))
+            video_seconds = v.num_frames / v.fps
+            if v.num_frames < 2 or video_seconds < 0.5 * a.duration:
+                logger.warning("clip %s: the video has %d frame(s) (%.2f s) for %.2f s of audio: every pair of "
+                               "this clip uses %s (%s)", clip.vid, v.num_frames, video_seconds, a.duration,
+                               "that one frame" if v.num_frames < 2 else "the frames of its first seconds",
+                               clip.video)
             self._info[clip.vid] = info
             self._pixels[clip.vid] = int(v.width) * int(v.height)
         return info

@@ -212,6 +212,11 @@ def folder_source(root: str | Path, split: str, *, val_fraction: float = 0.1,
     if not root.is_dir():
         raise LayoutError(f"{root}: folder-per-class root {'is not a folder' if root.exists() else 'does not exist'}")
     sub_roots = [s for s in FOLDER_SPLITS if (root / s).is_dir()]
+    layout_split = next((root / s for s in sub_roots if (root / s / "vid2genre.json").is_file()), None)
+    if layout_split is not None:
+        raise LayoutError(f"{layout_split}: an avcorr layout split (vid2genre.json, audio/, video/), not a folder "
+                          f"per class: use data.format=layout for it (or python -m data_tools.make_folder_dataset "
+                          f"{root} OUT to make a folder per class)")
     if split not in FOLDER_SPLITS:
         raise ValueError(f"split must be one of {FOLDER_SPLITS}, got {split!r}")
     explicit = bool(sub_roots)
