@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import logging
 from pathlib import Path
 from typing import Any, Callable
@@ -74,27 +75,55 @@ def load_checkpoint_state(path: str | Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def create_model(name: str, checkpoint_path: str | Path | None = None, **kwargs: Any) -> nn.Module:
+def load_state_into(model: nn.Module, checkpoint_path: str | Path, source: str | None = None) -> None:
+    """Load a local checkpoint file into ``model``: its ``load_pretrained`` when it has one (released
+    key layouts, a classifier head that may differ), else a strict ``load_state_dict``."""
+    state = load_checkpoint_state(checkpoint_path)
+    load = getattr(model, "load_pretrained", None)
+    if load is not None:
+        if source is not None and "source" in inspect.signature(load).parameters:
+            load(state, source=source)
+        else:
+            load(state)
+    else:
+        model.load_state_dict(state, strict=True)
+
+
+def create_model(name: str, checkpoint_path: str | Path | None = None, pretrained: bool | str = False,
+                 **kwargs: Any) -> nn.Module:
     """Build a registered model.
 
     Args:
         name: a name from :func:`list_models`.
         checkpoint_path: optional local file to load weights from (strict key match).
+        pretrained: ``True`` loads the released weights of ``name`` (downloaded once into the cache,
+            see :mod:`avcorr.hub`); a string names a tag from ``avcorr.hub.list_pretrained()``.
         **kwargs: passed to the variant function; ``None`` values are dropped so defaults stand.
 
     Raises:
-        ValueError: unknown model name (the message lists the registered ones).
+        ValueError: unknown model name (the message lists the registered ones), both
+            ``checkpoint_path`` and ``pretrained``, or released weights made for another model.
+        avcorr.hub.WeightsError: the released file cannot be had (offline, download, hash).
     """
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
+    if pretrained and checkpoint_path:
+        raise ValueError("give checkpoint_path or pretrained, not both")
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     model = _MODELS[name](**kwargs)
-    if checkpoint_path:
-        state = load_checkpoint_state(checkpoint_path)
-        load = getattr(model, "load_pretrained", None)
-        if load is not None:
-            load(state)
-        else:
-            model.load_state_dict(state, strict=True)
+    if pretrained:
+        from .. import hub
+
+        tag = name if pretrained is True else str(pretrained)
+        try:
+            entry = hub.get_weights(tag)
+        except KeyError as e:
+            raise ValueError(e.args[0]) from None
+        if entry.model != name:
+            raise ValueError(f"released weights {entry.tag!r} are for {entry.model!r}, not {name!r}")
+        hub.load_pretrained(model, entry.tag)
+        logger.info("loaded %s weights %s", name, entry.tag)
+    elif checkpoint_path:
+        load_state_into(model, checkpoint_path)
         logger.info("loaded %s weights from %s", name, checkpoint_path)
     return model

@@ -203,6 +203,32 @@ class VGGishPostprocessor(nn.Module):
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
 
+    @classmethod
+    def from_file(cls, path: str | Path) -> "VGGishPostprocessor":
+        """Read PCA parameters from the official ``.npz`` or torchvggish's ``.pth`` (the same two arrays).
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: a key is missing, a shape is wrong, or the file cannot be read safely.
+        """
+        path = Path(path)
+        if path.suffix == ".npz":
+            return cls.from_npz(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"VGGish PCA parameters not found: {path}")
+        from .._torch_load import load_tensors_only
+        from ._registry import _numpy_array_globals
+
+        data = load_tensors_only(path, _numpy_array_globals())
+        keys = ("pca_eigen_vectors", "pca_means")
+        if not isinstance(data, dict) or any(k not in data for k in keys):
+            have = ", ".join(map(str, data)) if isinstance(data, dict) else type(data).__name__
+            raise ValueError(f"{path}: expected {' and '.join(keys)}, found {have or 'nothing'}")
+        try:
+            return cls(*(torch.as_tensor(np.asarray(data[k], dtype=np.float32)) for k in keys))
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
     def pca(self, embedding: torch.Tensor) -> torch.Tensor:
         """(..., 128) raw embedding -> (..., 128) PCA-whitened float embedding (not clipped)."""
         return (embedding.float() - self.means) @ self.eigen_vectors.T
@@ -358,6 +384,16 @@ class VGGish(nn.Module):
         elif pca:
             raise ValueError(f"{source}: has {', '.join(pca)} but not both pproc.pca_matrix and pproc.pca_means")
 
+    def load_companion(self, role: str, path: str | Path) -> None:
+        """Load a file released beside the weights: ``role="pca"`` sets the PCA post-processor.
+
+        Raises:
+            ValueError: an unknown role.
+        """
+        if role != "pca":
+            raise ValueError(f"VGGish has no use for a {role!r} file ({path})")
+        self.set_postprocessor(VGGishPostprocessor.from_file(path))
+
 
 def load_vggish(weights: str | Path, pca: str | Path | None = None, arch: str = "vggish",
                 device: torch.device | str = "cpu") -> VGGish:
@@ -380,7 +416,7 @@ def load_vggish(weights: str | Path, pca: str | Path | None = None, arch: str = 
     if not isinstance(net, VGGish):
         raise ValueError(f"{arch!r} is not a VGGish variant")
     if pca is not None:
-        net.set_postprocessor(VGGishPostprocessor.from_npz(pca))
+        net.set_postprocessor(VGGishPostprocessor.from_file(pca))
     if net.postprocessor is None:
         raise ValueError(f"{weights}: no PCA parameters in the weights file; pass --pca vggish_pca_params.npz")
     return net.to(device).eval()
