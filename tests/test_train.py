@@ -29,6 +29,8 @@ def test_train_resume_evaluate(tiny_root, tmp_path):
     for name in ("config.json", "train.log", "metrics.jsonl", "checkpoints/last.pt", "checkpoints/best.pt"):
         assert (run / name).is_file(), name
     assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
+    report = (run / "report.html").read_text()  # written at the end of training
+    assert "Learning curves" in report and "avc_acc" in report
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["data"]["root"] == str(tiny_root) and cfg["model"]["name"] == "test_avenet"
     rows = _rows(run)
