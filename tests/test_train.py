@@ -29,6 +29,14 @@ def test_train_resume_evaluate(tiny_root, tmp_path):
     for name in ("config.json", "train.log", "metrics.jsonl", "checkpoints/last.pt", "checkpoints/best.pt"):
         assert (run / name).is_file(), name
     assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run), size_guidance={"tensors": 0, "scalars": 0}).Reload()
+    scalars, tensors = events.Tags()["scalars"], events.Tags()["tensors"]
+    assert "val/avc_acc" in scalars and "train/loss" in scalars
+    assert "val/num_pairs" not in scalars and "val/num_pairs" not in tensors  # a counter is not a curve...
+    assert "val/counters/text_summary" in tensors  # ...but a table of numbers
+    assert "hparam/best_avc_acc" in scalars  # the HParams tab: config settings beside the best value
     report = (run / "report.html").read_text()  # written at the end of training
     assert "Learning curves" in report and "avc_acc" in report
     cfg = json.loads((run / "config.json").read_text())

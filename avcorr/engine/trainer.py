@@ -38,6 +38,7 @@ from .._progress import progress as progress_bar
 from ..config import Config, ConfigError, config_to_dict
 from ..data.errors import SkipLog
 from ..metrics.chance import ChanceTest
+from ..metrics.names import is_counter
 from ..tasks.base import Task
 from . import distributed as dist_utils
 from ._resume import ResumableSampler, SeededItems, StopSignals, ignore_sigint, rng_state, set_rng_state
@@ -336,9 +337,18 @@ class Trainer:
         with open(self.out_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(json_safe(row), allow_nan=False) + "\n")
         self._metrics_rows += 1
-        for k, v in metrics.items():
-            if isinstance(v, (int, float)) and self.writer is not None:
-                self.writer.add_scalar(f"{split}/{k}", v, self.state.step)
+        if self.writer is not None:
+            counters = []
+            for k, v in metrics.items():
+                if not isinstance(v, (int, float)):
+                    continue
+                if is_counter(k):  # a number to read, not a curve
+                    counters.append(f"| {k} | {v:.6g} |")
+                else:
+                    self.writer.add_scalar(f"{split}/{k}", v, self.state.step)
+            if counters:
+                self.writer.add_text(f"{split}/counters", "| counter | value |\n|---|---|\n" + "\n".join(counters),
+                                     self.state.step)
         shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
         logger.info("epoch %d step %d %s: %s", self.state.epoch, self.state.step, split, shown)
 
@@ -521,11 +531,32 @@ class Trainer:
             self.validate()
         if self.is_main:
             if self.writer is not None:
+                self._write_hparams()
                 self.writer.flush()
             from ..report import try_build_report
 
             try_build_report(self.out_dir)
         return self.state
+
+    def _write_hparams(self) -> None:
+        """The config's settings beside the run's best validation value, for TensorBoard's HParams tab."""
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk(f"{prefix}.{k}" if prefix else str(k), v)
+            elif isinstance(value, (bool, int, float, str)):
+                flat[prefix] = value
+            elif value is not None:
+                flat[prefix] = json.dumps(value)
+
+        walk("", config_to_dict(self.cfg))
+        best = self.state.best
+        if best is None or not math.isfinite(best):
+            return
+        self.writer.add_hparams(flat, {f"hparam/best_{self.task.main_metric}": best}, run_name=".",
+                                global_step=self.state.step)
 
     def _where(self) -> str:
         """The saved position in words, e.g. ``"epoch 2, after 3 of 6 steps"``."""

@@ -19,15 +19,13 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..metrics.names import REFERENCE_PREFIXES, is_counter
 from ._page import esc, fmt, line_chart, page, table
 
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
-# Values that count things: shown as numbers, never drawn as curves.
-COUNTERS = ("num_pairs", "num_clips", "num_items", "num_queries", "skipped_clips", "samples_per_s",
-            "retrieval/num_clips", "retrieval/skipped_clips", "seconds", "lr")
-_REF_PREFIXES = ("baseline/", "center/", "ceiling/")
+_REF_PREFIXES = REFERENCE_PREFIXES
 _NOT_METRICS = ("epoch", "step", "split", "at_chance", "warnings", "skipped_list", "checkpoint", "data_root")
 _MAIN_FIRST = ("avc_acc", "loss", "ciou@0.5", "auc_ciou", "fixed/ciou@0.5", "fixed/auc_ciou", "nsdr", "sdr",
                "acc", "mAP", "AUC", "d_prime", "a2v/ndcg@10", "v2a/ndcg@10")
@@ -62,7 +60,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _is_counter(key: str) -> bool:
-    return key in COUNTERS or key.rsplit("/", 1)[-1] in COUNTERS or key.endswith(("_clips", "num_pairs"))
+    return is_counter(key) or key == "lr"
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
