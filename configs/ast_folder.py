@@ -12,7 +12,7 @@
 #   model.name=ast_base model.checkpoint_path=/path/audioset_10_10_0.4593.pth
 #   'model.kwargs={"n_mels": 128, "n_frames": 512, "fstride": 10, "tstride": 10, "freqm": 24, "timem": 96}'
 #   optim.name=adam optim.lr=1e-5 optim.weight_decay=5e-7 optim.warmup_steps=0 train.batch_size=12 train.epochs=25
-# and the fbank statistics of the data (python -m data_tools.fbank_stats DIR --format folder) as
+# and the fbank statistics of the data (python -m data_tools.fbank_stats --root DIR --format folder) as
 #   model.kwargs norm_mean / norm_std (default: AudioSet's -4.27 / 4.57).
 from .common.tagging import folder_from_scratch
 

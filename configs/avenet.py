@@ -3,7 +3,7 @@
 #
 # The paper's architecture (two VGG-style towers, 128-d embeddings, a distance -> correspondence head)
 # at 1/8 width on 96 px frames, with three departures from the paper, each chosen on the development
-# families (embedded, clutter) and kept for the held-out ones (see README "Dataset families" and
+# families (embedded, clutter) and kept for the held-out ones (see docs/data.md "Dataset families" and
 # experiments/RESULTS.md):
 #  * the in-batch contrastive objective (loss.name="contrastive": symmetric InfoNCE over the batch plus
 #    the paper's head trained on in-batch negatives). The paper's pair cross-entropy

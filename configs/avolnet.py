@@ -2,7 +2,7 @@
 #
 # The paper's model (calibrated scalar product of every grid cell with the audio embedding, sigmoid,
 # max over cells, logistic loss) at the quickstart sizes of configs/common/localization.py, with three
-# departures chosen on the development families (README "Dataset families", experiments/RESULTS.md);
+# departures chosen on the development families (docs/data.md "Dataset families", experiments/RESULTS.md);
 # as in the paper it stayed near chance for the whole budget on `clutter` (test fixed/ciou@0.5 0.04):
 #  * cosine similarity (cells and audio L2-normalised; the calibration's scale starts at 1 / 0.1),
 #  * every other clip of the batch as a negative (loss.negatives="all"; the paper: one per positive),

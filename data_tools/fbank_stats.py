@@ -24,8 +24,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
 
 def fbank_stats(source, *, sample_rate: int = 16000, n_mels: int = 128, n_frames: int = 1024,
                 batch_size: int = 16, num_workers: int = 0, progress: bool = False) -> dict:
@@ -41,6 +39,7 @@ def fbank_stats(source, *, sample_rate: int = 16000, n_mels: int = 128, n_frames
     Returns:
         ``{"norm_mean", "norm_std", "clips", "skipped_clips", "n_mels", "n_frames", "sample_rate"}``.
     """
+    import torch
     from torch.utils.data import DataLoader
 
     from avcorr._progress import progress as progress_bar

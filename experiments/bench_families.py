@@ -4,7 +4,7 @@ For every (recipe, family, seed) this trains the SHIPPED config with only ``data
 ``train.seed`` changed, evaluates ``best.pt`` on the test split, and writes one JSON per run, a
 summary table (mean +- std over seeds; held-out families marked) and learning-curve pictures.
 
-Families (see the README's "Dataset families"):
+Families (see docs/data.md, "Dataset families"):
 
 * ``embedded``  the embedded synthetic dataset (generated into the cache when missing);
 * ``clutter``, ``wide``  ``python -m data_tools.make_synthetic_family NAME DIR/NAME``;
