@@ -24,14 +24,14 @@ Example:
 
 # This file only runs the command. ``avcorr.recognize`` is the *function* (``from avcorr import
 # recognize``, defined in avcorr.inference.tagging); importing this file as a module would bind that
-# name to the module instead, so it refuses. The command's code is avcorr._recognize_cli.
+# name to the module instead, so it refuses. The command's code is avcorr.recognize_cli.
 if __name__ != "__main__":
     raise ImportError("avcorr.recognize is the function `from avcorr import recognize` (avcorr.inference.tagging); "
-                      "the command runs as `python -m avcorr.recognize`, its code is avcorr._recognize_cli "
+                      "the command runs as `python -m avcorr.recognize`, its code is avcorr.recognize_cli "
                       "(main(argv)); load_tagger and window_starts are in avcorr.inference.tagging")
 
 import sys
 
-from avcorr._recognize_cli import main
+from avcorr.recognize_cli import main
 
 sys.exit(main())

@@ -110,7 +110,7 @@ def test_fit_folder_then_recognize(sounds_root, tmp_path, capsys):
     assert sum(p for _, p in mx) >= 1.0 - 1e-6  # max-pooled probabilities
     assert all(p >= dict(top)[lab] - 0.02 for lab, p in mx)  # the max over windows is at least their mean
     # the CLI
-    from avcorr._recognize_cli import main as recognize_main
+    from avcorr.recognize_cli import main as recognize_main
 
     capsys.readouterr()
     assert recognize_main([str(tmp_path / "long_tone.wav"), "--checkpoint", str(best), "--top-k", "2", "--json"]) == 0

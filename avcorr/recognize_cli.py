@@ -76,3 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if skipped:
         print(f"{skipped} of {len(args.files)} file(s) skipped", file=sys.stderr)
     return 1 if skipped else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
