@@ -1,8 +1,13 @@
 """avcorr: self-supervised audio-visual correspondence and the audio models around it.
 
 ``avcorr.create_model`` / ``list_models`` / ``register_model`` and ``avcorr.recognize`` (tag an audio
-file with a tagging checkpoint) are imported lazily so that light tools (``python -m
-data_tools.validate``) start without loading torch.
+file with a tagging checkpoint; :func:`avcorr.inference.tagging.recognize`) are imported lazily so that
+light tools (``python -m data_tools.validate``) start without loading torch.
+
+Where things are: :mod:`avcorr.runs` loads a trained run for inference (:func:`~avcorr.runs.load_run`);
+:mod:`avcorr.inference` holds the inference code of each task; the modules ``avcorr.train``,
+``avcorr.evaluate``, ``avcorr.localize``, ``avcorr.separate``, ``avcorr.retrieve``, ``avcorr.tag`` and
+``avcorr.recognize`` are the command lines (``python -m avcorr.<command>``), thin shells over them.
 """
 
 from typing import Any
@@ -18,8 +23,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(models, name)
     if name == "recognize":
-        from .recognize import recognize
+        from .inference.tagging import recognize
 
-        globals()["recognize"] = recognize  # the function, not the submodule the import bound here
+        globals()["recognize"] = recognize
         return recognize
     raise AttributeError(f"module 'avcorr' has no attribute {name!r}")

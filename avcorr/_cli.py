@@ -1,5 +1,6 @@
-"""Shared command-line plumbing: an argument parser that takes file names starting with '-', and
-logging setup (console through tqdm, plus a log file)."""
+"""Shared command-line plumbing: an argument parser that takes file names starting with '-', the
+arguments every command shares (:func:`add_common_args`), and logging setup (console through tqdm,
+plus a log file)."""
 
 from __future__ import annotations
 
@@ -72,3 +73,47 @@ class ArgumentParser(argparse.ArgumentParser):
         if re.search(r"(^|[\s'\[])-[^-\s]", message) or "expected" in message and "argument" in message:
             message = f"{message} ({_DASH_HINT})"
         super().error(message)
+
+
+# The arguments several commands share, defined once: name -> (flag, argparse keywords).
+COMMON_ARGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "checkpoint": ("--checkpoint", {"required": True, "help": "checkpoint written by avcorr.train "
+                                                              "(e.g. RUN/checkpoints/best.pt)"}),
+    "device": ("--device", {"default": "auto", "help": "auto (CUDA when present), cpu or cuda[:i] (default auto)"}),
+    "out": ("--out", {"help": "output folder"}),
+    "no_progress": ("--no-progress", {"action": "store_true", "help": "no progress bars"}),
+    "data": ("--data", {"default": None, "help": "dataset ROOT (default: the one in the checkpoint's config)"}),
+    "split": ("--split", {"default": "test", "help": "split to use (default: test)"}),
+    "batch_size": ("--batch-size", {"type": int, "default": 16, "help": "items per forward pass (default 16)"}),
+    "workers": ("--workers", {"type": int, "default": 0, "help": "data loader workers (default 0)"}),
+    "vggish": ("--vggish", {"default": None, "help": "embedding heads: VGGish weights (torchvggish key layout)"}),
+    "pca": ("--pca", {"default": None, "help": "embedding heads: vggish_pca_params.npz"}),
+    "vggish_arch": ("--vggish-arch", {"default": "vggish",
+                                      "help": "registry name of the VGGish variant (default vggish)"}),
+}
+
+
+def add_common_args(parser: argparse.ArgumentParser, *names: str, **changes: dict[str, Any]) -> None:
+    """Add the shared arguments ``names`` (keys of :data:`COMMON_ARGS`) to ``parser``.
+
+    Args:
+        parser: a parser or sub-parser.
+        *names: which arguments, in the order they are added.
+        **changes: per name, argparse keywords that differ for this command, e.g.
+            ``out={"required": True}`` or ``batch_size={"default": None}``.
+
+    Raises:
+        KeyError: an unknown name, or a change for a name not added.
+    """
+    unknown = [n for n in (*names, *changes) if n not in COMMON_ARGS] + [n for n in changes if n not in names]
+    if unknown:
+        raise KeyError(f"not a shared argument, or changed but not added: {', '.join(unknown)}")
+    for name in names:
+        flag, kwargs = COMMON_ARGS[name]
+        parser.add_argument(flag, **{**kwargs, **changes.get(name, {})})
+
+
+def error_exit(error: BaseException) -> int:
+    """Print ``error: <message>`` on stderr (one line per line of the message) and return exit status 2."""
+    print(f"error: {error}", file=sys.stderr)
+    return 2

@@ -17,13 +17,14 @@ import difflib
 import math
 import hashlib
 import importlib.util
-import json
 import sys
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
+
+from ._atomic import write_json
 
 __all__ = [
     "AudioConfig",
@@ -478,7 +479,4 @@ def config_from_dict(data: dict[str, Any]) -> Config:
 
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config as JSON (atomically)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(config_to_dict(cfg), indent=2) + "\n")
-    tmp.replace(path)
+    write_json(path, config_to_dict(cfg))

@@ -14,402 +14,20 @@ copy of it); a checkpoint of another model, dimension or weights is refused.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
-import os
 import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Sequence
 
-import numpy as np
+from .inference.retrieval import (EmbeddingModel, build_index, contact_sheet, embed_query, embed_split,
+                                  load_embedding_model, query_index)
 
-from ._lazy import no_grad as _no_grad
-
-if TYPE_CHECKING:
-    import torch
-
-logger = logging.getLogger("avcorr.retrieve")
-
-__all__ = ["EmbeddingModel", "build_index", "embed_query", "embed_split", "load_embedding_model", "main", "query_index"]
-
-
-# ----------------------------------------------------------------------------------------------
-# the model and its fingerprint
-
-
-class EmbeddingModel:
-    """A checkpoint's model with the input settings of its config and its fingerprint.
-
-    Attributes:
-        model: the network (eval mode, on ``device``).
-        cfg: the resolved :class:`~avcorr.config.Config` stored in the checkpoint.
-        device: where it runs.
-        info: ``model``, ``embed_dim``, ``config_hash``, ``weights_sha256``, ``checkpoint``, ``epoch``
-            (what an index records).
-    """
-
-    def __init__(self, model: torch.nn.Module, cfg, device: torch.device, info: dict[str, Any]):
-        self.model, self.cfg, self.device, self.info = model, cfg, device, info
-
-    @property
-    def image_size(self) -> int:
-        return int(self.cfg.data.image_size)
-
-    @property
-    def sample_rate(self) -> int:
-        return int(self.cfg.data.audio.sample_rate)
-
-    @property
-    def seconds(self) -> float:
-        return float(self.cfg.data.audio.seconds)
-
-    @property
-    def amp(self) -> bool:
-        return bool(self.cfg.train.amp)
-
-    @_no_grad
-    def encode(self, modality: str, x: torch.Tensor, pool: str = "mean") -> np.ndarray:
-        """Embed F frames (F, 3, S, S) or F audio windows (F, T) of one query; pooled to (D,)."""
-        from .retrieval import pool_embeddings
-        from ._amp import autocast as _autocast
-
-        fn = self.model.encode_visual if modality == "visual" else self.model.encode_audio
-        with _autocast(self.device, self.amp):
-            e = fn(x.to(self.device))
-        return pool_embeddings(e.float()[None], pool)[0].cpu().numpy()
-
-
-def _config_hash(cfg) -> str:
-    """sha256 of the config entries that decide what an embedding means (model and input format)."""
-    from .config import config_to_dict
-
-    d = config_to_dict(cfg)
-    model = {k: v for k, v in d["model"].items() if k != "checkpoint_path"}
-    audio = {k: v for k, v in d["data"]["audio"].items() if k != "gain_jitter"}
-    key = {"task": d["task"], "model": model, "image_size": d["data"]["image_size"], "audio": audio}
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-
-
-def _weights_sha256(state: dict[str, torch.Tensor]) -> str:
-    """sha256 over a state dict's names, dtypes, shapes and values (order independent)."""
-    import torch
-    h = hashlib.sha256()
-    for name in sorted(state):
-        t = state[name].detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def load_embedding_model(checkpoint: str | Path, device: str = "auto") -> EmbeddingModel:
-    """Rebuild the model of a training checkpoint for embedding.
-
-    Raises:
-        FileNotFoundError: no such checkpoint.
-        ValueError: not an avcorr checkpoint, or its model has no ``encode_audio`` / ``encode_visual``.
-    """
-    import torch
-    from .config import config_from_dict
-    from .engine.checkpoint import load_checkpoint
-    from .engine.distributed import resolve_device
-    from .tasks import build_task
-
-    ckpt = load_checkpoint(checkpoint)
-    cfg = config_from_dict(ckpt["config"])
-    cfg.model.checkpoint_path = ""
-    model = build_task(cfg).build_model()
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise ValueError(f"{checkpoint}: weights do not fit model {cfg.model.name!r}: "
-                         f"{str(e).splitlines()[0]}") from None
-    for name in ("encode_audio", "encode_visual"):
-        if not callable(getattr(model, name, None)):
-            raise ValueError(f"{checkpoint}: model {cfg.model.name!r} has no {name}(); retrieval needs an audio-visual "
-                             "embedding model such as avenet")
-    dev = resolve_device(device)
-    model.to(dev).eval()
-    size = cfg.data.image_size
-    with torch.no_grad():  # the embedding size (L3-Net's is its pooled feature size, not embed_dim)
-        dim = int(model.encode_visual(torch.zeros(1, 3, size, size, device=dev)).shape[-1])
-    info = {"model": cfg.model.name, "embed_dim": dim, "config_hash": _config_hash(cfg),
-            "weights_sha256": _weights_sha256(ckpt["model"]), "checkpoint": str(Path(checkpoint).resolve()),
-            "epoch": ckpt.get("epoch")}
-    return EmbeddingModel(model, cfg, dev, info)
-
-
-# ----------------------------------------------------------------------------------------------
-# embedding a split / building an index
-
-
-def _data_root(cfg, data_root: str | Path | None, progress: bool) -> str:
-    if data_root:
-        return str(data_root)
-    if cfg.data.root:
-        return cfg.data.root
-    from .data.synthetic import ensure_default_dataset
-
-    root = str(ensure_default_dataset(progress=progress))
-    logger.info("data.root not set: using the embedded synthetic dataset at %s", root)
-    return root
-
-
-def embed_split(em: EmbeddingModel, root: str | Path, split: str, *, frames: int = 3, pool: str = "mean",
-                batch_size: int = 16, num_workers: int = 0, progress: bool = False):
-    """Pooled audio and visual embeddings of every clip of a split.
-
-    Args:
-        em: from :func:`load_embedding_model`.
-        root: dataset root.
-        split: split name.
-        frames: frames / audio windows per clip.
-        pool: ``"mean"`` or ``"max"``.
-        batch_size: clips per batch.
-        num_workers: DataLoader workers.
-        progress: tqdm bar.
-
-    Returns:
-        :class:`avcorr.retrieval.ClipEmbeddings` (undecodable clips skipped, logged and counted; ``paths``
-        names the file of every clip of the split).
-    """
-    from torch.utils.data import DataLoader
-
-    from .data._skipped import clip_paths
-    from .data.embed import ClipEmbedDataset, collate_clips
-    from .data.layout import load_split
-    from .retrieval import encode_clips
-
-    index = load_split(root, split)
-    ds = ClipEmbedDataset(index, frames=frames, sample_rate=em.sample_rate, seconds=em.seconds,
-                          image_size=em.image_size, video_backend=em.cfg.data.video_backend or None)
-    if len(ds) == 0:
-        raise ValueError(f"{Path(root) / split}: no clip with a video file to embed")
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_clips)
-    emb = encode_clips(em.model, loader, device=em.device, pool=pool, amp=em.amp, progress=progress,
-                       desc=f"embed {split}")
-    emb.skipped = list(ds.init_skipped) + emb.skipped
-    emb.paths = clip_paths(index.clips)
-    return emb
-
-
-def build_index(checkpoint: str | Path, out: str | Path, *, data_root: str | Path | None = None, split: str = "test",
-                frames: int = 3, pool: str = "mean", config=None, append: bool = False, batch_size: int = 16,
-                num_workers: int = 0, device: str = "auto", progress: bool = False):
-    """Embed a split with a checkpoint and save (or extend) a :class:`~avcorr.retrieval.RetrievalIndex`.
-
-    Args:
-        checkpoint: a training checkpoint.
-        out: the index folder.
-        data_root: dataset root (default: the checkpoint config's, else the embedded synthetic one).
-        split: split to embed.
-        frames: frames / audio windows per clip.
-        pool: per-clip pooling.
-        config: :class:`~avcorr.retrieval.IndexConfig` (default: exact flat index).
-        append: add to the index already in ``out`` (same model required; ids already there skipped).
-        batch_size: clips per batch.
-        num_workers: DataLoader workers.
-        device: ``auto``, ``cpu`` or ``cuda[:i]``.
-        progress: tqdm bar.
-
-    Returns:
-        ``(index, embeddings)``. The skipped clips of each indexed split are listed in ``index.json``
-        (``info.sources[i].skipped_list``: id, path, reason) and, for every source of the index, in
-        ``out/skipped.csv``.
-
-    Raises:
-        FileExistsError: ``out`` holds an index and ``append`` is False.
-        IndexMismatchError: ``append`` to an index of another model or embedding settings.
-    """
-    from .data._skipped import SKIPPED_FILE, skipped_rows, write_skipped_csv
-    from .retrieval import IndexMismatchError, RetrievalIndex
-    from .retrieval._store import META_FILE, merge_sources
-
-    out = Path(out)
-    if (out / META_FILE).exists() and not append:
-        raise FileExistsError(f"{out} already holds an index; pass --append to add to it or choose another --out")
-    em = load_embedding_model(checkpoint, device)
-    existing = RetrievalIndex.load(out) if append and (out / META_FILE).exists() else None
-    if existing is not None:
-        existing.check_compatible(em.info, what=str(checkpoint))
-        e = existing.info.get("embedding", {})
-        if e.get("frames") != frames or e.get("pool") != pool:
-            raise IndexMismatchError(f"{out}: built with frames={e.get('frames')} pool={e.get('pool')!r}, not "
-                                     f"frames={frames} pool={pool!r}; use the same embedding settings to append")
-    root = _data_root(em.cfg, data_root, progress)
-    t0 = time.time()
-    emb = embed_split(em, root, split, frames=frames, pool=pool, batch_size=batch_size, num_workers=num_workers,
-                      progress=progress)
-    dim = int(emb.audio.shape[1])
-    skipped = skipped_rows(emb.skipped, emb.paths)
-    source = {"root": str(Path(root).resolve()), "split": split, "clips": len(emb.items), "skipped": len(skipped),
-              "skipped_list": skipped}
-    if existing is None:
-        info = {**em.info, "embed_dim": dim,  # the dimension actually produced
-                "embedding": {"frames": frames, "pool": pool, "image_size": em.image_size,
-                              "sample_rate": em.sample_rate, "seconds": em.seconds}}
-        index = RetrievalIndex(merge_sources(info, [source]), config)
-    else:
-        index = existing
-        if index.dim != dim:
-            raise IndexMismatchError(f"{out}: holds {index.dim}-d embeddings, this model makes {dim}-d ones")
-        index.info = merge_sources(index.info, [source])
-    added = index.add(emb.items, {"audio": emb.audio, "visual": emb.visual})
-    index.save(out)
-    write_skipped_csv(out / SKIPPED_FILE, [row for src in index.info.get("sources", [])
-                                           for row in src.get("skipped_list", ())])
-    logger.info("indexed %d clips of %s/%s in %.1f s (%d skipped, %d already present); %d in %s",
-                added, root, split, time.time() - t0, len(emb.skipped), len(emb.items) - added, len(index), out)
-    return index, emb
-
-
-# ----------------------------------------------------------------------------------------------
-# queries
-
-
-def embed_query(em: EmbeddingModel, *, audio: str | Path | None = None, video: str | Path | None = None,
-                image: str | Path | None = None, modality: str = "visual", frames: int = 3,
-                pool: str = "mean") -> tuple[np.ndarray, str, torch.Tensor | None]:
-    """Embed one query file.
-
-    Args:
-        em: the model.
-        audio: an audio file (or any media file with an audio track): ``frames`` windows spread over it.
-        video: a video file: its frames (``modality="visual"``) or its audio track (``"audio"``).
-        image: a picture file.
-        modality: which side of ``video`` to use.
-        frames: frames / windows to pool (the index's setting).
-        pool: pooling (the index's setting).
-
-    Returns:
-        ``(embedding (D,), query modality, preview uint8 (3, H, W) or None)``.
-    """
-    import torch
-    from .data import decode
-    from .data.embed import audio_windows, frame_times, read_image
-    from .data.transforms import frame_transform
-
-    given = [x for x in (audio, video, image) if x is not None]
-    if len(given) != 1:
-        raise ValueError("give exactly one of --audio, --video, --image")
-    transform = frame_transform(em.image_size, train=False)
-    if audio is not None or (video is not None and modality == "audio"):
-        waves = audio_windows(audio if audio is not None else video, frames, em.seconds, em.sample_rate)
-        return em.encode("audio", waves, pool), "audio", None
-    if image is not None:
-        x = read_image(image, transform)
-        from torchvision.io import ImageReadMode, decode_image
-
-        preview = decode_image(torch.frombuffer(bytearray(Path(image).read_bytes()), dtype=torch.uint8),
-                               mode=ImageReadMode.RGB)
-        return em.encode("visual", x[None], pool), "visual", preview
-    info = decode.probe_video(video)
-    times = frame_times(info.fps, info.num_frames, info.duration, em.seconds, frames)
-    with decode.VideoReader(video) as reader:
-        pix = reader.get_frames(times)
-    x = torch.stack([transform(f) for f in pix])
-    return em.encode("visual", x, pool), "visual", pix[len(pix) // 2]
-
-
-def query_index(index_dir: str | Path, *, audio=None, video=None, image=None, modality: str = "visual",
-                target: str | None = None, k: int = 10, checkpoint: str | Path | None = None, device: str = "auto",
-                nprobe: int | None = None, ef_search: int | None = None) -> dict[str, Any]:
-    """Load an index, embed a query with the index's model and search.
-
-    Returns:
-        ``{"query": {...}, "index": path, "k": k, "hits": [Hit.to_dict(), ...], "preview": tensor or None}``.
-
-    Raises:
-        IndexFormatError: the index is missing or corrupt.
-        IndexMismatchError: the checkpoint is of another model / weights / dimension than the index.
-    """
-    from .retrieval import IndexMismatchError, RetrievalIndex
-
-    index = RetrievalIndex.load(index_dir, nprobe=nprobe, ef_search=ef_search)
-    ckpt = checkpoint or index.info.get("checkpoint")
-    if not ckpt:
-        raise ValueError(f"{index_dir}: the index records no checkpoint; pass --checkpoint")
-    if not Path(ckpt).is_file():
-        raise FileNotFoundError(f"checkpoint not found: {ckpt} (recorded in {index_dir}); pass --checkpoint")
-    em = load_embedding_model(ckpt, device)
-    index.check_compatible(em.info, what=str(ckpt))
-    e = index.info.get("embedding", {})
-    emb, qmod, preview = embed_query(em, audio=audio, video=video, image=image, modality=modality,
-                                     frames=int(e.get("frames", 3)), pool=str(e.get("pool", "mean")))
-    if emb.shape[0] != index.dim:
-        raise IndexMismatchError(f"{ckpt} makes {emb.shape[0]}-d embeddings, the index at {index_dir} holds "
-                                 f"{index.dim}-d ones")
-    target = target or ("visual" if qmod == "audio" else "audio")
-    hits = index.search(emb, target, k)[0]
-    src = next(str(x) for x in (audio, video, image) if x is not None)
-    return {"query": {"file": src, "modality": qmod, "target": target}, "index": str(index_dir), "k": k,
-            "checkpoint": str(ckpt), "hits": [h.to_dict() for h in hits], "preview": preview}
-
-
-def contact_sheet(result: dict[str, Any], out: str | Path, *, cols: int = 5) -> Path:
-    """Draw the query (its frame, or its name for audio) and a frame of each hit, with rank, score and labels.
-
-    Hits whose video cannot be read get an empty panel saying so (logged).
-    """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise ImportError("--sheet needs matplotlib: pip install matplotlib") from e
-    from .data import decode
-    from .data.errors import BadClipError
-
-    hits = result["hits"]
-    n = len(hits) + 1
-    cols = max(1, min(cols, n))
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.9 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    q = result["query"]
-    ax = axes.flat[0]
-    if result.get("preview") is not None:
-        ax.imshow(result["preview"].permute(1, 2, 0).numpy())
-    else:
-        ax.text(0.5, 0.5, f"{q['modality']} query\n{Path(q['file']).name}", ha="center", va="center", fontsize=9,
-                wrap=True)
-    ax.set_title(f"query ({q['modality']} -> {q['target']})", fontsize=9)
-    for ax, h in zip(list(axes.flat)[1:], hits):
-        try:
-            if not h["video"]:
-                raise BadClipError(h["id"], "no video file")
-            with decode.VideoReader(h["video"]) as r:
-                t = h["time"] if h["time"] is not None else r.duration / 2
-                frame = r.get_frames([min(max(t, 0.0), r.duration - 1e-3)])[0]
-            ax.imshow(frame.permute(1, 2, 0).numpy())
-        except BadClipError as e:
-            logger.warning("contact sheet: no frame for %s: %s", h["id"], e)
-            ax.text(0.5, 0.5, "frame unreadable", ha="center", va="center", fontsize=8)
-        labels = ", ".join(h["labels"])[:28]
-        ax.set_title(f"{h['rank']}. {h['id']}\n{h['score']:.3f}  {labels}", fontsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
+__all__ = ["EmbeddingModel", "build_index", "contact_sheet", "embed_query", "embed_split", "load_embedding_model", "main",
+           "query_index"]
 
 
 # ----------------------------------------------------------------------------------------------
 # command line
-
-
-def _write_json(path: str | Path, obj: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 INDEX_KINDS = ("flat", "ivf", "ivfpq", "hnsw")  # = avcorr.retrieval.INDEX_KINDS (a test checks), without importing it
@@ -417,15 +35,12 @@ POOLINGS = ("mean", "max")  # = avcorr.retrieval.POOLINGS
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ._cli import ArgumentParser
+    from ._cli import ArgumentParser, add_common_args
 
     p = ArgumentParser(prog="python -m avcorr.retrieve", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     pi = sub.add_parser("index", help="embed a split and save (or extend) a FAISS index")
-    pi.add_argument("--checkpoint", required=True, help="checkpoint written by avcorr.train")
-    pi.add_argument("--data", default=None, help="dataset ROOT (default: the checkpoint's)")
-    pi.add_argument("--split", default="test")
-    pi.add_argument("--out", required=True, help="index folder to write")
+    add_common_args(pi, "checkpoint", "data", "split", "out", out={"required": True, "help": "index folder to write"})
     pi.add_argument("--append", action="store_true", help="add the clips to the index already in --out")
     pi.add_argument("--frames", type=int, default=3, help="frames / audio windows per clip (default 3)")
     pi.add_argument("--pool", choices=POOLINGS, default="mean", help="per-clip pooling (default mean)")
@@ -436,10 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     pi.add_argument("--hnsw-m", type=int, default=32, help="HNSW neighbours per node")
     pi.add_argument("--ef-search", type=int, default=64, help="HNSW search beam")
     pi.add_argument("--gpu", choices=("auto", "yes", "no"), default="auto", help="FAISS on the GPU")
-    pi.add_argument("--batch-size", type=int, default=16)
-    pi.add_argument("--workers", type=int, default=0)
-    pi.add_argument("--device", default="auto")
-    pi.add_argument("--no-progress", action="store_true")
+    add_common_args(pi, "batch_size", "workers", "device", "no_progress")
     pq = sub.add_parser("query", help="search an index with an audio, video or image file")
     pq.add_argument("--index", required=True, help="index folder written by `index`")
     g = pq.add_mutually_exclusive_group(required=True)
@@ -452,16 +64,18 @@ def _parser() -> argparse.ArgumentParser:
     pq.add_argument("--k", type=int, default=10)
     pq.add_argument("--json", default=None, help="write the results to this JSON file")
     pq.add_argument("--sheet", default=None, help="draw a contact sheet of the top-k frames to this PNG")
-    pq.add_argument("--checkpoint", default=None, help="the index's checkpoint, if it moved")
+    add_common_args(pq, "checkpoint", checkpoint={"required": False, "default": None,
+                                                  "help": "the index's checkpoint, if it moved"})
     pq.add_argument("--nprobe", type=int, default=None)
     pq.add_argument("--ef-search", type=int, default=None)
-    pq.add_argument("--device", default="auto")
+    add_common_args(pq, "device")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from ._cli import setup_logging
+    from ._atomic import write_json
+    from ._cli import error_exit, setup_logging
     from .data.errors import BadClipError, LayoutError
     from .retrieval import IndexConfig, IndexFormatError, IndexMismatchError
 
@@ -486,15 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                              device=args.device, nprobe=args.nprobe, ef_search=args.ef_search)
     except (FileNotFoundError, FileExistsError, IndexFormatError, IndexMismatchError, LayoutError, BadClipError,
             ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return error_exit(e)
     q = result["query"]
     print(f"{q['modality']} query {q['file']} -> {q['target']} index {result['index']}")
     print(f"{'rank':>4}  {'score':>7}  {'id':<16} labels")
     for h in result["hits"]:
         print(f"{h['rank']:>4}  {h['score']:>7.4f}  {h['id']:<16} {', '.join(h['labels'])}")
     if args.json:
-        _write_json(args.json, {k: v for k, v in result.items() if k != "preview"})
+        write_json(args.json, {k: v for k, v in result.items() if k != "preview"})
         print(f"wrote {args.json}")
     if args.sheet:
         contact_sheet(result, args.sheet)

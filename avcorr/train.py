@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ._cli import ArgumentParser
+from ._cli import ArgumentParser, add_common_args
 from .config import Config, ConfigError, apply_overrides, check_config, config_from_dict, load_config, save_config
 
 logger = logging.getLogger("avcorr.train")
@@ -26,7 +26,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="config file: a path, or a name in configs/ (e.g. avenet.py)")
     p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.pt when it exists")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_common_args(p, "no_progress")
     p.add_argument("--quiet", action="store_true", help="console shows warnings only")
     p.add_argument("overrides", nargs="*",
                    help="config overrides key=value, e.g. train.epochs=3 data.root=/data (before or after the options)")

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import struct
 import subprocess
 import uuid
@@ -22,6 +21,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Sequence
+
+from avcorr._ffmpeg import find_tool
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +50,7 @@ class FFmpegError(RuntimeError):
 
 
 def _executable(name: str) -> str:
-    exe = shutil.which(name)
-    if exe is None:
-        raise FileNotFoundError(f"the `{name}` binary is needed by the data tools and was not found on PATH; "
-                                "install ffmpeg (e.g. `apt-get install ffmpeg`)")
-    return exe
+    return find_tool(name, needed_for="by the data tools")
 
 
 def ffmpeg_exe() -> str:

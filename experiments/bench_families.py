@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from avcorr._atomic import atomic_path, write_json
+
 # recipe -> (config file, the test metrics reported, the baseline metrics beside them, needs folders)
 RECIPES: dict[str, dict[str, Any]] = {
     "avenet": {"config": "avenet.py", "metrics": ["avc_acc", "ceiling/avc_acc", "a2v/ndcg@10", "v2a/ndcg@10",
@@ -129,9 +131,7 @@ def run_one(recipe: str, family: str, seed: int, root: Path, out: Path, extra: S
     result = {"recipe": recipe, "family": family, "seed": seed, "held_out": family in HELD_OUT,
               "train_seconds": round(train_s, 1), "test": test,
               "val_curve": [r for r in rows if r["split"] == "val"], "overrides": overrides}
-    tmp = result_file.with_name(result_file.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(result_file)
+    write_json(result_file, result, indent=1)
     return result
 
 
@@ -188,10 +188,9 @@ def curves(results: list[dict[str, Any]], path: Path) -> None:
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(".tmp-" + path.name)
-    fig.savefig(tmp, dpi=90, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
-    tmp.replace(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

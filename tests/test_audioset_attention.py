@@ -317,7 +317,7 @@ def test_train_evaluate_and_reload(pack_root, tmp_path):
     from avcorr import evaluate, train
     from avcorr.data.tagging import BalancedClassSampler
     from avcorr.engine.checkpoint import load_checkpoint
-    from avcorr.recognize import load_tagger
+    from avcorr.inference.tagging import load_tagger
 
     run = tmp_path / "run"
     assert train.main(["--config", "audioset_attention.py", "--no-progress", f"data.root={pack_root}",

@@ -17,7 +17,7 @@ from tests.conftest import TINY_AVC
 from tests.media import make_video, make_wav
 
 REPO = Path(__file__).resolve().parents[1]
-recognize = importlib.import_module("avcorr.recognize")  # the module (avcorr.recognize is also the function)
+recognize = importlib.import_module("avcorr.recognize_cli")  # the command (avcorr.recognize is the function)
 
 
 @pytest.fixture()

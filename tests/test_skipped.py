@@ -8,7 +8,7 @@ import json
 import pytest
 
 from avcorr import tag
-from avcorr.recognize import main as recognize_main
+from avcorr.recognize_cli import main as recognize_main
 from avcorr.config import Config, config_to_dict
 from avcorr.data._skipped import clip_paths, skipped_rows, write_skipped_csv
 from avcorr.data.layout import Clip

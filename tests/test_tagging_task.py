@@ -71,7 +71,7 @@ def test_fit_folder_then_recognize(sounds_root, tmp_path, capsys):
     assert ckpt["best"] == max(r["acc"] for r in val)  # single-label: best.pt selected on acc
 
     import avcorr
-    from avcorr.recognize import load_tagger
+    from avcorr.inference.tagging import load_tagger
 
     best = run / "checkpoints" / "best.pt"
     tagger = load_tagger(best, "cpu")
@@ -79,7 +79,7 @@ def test_fit_folder_then_recognize(sounds_root, tmp_path, capsys):
     # checked against the model applied by hand to the same signal: the fitted weights can be anything.
     import torchaudio
 
-    from avcorr.recognize import window_starts
+    from avcorr.inference.tagging import window_starts
 
     rate, clip = tagger.sample_rate, tagger.clip_samples
     rng = np.random.default_rng(5)
@@ -110,7 +110,7 @@ def test_fit_folder_then_recognize(sounds_root, tmp_path, capsys):
     assert sum(p for _, p in mx) >= 1.0 - 1e-6  # max-pooled probabilities
     assert all(p >= dict(top)[lab] - 0.02 for lab, p in mx)  # the max over windows is at least their mean
     # the CLI
-    from avcorr.recognize import main as recognize_main
+    from avcorr.recognize_cli import main as recognize_main
 
     capsys.readouterr()
     assert recognize_main([str(tmp_path / "long_tone.wav"), "--checkpoint", str(best), "--top-k", "2", "--json"]) == 0
@@ -140,7 +140,7 @@ def test_ast_mixup_balanced_multilabel(sounds_root, tmp_path):
     train_rows = [r for r in _rows(run) if r["split"] == "train"]
     assert all(math.isfinite(r["loss"]) for r in train_rows) and "acc" not in train_rows[0]  # mixed rows: no acc
 
-    from avcorr.recognize import recognize
+    from avcorr.inference.tagging import recognize
 
     make_wav(tmp_path / "t.wav", _sound("tone", 0.5, SR, np.random.default_rng(5)), SR)
     top = recognize(tmp_path / "t.wav", run / "checkpoints" / "best.pt", top_k=5)
@@ -156,7 +156,7 @@ def test_bad_settings_and_non_tagging_checkpoint(sounds_root, tmp_path):
         build_task(cfg)
     ckpt = tmp_path / "avc.pt"
     torch.save({"model": {}, "config": {"task": "avc"}}, ckpt)
-    from avcorr.recognize import load_tagger
+    from avcorr.inference.tagging import load_tagger
 
     with pytest.raises(ValueError, match="not a tagging one"):
         load_tagger(ckpt)
@@ -174,7 +174,7 @@ def test_shipped_tagging_configs_load():
 
 
 def test_window_starts():
-    from avcorr.recognize import window_starts
+    from avcorr.inference.tagging import window_starts
 
     assert window_starts(100, 100, 50) == [0]
     assert window_starts(60, 100, 50) == [0]

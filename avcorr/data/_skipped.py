@@ -19,6 +19,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .._atomic import atomic_open
+
 __all__ = ["SKIPPED_COLUMNS", "SKIPPED_FILE", "clip_paths", "skipped_beside", "skipped_rows", "write_skipped_csv"]
 
 SKIPPED_FILE = "skipped.csv"
@@ -92,11 +94,8 @@ def write_skipped_csv(path: str | Path, rows: Iterable[Mapping[str, str]]) -> Pa
         ``path`` as a Path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=SKIPPED_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
     return path

@@ -16,6 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._atomic import atomic_path
+
 from .errors import LayoutError
 from .layout import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, _parse_class_labels, _Sink, load_split
 
@@ -460,34 +462,32 @@ def layout_to_folders(root: str | Path, out: str | Path, *, splits: Sequence[str
     out = Path(out).expanduser().absolute()
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out}: exists and is not empty")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
     counts: dict[str, int] = {}
     present = available_splits(root)
-    for split in splits:
-        if split not in present:
-            continue
-        index = load_split(root, split)
-        n = 0
-        for clip in index.clips:
-            if clip.audio is None:
-                logger.warning("%s: clip %s has no audio file; not written", root, clip.vid)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for split in splits:
+            if split not in present:
                 continue
-            for label in clip.labels:
-                dst = tmp / split / _safe_folder(label) / f"{clip.vid}{clip.audio.suffix.lower()}"
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    if not link:
-                        raise OSError
-                    os.link(clip.audio, dst)
-                except OSError:
-                    shutil.copyfile(clip.audio, dst)
-            n += 1
-        counts[split] = n
-    if out.exists():
-        out.rmdir()
-    os.replace(tmp, out)
+            index = load_split(root, split)
+            n = 0
+            for clip in index.clips:
+                if clip.audio is None:
+                    logger.warning("%s: clip %s has no audio file; not written", root, clip.vid)
+                    continue
+                for label in clip.labels:
+                    dst = tmp / split / _safe_folder(label) / f"{clip.vid}{clip.audio.suffix.lower()}"
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        if not link:
+                            raise OSError
+                        os.link(clip.audio, dst)
+                    except OSError:
+                        shutil.copyfile(clip.audio, dst)
+                n += 1
+            counts[split] = n
+        if out.exists():
+            out.rmdir()  # empty (checked above): the finished tree takes its place
     return counts
 
 

@@ -37,6 +37,9 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
+from .._atomic import atomic_open, atomic_path, write_text
+from .._ffmpeg import ffmpeg
+
 __all__ = [
     "AUDIO_BITRATE",
     "building_folder",
@@ -70,9 +73,7 @@ def write_json(path: Path, obj: Any, *, one_line_per_key: bool = False) -> None:
         text = "{\n" + ",\n".join(items) + "\n}\n" if items else "{}\n"
     else:
         text = json.dumps(obj, indent=1) + "\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, text)
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
@@ -88,20 +89,11 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
         raise ValueError(f"{path}: audio must be (N,) or (N, C), got shape {audio.shape}")
     channels = 1 if audio.ndim == 1 else audio.shape[1]
     pcm = np.clip(np.rint(audio * 32767.0), -32768, 32767).astype("<i2")
-    tmp = path.with_name(f".{path.name}.tmp")
-    with wave.open(str(tmp), "wb") as f:
+    with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as f:
         f.setnchannels(channels)
         f.setsampwidth(2)
         f.setframerate(int(sample_rate))
         f.writeframes(np.ascontiguousarray(pcm).tobytes())
-    os.replace(tmp, path)
-
-
-def _ffmpeg() -> str:
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise RuntimeError("writing mp4 files needs the `ffmpeg` binary on PATH (e.g. apt-get install ffmpeg)")
-    return ffmpeg
 
 
 def encode_mp4(path: Path, frames: np.ndarray, wav: Path | None, fps: float, *, crf: int = 20) -> None:
@@ -124,9 +116,8 @@ def encode_mp4(path: Path, frames: np.ndarray, wav: Path | None, fps: float, *, 
         raise ValueError(f"{path}: frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
     _, height, width, _ = frames.shape
     gop = max(1, int(round(fps)))
-    tmp = path.with_name(f".{path.stem}.tmp.mp4")
     cmd = [
-        _ffmpeg(), "-hide_banner", "-loglevel", "error", "-y",
+        ffmpeg("writing mp4 files"), "-hide_banner", "-loglevel", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-video_size", f"{width}x{height}", "-framerate", str(fps),
         "-i", "pipe:0",
     ]  # fmt: skip
@@ -138,13 +129,12 @@ def encode_mp4(path: Path, frames: np.ndarray, wav: Path | None, fps: float, *, 
     ]  # fmt: skip
     if wav is not None:
         cmd += ["-c:a", "aac", "-aac_coder", "fast", "-b:a", AUDIO_BITRATE]
-    cmd += ["-threads", "1", "-movflags", "+faststart", "-f", "mp4", str(tmp)]
-    proc = subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), capture_output=True, check=False)
-    if proc.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        err = proc.stderr.decode("utf-8", "replace").strip()[-800:]
-        raise RuntimeError(f"{path}: ffmpeg failed (exit {proc.returncode}): {err}")
-    os.replace(tmp, path)
+    with atomic_path(path, mkdir=False) as tmp:
+        cmd += ["-threads", "1", "-movflags", "+faststart", "-f", "mp4", str(tmp)]
+        proc = subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), capture_output=True, check=False)
+        if proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace").strip()[-800:]
+            raise RuntimeError(f"{path}: ffmpeg failed (exit {proc.returncode}): {err}")
 
 
 def write_class_csv(path: Path, classes: Sequence[tuple[str, str]]) -> None:
@@ -154,13 +144,11 @@ def write_class_csv(path: Path, classes: Sequence[tuple[str, str]]) -> None:
         path: destination.
         classes: ``(mid, display_name)`` per class, in index order.
     """
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["index", "mid", "display_name"])
         for i, (mid, name) in enumerate(classes):
             writer.writerow([i, mid, name])
-    os.replace(tmp, path)
 
 
 def pool_size(workers: int | None) -> int:

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .._atomic import atomic_path, stale_temporaries
 from .._torch_load import load_tensors_only
 
 logger = logging.getLogger(__name__)
-
-_TMP = re.compile(r"^\..+\.tmp(\d+)$")  # what save_checkpoint writes before the rename
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
@@ -36,14 +23,9 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     Returns:
         The files removed.
     """
-    folder = Path(folder)
-    removed = []
-    if folder.is_dir():
-        for p in folder.iterdir():
-            m = _TMP.match(p.name)
-            if m and p.is_file() and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
-                p.unlink(missing_ok=True)
-                removed.append(p)
+    removed = [p for p in stale_temporaries(folder) if p.is_file()]
+    for p in removed:
+        p.unlink(missing_ok=True)
     if removed:
         logger.info("removed %d temporary file(s) of interrupted checkpoint writes in %s", len(removed), folder)
     return removed
@@ -51,15 +33,8 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     """Write ``state`` to ``path`` through a temporary file, so a kill never leaves a torn checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:  # a full disk, Ctrl-C: no temporary is left behind
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:  # a full disk, Ctrl-C: leave no temporary behind
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

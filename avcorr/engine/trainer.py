@@ -22,7 +22,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from .. import __version__
+from .._atomic import write_text
 from .._amp import autocast as _autocast
 from .._progress import progress as progress_bar
 from ..config import Config, ConfigError, config_to_dict
@@ -319,9 +319,7 @@ class Trainer:
             return
         lines = path.read_text().splitlines()
         if rows is not None and len(lines) > rows:
-            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-            tmp.write_text("".join(line + "\n" for line in lines[:rows]))
-            os.replace(tmp, path)
+            write_text(path, "".join(line + "\n" for line in lines[:rows]))
             logger.info("%s: dropped %d row(s) written after the checkpoint", path, len(lines) - rows)
             lines = lines[:rows]
         self.state.history = [json.loads(line) for line in lines if line.strip()]

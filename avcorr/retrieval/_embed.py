@@ -55,7 +55,7 @@ class ClipEmbeddings:
         items: N dicts ``{id, labels, video, audio, time}`` (``time``: the middle frame's time).
         skipped: ``(vid, reason)`` of clips that could not be decoded.
         paths: ``{vid: file}`` of the pass's clips, to name the skipped ones (filled by the caller
-            that knows the split, e.g. :func:`avcorr.retrieve.embed_split`).
+            that knows the split, e.g. :func:`avcorr.inference.retrieval.embed_split`).
     """
 
     audio: np.ndarray

@@ -22,12 +22,13 @@ import dataclasses
 import hashlib
 import logging
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .._atomic import atomic_path
 
 from ._errors import IndexFormatError, IndexMismatchError
 
@@ -346,16 +347,9 @@ class VectorIndex:
         """Write the index (a CPU copy) to ``path`` atomically; return the file's sha256."""
         if self._index is None:
             raise ValueError("cannot save an untrained, empty IVF index")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
+        with atomic_path(path) as tmp:
             self._faiss.write_index(self._cpu_index(), str(tmp))
             digest = file_sha256(tmp)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         return digest
 
     @classmethod

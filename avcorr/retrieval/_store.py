@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+
+from .._atomic import write_json
 
 from ._errors import IndexFormatError, IndexMismatchError
 from ._faiss import IndexConfig, VectorIndex
@@ -225,9 +226,7 @@ class RetrievalIndex:
         info = {k: v for k, v in self.info.items() if k != "path"}
         meta = {"format": INDEX_FORMAT, "version": INDEX_VERSION, "info": info, "index_config": self.config.to_dict(),
                 "embed_dim": self.dim, "modalities": mods, "items": self.items}
-        tmp = folder / f".{META_FILE}.tmp{os.getpid()}"
-        tmp.write_text(json.dumps(meta, indent=1) + "\n")
-        os.replace(tmp, folder / META_FILE)
+        write_json(folder / META_FILE, meta, indent=1)
         return folder
 
     @classmethod

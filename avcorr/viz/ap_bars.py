@@ -9,11 +9,12 @@ Agg canvas directly (no pyplot, no global backend change).
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from .._atomic import atomic_path
 
 __all__ = ["plot_ap_per_class"]
 
@@ -82,8 +83,6 @@ def plot_ap_per_class(ap: Sequence[float] | np.ndarray, counts: Sequence[int] | 
     fig.subplots_adjust(left=0.8 / width, right=1 - 0.8 / width, top=0.9,
                         bottom=min(0.5, 0.08 + 0.0085 * longest) if longest else 0.1)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path

@@ -15,6 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .._atomic import atomic_path, write_bytes
+
 __all__ = ["colorize", "draw_boxes", "overlay_heatmap", "peak_location", "save_contact_sheet", "save_png",
            "to_uint8_hwc"]
 
@@ -123,10 +125,7 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     ok, buf = cv2.imencode(".png", cv2.cvtColor(to_uint8_hwc(image), cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError(f"{path}: OpenCV could not encode the image")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
-    return path
+    return write_bytes(path, buf.tobytes())
 
 
 def save_contact_sheet(path: str | os.PathLike, frames: Sequence, heatmaps: Sequence, *,
@@ -170,7 +169,6 @@ def save_contact_sheet(path: str | os.PathLike, frames: Sequence, heatmaps: Sequ
             axes[r, 2 * c].set_title(titles[i], fontsize=7, loc="left")
     fig.tight_layout(pad=0.3)
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=dpi, format="png")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
     return path
