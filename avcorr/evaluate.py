@@ -28,6 +28,7 @@ too, with ``at_chance`` (the main metric is not significantly above its baseline
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from .inference.evaluation import (baseline_name, baseline_table, evaluate_checkpoint, output_dir, output_files,
@@ -82,6 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {out}" + (f" and {skipped_csv} ({n_skipped} skipped clips)" if n_skipped else ""))
     if "retrieval" in written:
         print(f"wrote {written['retrieval']}")
+    ckpt = Path(args.checkpoint)
+    if args.out is None and ckpt.parent.name == "checkpoints" and (ckpt.parent.parent / "config.json").is_file():
+        from .report import try_build_report
+
+        report = try_build_report(ckpt.parent.parent)  # the run's page now shows this evaluation
+        if report is not None:
+            print(f"wrote {report}")
     return 0
 
 

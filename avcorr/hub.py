@@ -160,9 +160,9 @@ def _stamp(path: Path) -> dict[str, int]:
 
 
 def _write_marker(path: Path, expected: str) -> None:
-    tmp = _marker(path).with_name(_marker(path).name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({**_stamp(path), "hash": expected}))
-    os.replace(tmp, _marker(path))
+    from ._atomic import write_json
+
+    write_json(_marker(path), {**_stamp(path), "hash": expected})
 
 
 def verify(path: Path, entry: WeightFile) -> None:
@@ -294,7 +294,7 @@ def fetch(name: str, progress: bool = True) -> Path:
         else:
             expected = f"sha256:{file_hash(part)}"
             logger.warning("%s: its publisher gives no checksum; recorded %s for later checks", entry.tag, expected)
-        os.replace(part, dest)
+        part.replace(dest)  # the resumable .part is complete and verified: it becomes the file
         _write_marker(dest, expected)
         logger.info("%s: %d bytes in %.1f s", dest, dest.stat().st_size, time.monotonic() - start)
         return dest
@@ -349,14 +349,14 @@ for _entry in (
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m avcorr.hub list | fetch NAME... | path NAME``."""
-    from ._cli import ArgumentParser
+    from ._cli import ArgumentParser, add_common_args
 
     parser = ArgumentParser(prog="python -m avcorr.hub", description="Released weights by name.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the registered files and whether they are in the cache")
     p_fetch = sub.add_parser("fetch", help="download into the cache (resumes; checks the hash)")
     p_fetch.add_argument("names", nargs="+")
-    p_fetch.add_argument("--no-progress", action="store_true")
+    add_common_args(p_fetch, "no_progress")
     p_path = sub.add_parser("path", help="where a file is (or would be) in the cache")
     p_path.add_argument("name")
     args = parser.parse_args(argv)

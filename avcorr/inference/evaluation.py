@@ -9,6 +9,8 @@ import logging
 import time
 from pathlib import Path
 
+from ..metrics.names import baseline_name, baseline_rows
+
 logger = logging.getLogger(__name__)
 
 
@@ -90,13 +92,6 @@ def _clip_files(dataset, root: str, split: str) -> dict[str, str]:
     return paths
 
 
-def baseline_name(key: str) -> str:
-    """What the baseline of metric ``key`` in an evaluation's results is, in two words."""
-    if key.startswith("center/"):
-        return "centre prior"
-    return "the mixture" if key.endswith("nsdr") else "chance"
-
-
 def baseline_table(result: dict) -> list[str]:
     """Lines of a table: every metric that has a baseline (``baseline/<key>`` or ``center/<key>``) beside it.
 
@@ -107,18 +102,7 @@ def baseline_table(result: dict) -> list[str]:
         The header and one line per metric (model, baseline, difference, what the baseline is); empty
         when no metric has a baseline.
     """
-    rows = []
-    for key, value in result.items():
-        if key.startswith(("baseline/", "center/", "ceiling/")) or isinstance(value, bool) \
-                or not isinstance(value, (int, float)):
-            continue
-        for base_key in (f"baseline/{key}", f"center/{key}"):
-            base = result.get(base_key)
-            if isinstance(base, (int, float)) and not isinstance(base, bool):
-                ceiling = result.get(f"ceiling/{key}")
-                rows.append((key, float(value), float(base), baseline_name(base_key),
-                             float(ceiling) if isinstance(ceiling, (int, float)) else None))
-                break
+    rows = baseline_rows(result)
     if not rows:
         return []
     width = max(8, *(len(r[0]) for r in rows))

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..metrics.names import REFERENCE_PREFIXES, is_counter
+from .._atomic import write_text
+from ..metrics.names import REFERENCE_PREFIXES, baseline_rows, is_counter
 from ._page import esc, fmt, line_chart, page, table
 
 logger = logging.getLogger(__name__)
@@ -29,30 +30,6 @@ _REF_PREFIXES = REFERENCE_PREFIXES
 _NOT_METRICS = ("epoch", "step", "split", "at_chance", "warnings", "skipped_list", "checkpoint", "data_root")
 _MAIN_FIRST = ("avc_acc", "loss", "ciou@0.5", "auc_ciou", "fixed/ciou@0.5", "fixed/auc_ciou", "nsdr", "sdr",
                "acc", "mAP", "AUC", "d_prime", "a2v/ndcg@10", "v2a/ndcg@10")
-
-
-def baseline_name(key: str) -> str:
-    """What the reference ``key`` (``baseline/...``, ``center/...``) of a metric is, in two words."""
-    if key.startswith("center/"):
-        return "centre prior"
-    return "the mixture" if key.endswith("nsdr") else "chance"
-
-
-def baseline_rows(result: dict[str, Any]) -> list[tuple[str, float, float, str, float | None]]:
-    """Every metric of an evaluation that has a baseline: (key, model, baseline, what the baseline is,
-    class-level ceiling or None), in the order of ``result``."""
-    rows = []
-    for key, value in result.items():
-        if key.startswith(_REF_PREFIXES) or not _is_number(value):
-            continue
-        for base_key in (f"baseline/{key}", f"center/{key}"):
-            base = result.get(base_key)
-            if _is_number(base):
-                ceiling = result.get(f"ceiling/{key}")
-                rows.append((key, float(value), float(base), baseline_name(base_key),
-                             float(ceiling) if _is_number(ceiling) else None))
-                break
-    return rows
 
 
 def _is_number(value: Any) -> bool:
@@ -248,11 +225,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     title = f"avcorr run: {run_dir.resolve().name}"
     subtitle = f"report written {time.strftime('%Y-%m-%d %H:%M:%S')} from {run_dir.resolve()}"
     text = page(title, subtitle, nav, sections)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return write_text(out, text)
 
 
 def try_build_report(run_dir: str | Path) -> Path | None:
@@ -269,13 +242,13 @@ def try_build_report(run_dir: str | Path) -> Path | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m avcorr.report RUN_DIR [--out FILE]``."""
-    from .._cli import ArgumentParser
+    from .._cli import ArgumentParser, add_common_args
 
     parser = ArgumentParser(prog="python -m avcorr.report",
                             description="Write RUN_DIR/report.html: one static page with the run's evaluations "
                                         "and their baselines, learning curves, counters, pictures and config.")
     parser.add_argument("run_dir", help="a run folder (train.out_dir)")
-    parser.add_argument("--out", help="where to write (default RUN_DIR/report.html)")
+    add_common_args(parser, "out", out={"help": "the page to write (default RUN_DIR/report.html)"})
     args = parser.parse_args(argv)
     try:
         path = build_report(args.run_dir, args.out)
