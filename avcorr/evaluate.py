@@ -60,7 +60,7 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
         ``at_chance`` (absent when the main metric has no baseline) and ``warnings`` (a list of sentences).
     """
     from .config import config_from_dict
-    from .data._skipped import skipped_rows
+    from .data.skipped import skipped_rows
     from .data.errors import SkipLog
     from .engine.checkpoint import load_checkpoint
     from .engine.distributed import resolve_device
@@ -106,7 +106,7 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
 def _clip_files(dataset, root: str, split: str) -> dict[str, str]:
     """``{vid: file}`` of the split's clips: the dataset's, and every clip of an audio-visual layout split
     (those skipped before loading too)."""
-    from .data._skipped import clip_paths
+    from .data.skipped import clip_paths
     from .data.errors import LayoutError
     from .data.layout import VID2GENRE_FILE, load_split
 
@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from .data._skipped import write_skipped_csv
+    from .data.skipped import write_skipped_csv
 
     out = Path(args.checkpoint).with_name(f"eval_{args.split}.json")
     tmp = out.with_name(out.name + ".tmp")

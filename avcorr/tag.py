@@ -581,7 +581,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from .data._skipped import SKIPPED_FILE, write_skipped_csv
+    from .data.skipped import SKIPPED_FILE, write_skipped_csv
 
     hide = [h for h in args.hide.split(",") if h.strip()]
     skipped: dict[Path, list[dict[str, str]]] = {}  # output folder -> the inputs skipped there
