@@ -8,6 +8,26 @@ Where things are: :mod:`avcorr.runs` loads a trained run for inference (:func:`~
 :mod:`avcorr.inference` holds the inference code of each task; the modules ``avcorr.train``,
 ``avcorr.evaluate``, ``avcorr.localize``, ``avcorr.separate``, ``avcorr.retrieve``, ``avcorr.tag`` and
 ``avcorr.recognize`` are the command lines (``python -m avcorr.<command>``), thin shells over them.
+
+Import rules (``tests/test_import_rules.py`` checks them on the source):
+
+* Layers. ``metrics``, ``viz``, ``losses``, ``retrieval``, ``models``, ``data`` and ``config``
+  import no other part of avcorr: they take arrays, tensors and models as given objects. ``tasks``
+  imports ``config``, ``data``, ``models``, ``losses``, ``metrics`` and ``viz``; ``engine`` imports
+  ``config``, ``data``, ``metrics`` and the Task protocol (``tasks.base``), never a task. The
+  top-level command modules (``train``, ``evaluate``, ``retrieve``, ...) sit on top and may import
+  any part.
+* No cycles: no two subpackages (or a subpackage and ``config``) import each other, even through a
+  third.
+* Privacy. A module or name starting with ``_`` is private to the package it lives in: modules of
+  that package share it freely, nothing outside imports it (``avcorr.data._clip_media`` is for
+  ``avcorr.data`` only). What another package needs has a public name (``avcorr.models.sop_audio``,
+  ``avcorr.data.skipped``, ``avcorr.data.wav``). The exception are the top-level private modules
+  ``avcorr._amp``, ``_atomic``, ``_cli``, ``_ffmpeg``, ``_lazy``, ``_progress`` and ``_torch_load``:
+  the project's shared internals (autocast, atomic writes, command-line helpers, the ffmpeg lookup,
+  lazy torch, progress bars, safe ``torch.load``), which
+  any module of avcorr, ``data_tools`` or ``experiments`` may import, and which themselves import
+  no other part of avcorr. Tests may import anything.
 """
 
 from typing import Any

@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     device=args.device, batch_size=args.batch_size)
     except (FileNotFoundError, ValueError) as e:
         return error_exit(e)
-    from .data._skipped import SKIPPED_FILE, write_skipped_csv
+    from .data.skipped import SKIPPED_FILE, write_skipped_csv
 
     hide = [h for h in args.hide.split(",") if h.strip()]
     skipped: dict[Path, list[dict[str, str]]] = {}  # output folder -> the inputs skipped there

@@ -137,6 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.quiet:
             print(text)
     trainer.close()
+    if trainer.is_main:
+        from .report import try_build_report
+
+        try_build_report(out_dir)  # the run's page: curves, evaluations, config (a failure is only logged)
     return 0
 
 

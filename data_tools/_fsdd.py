@@ -183,7 +183,7 @@ def read_recording(path: str | os.PathLike[str]) -> np.ndarray:
 
 def write_skipped(path: Path, skipped: Sequence[tuple[str, str]]) -> None:
     """Write ``(path, reason)`` pairs as ``id,path,reason`` rows (the id is the file's stem), atomically."""
-    from avcorr.data._skipped import write_skipped_csv
+    from avcorr.data.skipped import write_skipped_csv
 
     write_skipped_csv(path, [{"id": Path(p).stem, "path": str(p), "reason": r} for p, r in skipped])
 

@@ -401,8 +401,8 @@ def read_wav_layout(path: str | Path) -> WavPcm | None:
         ValueError: a WAV whose header is broken or whose data is shorter than its header says.
     """
     # The parser module itself, not avcorr.data.decode: that one imports torch (seconds at start-up).
-    from avcorr.data._decode_wav import parse_wav
     from avcorr.data.errors import DecodeError
+    from avcorr.data.wav import parse_wav
 
     size = os.path.getsize(path)
     with open(path, "rb") as f:

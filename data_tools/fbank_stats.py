@@ -44,7 +44,7 @@ def fbank_stats(source, *, sample_rate: int = 16000, n_mels: int = 128, n_frames
 
     from avcorr._progress import progress as progress_bar
     from avcorr.data.tagging import TaggingDataset, collate_tagging
-    from avcorr.models._audio_frontend import KaldiFbank
+    from avcorr.models.tagging_audio import KaldiFbank
 
     fb = KaldiFbank(sample_rate, n_mels, n_frames)
     ds = TaggingDataset(source, sample_rate=sample_rate, clip_samples=fb.min_samples_for_all_frames, train=False,

@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (LayoutError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from avcorr.data._skipped import clip_paths, skipped_beside, skipped_rows, write_skipped_csv
+    from avcorr.data.skipped import clip_paths, skipped_beside, skipped_rows, write_skipped_csv
 
     listed = write_skipped_csv(skipped_beside(args.out), skipped_rows(src.skipped, clip_paths(src.clips)))
     print(f"wrote {args.out}: {n} entries; classes in {csv_path}")

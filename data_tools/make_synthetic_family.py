@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from avcorr.data.synthetic import _read_meta  # meta.json as a dict, None when absent or broken
+from avcorr.data.synthetic import read_meta  # meta.json as a dict, None when absent or broken
 from avcorr.data.writer import (
     building_folder,
     encode_mp4,
@@ -90,13 +90,13 @@ def is_family_dataset(root: str | os.PathLike[str], params: dict[str, Any]) -> b
     Returns:
         True when its ``meta.json`` (written last) names this generator, version and parameters.
     """
-    meta = _read_meta(Path(root))
+    meta = read_meta(Path(root))
     return (meta is not None and meta.get("generator") == GENERATOR and meta.get("version") == FAMILY_VERSION
             and meta.get("params") == params)
 
 
 def _refusal(root: Path, params: dict[str, Any]) -> str:
-    meta = _read_meta(root)
+    meta = read_meta(root)
     if meta is None or meta.get("generator") != GENERATOR:
         return f"{root}: exists, is not empty and is not a complete family dataset (no meta.json of {GENERATOR})"
     if meta.get("version") != FAMILY_VERSION:

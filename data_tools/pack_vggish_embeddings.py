@@ -119,8 +119,8 @@ def pack(source, net, out: str | Path, *, frames: int = 10, pad: str = "silence"
     from tqdm.auto import tqdm
 
     from avcorr.data import decode
-    from avcorr.data._skipped import clip_paths, skipped_beside, skipped_rows, write_skipped_csv
     from avcorr.data.errors import BadClipError
+    from avcorr.data.skipped import clip_paths, skipped_beside, skipped_rows, write_skipped_csv
 
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")

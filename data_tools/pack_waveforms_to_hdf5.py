@@ -69,8 +69,8 @@ def pack(source, out: str | Path, *, sample_rate: int = 32000, clip_seconds: flo
     from tqdm.auto import tqdm
 
     from avcorr.data import decode
-    from avcorr.data._skipped import clip_paths, skipped_beside, skipped_rows, write_skipped_csv
     from avcorr.data.errors import BadClipError
+    from avcorr.data.skipped import clip_paths, skipped_beside, skipped_rows, write_skipped_csv
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from avcorr.data._skipped import SKIPPED_FILE, write_skipped_csv
+from avcorr.data.skipped import SKIPPED_FILE, write_skipped_csv
 from data_tools import _media
 
 logger = logging.getLogger(__name__)

@@ -44,9 +44,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
-from avcorr.data._skipped import SKIPPED_FILE, write_skipped_csv
 from avcorr.data.errors import LayoutError
 from avcorr.data.layout import AUDIO_EXTENSIONS, SPLITS, VIDEO_EXTENSIONS, check_vid
+from avcorr.data.skipped import SKIPPED_FILE, write_skipped_csv
 
 from data_tools import _media
 

@@ -61,8 +61,7 @@ if ARGS is not None:  # thread counts must be set before numpy / faiss start the
 import numpy as np  # noqa: E402
 
 try:
-    from avcorr.retrieval import IndexConfig, VectorIndex  # noqa: E402
-    from avcorr.retrieval._faiss import import_faiss as _import_faiss  # noqa: E402
+    from avcorr.retrieval import IndexConfig, VectorIndex, import_faiss  # noqa: E402
 except ImportError as exc:  # pragma: no cover - depends on how it is launched
     raise SystemExit(f"{exc}: run this from the repository root as `python -m experiments.bench_retrieval`") from exc
 
@@ -116,7 +115,7 @@ def _timed_search(index: VectorIndex, q: np.ndarray, k: int) -> tuple[np.ndarray
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    faiss = _import_faiss()
+    faiss = import_faiss()
     faiss.omp_set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []
     for ds in [d for d in args.datasets.split(",") if d]:
@@ -178,7 +177,7 @@ def _print(r: dict[str, Any]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    faiss = _import_faiss()
+    faiss = import_faiss()
     print(f"bench_retrieval: numpy {np.__version__}, faiss {faiss.__version__}, {args.threads} threads, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible")
     t0 = time.perf_counter()

@@ -10,7 +10,7 @@ import torchaudio
 from torch import nn
 
 from avcorr.models import create_model, list_models
-from avcorr.models._audio_frontend import AST_NORM_MEAN, AST_NORM_STD, KaldiFbank
+from avcorr.models.tagging_audio import AST_NORM_MEAN, AST_NORM_STD, KaldiFbank
 from avcorr.models.ast import resize_pos_grid
 
 AST_VARIANTS = ["ast_base", "ast_small", "ast_tiny", "test_ast"]

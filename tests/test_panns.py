@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import torchaudio
 
 from avcorr.models import create_model, list_models
-from avcorr.models._audio_frontend import (PannsLogMel, SpecAugment, do_mixup, sample_mixup_lambda,
+from avcorr.models.tagging_audio import (PannsLogMel, SpecAugment, do_mixup, sample_mixup_lambda,
                                            slaney_mel_filterbank)
 
 PANNS_VARIANTS = ["panns_cnn6", "panns_cnn10", "panns_cnn14", "panns_cnn14_16k", "test_panns"]

@@ -14,7 +14,7 @@ import torch
 from avcorr import localize, retrieve, separate
 from avcorr.config import config_to_dict, load_config
 from avcorr.data import decode
-from avcorr.data._clip_media import frame_centre, window_frames
+from avcorr.data._clip_media import window_frames
 from avcorr.data.avc import AVCPairDataset
 from avcorr.data.embed import ClipEmbedDataset
 from avcorr.data.errors import DecodeError
@@ -63,7 +63,7 @@ def test_reader_and_probes_describe_the_video_not_the_container(media_root, name
     path = _video(media_root, name)
     with decode.VideoReader(path) as reader:
         assert reader.duration == pytest.approx(VIDEO_S, abs=1e-6) and reader.num_frames == VIDEO_S * FPS
-        frames = reader.get_frames([frame_centre(k, reader.fps) for k in range(reader.num_frames)])
+        frames = reader.get_frames([decode.frame_centre(k, reader.fps) for k in range(reader.num_frames)])
     assert [frame_index(f) for f in frames] == list(range(int(VIDEO_S * FPS)))
     info = decode.probe_video(path)
     assert info.duration == pytest.approx(VIDEO_S, abs=1e-6) and info.num_frames == VIDEO_S * FPS

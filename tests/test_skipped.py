@@ -10,8 +10,8 @@ import pytest
 from avcorr import tag
 from avcorr.recognize_cli import main as recognize_main
 from avcorr.config import Config, config_to_dict
-from avcorr.data._skipped import clip_paths, skipped_rows, write_skipped_csv
 from avcorr.data.layout import Clip
+from avcorr.data.skipped import clip_paths, skipped_rows, write_skipped_csv
 from avcorr.engine.checkpoint import save_checkpoint
 from avcorr.models import create_model
 from tests import oracle_tagger  # noqa: F401  (registers oracle_tone_noise)

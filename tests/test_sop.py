@@ -14,7 +14,7 @@ from avcorr.data import decode
 from avcorr.data.layout import load_split
 from avcorr.data.separation import SeparationDataset, collate_mixtures
 from avcorr.models import create_model, list_models
-from avcorr.models._sop_audio import SpectrogramSettings, stft
+from avcorr.models.sop_audio import SpectrogramSettings, stft
 from avcorr.models.sop import FrameNet, _scaled_resnet18
 from avcorr.tasks.separation import SeparationEvaluator, SeparationModule
 from tests.media import make_nan_wav, make_wav

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from avcorr.models._sop_audio import SpectrogramSettings, apply_masks, istft, stft, unwarp, warp, warp_grid
+from avcorr.models.sop_audio import SpectrogramSettings, apply_masks, istft, stft, unwarp, warp, warp_grid
 
 SR, L = 11025, 65535
 PAPER = SpectrogramSettings()  # n_fft 1022, hop 256, 256 warped bins

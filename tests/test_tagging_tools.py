@@ -146,7 +146,7 @@ def test_ags_labels_from_xlsx(tmp_path):
 
 
 def test_fbank_stats_matches_direct_computation(tone_folders, tmp_path, capsys):
-    from avcorr.models._audio_frontend import KaldiFbank
+    from avcorr.models.tagging_audio import KaldiFbank
     from data_tools.fbank_stats import fbank_stats, main
 
     src = open_source("folder", tone_folders, "train", val_fraction=0.0)

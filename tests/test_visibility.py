@@ -24,7 +24,7 @@ from avcorr.metrics.chance import (
 from avcorr.metrics.separation import mask_statistics, separation_warnings
 from avcorr.metrics.tagging import mean_average_precision
 from avcorr.models import create_model
-from avcorr.models._sop_audio import SpectrogramSettings
+from avcorr.models.sop_audio import SpectrogramSettings
 from avcorr.tasks import AVCTask, LocalizationTask, SeparationTask, TaggingTask
 from avcorr.tasks.avc import AVCEvaluator
 from avcorr.tasks.localization import LocalizationEvaluator

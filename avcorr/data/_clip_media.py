@@ -77,15 +77,10 @@ def draw_with_retries(make: Callable[[int], dict[str, Any]], vid_of: Callable[[i
                        f"{max_bad_retries + 1} tries; first problems: {reasons}")
 
 
-def frame_centre(k: int, fps: float) -> float:
-    """The middle of frame ``k``'s display interval, ``(k + 0.5) / fps`` seconds: the time frames are read at."""
-    return (k + 0.5) / fps
-
-
 def window_frames(fps: float, num_frames: int, audio_duration: float, seconds: float) -> tuple[int, int]:
     """First and last frame (inclusive) of the decodable video whose centred audio window fits in the audio.
 
-    The rule every command that pairs frames with audio follows. Frame ``k`` (at :func:`frame_centre`)
+    The rule every command that pairs frames with audio follows. Frame ``k`` (at :func:`decode.frame_centre`)
     qualifies when ``[t_k - seconds / 2, t_k + seconds / 2]`` lies inside ``[0, audio_duration]``; the
     frame range is always ``[0, num_frames - 1]`` of the video itself, so an audio track that runs
     past the last frame (normal: an encoder's tail of a few tens of ms, or a longer recording) never

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import decode
-from ._clip_media import frame_centre
 from ._decode_video import import_torchcodec, library_reason
 from .errors import DecodeError
 
@@ -64,7 +63,7 @@ def check_video(path: str | Path) -> VideoCheck:
     p = str(path)
     with decode.VideoReader(p) as reader:
         n = reader.num_frames
-        reader.get_frames([frame_centre(k, reader.fps) for k in sorted({0, n // 2, n - 1})])
+        reader.get_frames([decode.frame_centre(k, reader.fps) for k in sorted({0, n // 2, n - 1})])
         duration = reader.duration
     count = _decode_every_frame(p)
     if count < header.num_frames:

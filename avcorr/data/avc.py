@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from . import decode
-from ._clip_media import ClipFailed, ClipMedia, audio_source, draw_with_retries, frame_centre, window_frames
+from ._clip_media import ClipFailed, ClipMedia, audio_source, draw_with_retries, window_frames
 from .errors import BadClipError
 from .layout import Clip, SplitIndex
 from .transforms import frame_transform
@@ -104,7 +104,7 @@ class AVCPairDataset(Dataset):
         """A frame time (its display-interval centre) whose audio window fits in the clip's audio."""
         fps, n_frames, a_dur = self._media.info(clip)
         lo, hi = window_frames(fps, n_frames, a_dur, self.seconds)
-        return frame_centre(int(rng.integers(lo, hi + 1)), fps)
+        return decode.frame_centre(int(rng.integers(lo, hi + 1)), fps)
 
     def _pick_negative(self, ci: int, rng: np.random.Generator) -> int:
         n = len(self.clips)

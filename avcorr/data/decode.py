@@ -45,8 +45,8 @@ from ._decode_video import (
     import_torchcodec,
     library_reason,
 )
-from ._decode_wav import parse_wav, read_wav_frames
 from .errors import DecodeError
+from .wav import parse_wav, read_wav_frames
 
 __all__ = [
     "AudioInfo",
@@ -54,6 +54,7 @@ __all__ = [
     "VIDEO_BACKENDS",
     "VideoInfo",
     "VideoReader",
+    "frame_centre",
     "probe_audio",
     "probe_video",
     "read_audio",
@@ -240,6 +241,11 @@ class VideoReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def frame_centre(k: int, fps: float) -> float:
+    """The middle of frame ``k``'s display interval, ``(k + 0.5) / fps`` seconds: the time frames are read at."""
+    return (k + 0.5) / fps
 
 
 def probe_video(path: str | Path, backend: str | None = None) -> VideoInfo:

@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import Dataset
 
 from . import decode
-from ._clip_media import frame_centre, window_frames
+from ._clip_media import window_frames
 from .errors import BadClipError, DecodeError
 from .layout import SplitIndex
 from .transforms import frame_transform
@@ -66,7 +66,7 @@ def frame_times(fps: float, num_frames: int, audio_duration: float, seconds: flo
         raise ValueError(f"count must be >= 1, got {count}")
     lo, hi = window_frames(fps, num_frames, audio_duration, seconds)
     ks = np.round(np.linspace(lo, hi, count)) if count > 1 else np.array([round((lo + hi) / 2)])
-    return [frame_centre(int(k), fps) for k in ks]
+    return [decode.frame_centre(int(k), fps) for k in ks]
 
 
 def audio_windows(path: str | Path, count: int, seconds: float, sample_rate: int) -> torch.Tensor:

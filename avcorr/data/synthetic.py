@@ -65,6 +65,7 @@ __all__ = [
     "ensure_default_dataset",
     "is_synthetic_dataset",
     "make_synthetic",
+    "read_meta",
     "render_clip",
 ]
 
@@ -92,7 +93,15 @@ DEFAULT_PARAMS: dict[str, Any] = {
 # --------------------------------------------------------------------------------------------
 
 
-def _read_meta(root: Path) -> dict[str, Any] | None:
+def read_meta(root: Path) -> dict[str, Any] | None:
+    """The ``meta.json`` a generator writes last into a dataset folder.
+
+    Args:
+        root: the dataset folder.
+
+    Returns:
+        Its contents, or None when the file is absent, unreadable or not a JSON object.
+    """
     try:
         meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -114,7 +123,7 @@ def is_synthetic_dataset(root: str | os.PathLike[str], **params: Any) -> bool:
     Returns:
         True if complete, of :data:`SYNTHETIC_VERSION` and with matching parameters.
     """
-    meta = _read_meta(Path(root))
+    meta = read_meta(Path(root))
     if meta is None or meta.get("generator") != __name__ or meta.get("version") != SYNTHETIC_VERSION:
         return False
     stored = meta.get("params", {})

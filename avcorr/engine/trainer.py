@@ -527,13 +527,9 @@ class Trainer:
         self.elapsed = time.time() - start
         if not self._validated:  # e.g. resumed after the last epoch; every rank calls it (it ends in a barrier)
             self.validate()
-        if self.is_main:
-            if self.writer is not None:
-                self._write_hparams()
-                self.writer.flush()
-            from ..report import try_build_report
-
-            try_build_report(self.out_dir)
+        if self.is_main and self.writer is not None:
+            self._write_hparams()
+            self.writer.flush()
         return self.state
 
     def _write_hparams(self) -> None:

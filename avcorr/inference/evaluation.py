@@ -39,7 +39,7 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
         ``skipped_list`` (a row ``{id, path, reason}`` per skipped clip, those of ``retrieval`` included),
         ``at_chance`` (absent when the main metric has no baseline) and ``warnings`` (a list of sentences).
     """
-    from ..data._skipped import skipped_rows
+    from ..data.skipped import skipped_rows
     from ..data.errors import SkipLog
     from ..engine.trainer import evaluate_loader, make_loader
     from ..runs import load_run
@@ -79,7 +79,7 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
 def _clip_files(dataset, root: str, split: str) -> dict[str, str]:
     """``{vid: file}`` of the split's clips: the dataset's, and every clip of an audio-visual layout split
     (those skipped before loading too)."""
-    from ..data._skipped import clip_paths
+    from ..data.skipped import clip_paths
     from ..data.errors import LayoutError
     from ..data.layout import VID2GENRE_FILE, load_split
 
@@ -175,7 +175,7 @@ def write_evaluation(result: dict, out_dir: str | Path) -> dict[str, Path]:
         The paths written, keyed as :func:`output_files`.
     """
     from .._atomic import write_json
-    from ..data._skipped import write_skipped_csv
+    from ..data.skipped import write_skipped_csv
     from ..engine.trainer import json_safe
 
     files = output_files(out_dir, result["split"])

@@ -149,7 +149,7 @@ def localize_video(checkpoint: str | Path, video: str | Path, out_dir: str | Pat
     from tqdm.auto import tqdm
 
     from ..data import decode
-    from ..data._clip_media import frame_centre
+    from ..data.decode import frame_centre
     from ..viz import overlay_heatmap, save_png
 
     if mux_audio not in ("localized", "original"):
@@ -235,7 +235,7 @@ def localize_grid(checkpoint: str | Path, out_dir: str | Path, *, data_root: str
         (id, path, reason; a header only when none was skipped).
     """
     import torch
-    from ..data._skipped import SKIPPED_FILE, clip_paths, skipped_rows, write_skipped_csv
+    from ..data.skipped import SKIPPED_FILE, clip_paths, skipped_rows, write_skipped_csv
     from ..data.layout import load_split
     from ..data.localization import LocalizationDataset
     from ..data.transforms import denormalize

@@ -157,7 +157,7 @@ def embed_split(em: EmbeddingModel, root: str | Path, split: str, *, frames: int
     """
     from torch.utils.data import DataLoader
 
-    from ..data._skipped import clip_paths
+    from ..data.skipped import clip_paths
     from ..data.embed import ClipEmbedDataset, collate_clips
     from ..data.layout import load_split
     from ..retrieval import encode_clips
@@ -203,9 +203,9 @@ def build_index(checkpoint: str | Path, out: str | Path, *, data_root: str | Pat
         FileExistsError: ``out`` holds an index and ``append`` is False.
         IndexMismatchError: ``append`` to an index of another model or embedding settings.
     """
-    from ..data._skipped import SKIPPED_FILE, skipped_rows, write_skipped_csv
+    from ..data.skipped import SKIPPED_FILE, skipped_rows, write_skipped_csv
     from ..retrieval import IndexMismatchError, RetrievalIndex
-    from ..retrieval._store import META_FILE, merge_sources
+    from ..retrieval import META_FILE, merge_sources
 
     out = Path(out)
     if (out / META_FILE).exists() and not append:

@@ -98,7 +98,7 @@ class Separator:
             normalised frames when ``pixels``.
         """
         import torch
-        from ..models._sop_audio import apply_masks, stft, warp
+        from ..models.sop_audio import apply_masks, stft, warp
 
         s, win = self.settings, self.window
         total = int(mixture.numel())
@@ -139,7 +139,7 @@ def _output_names(videos: Sequence[str]) -> list[str]:
 
 def _spectrogram_db(x: torch.Tensor, settings: Any) -> np.ndarray:
     import torch
-    from ..models._sop_audio import stft
+    from ..models.sop_audio import stft
 
     return (20 * torch.log10(stft(x.float(), settings).abs() + 1e-6)).numpy()
 

@@ -1,4 +1,4 @@
-"""Losses: ``nn.Module`` objectives that models and tasks share (no training-engine imports)."""
+"""Losses: ``nn.Module`` objectives that models and tasks share (no other part of avcorr is imported)."""
 
 from .localization import ContrastiveLocalizationLoss, MILLogisticLoss, gather_features, max_cell_similarity
 

@@ -1,4 +1,4 @@
-"""Metrics: pure functions over arrays / tensors (no model or data imports)."""
+"""Metrics: pure functions over arrays / tensors (no other part of avcorr is imported; rules in :mod:`avcorr`)."""
 
 from .avc import avc_accuracy
 

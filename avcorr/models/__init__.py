@@ -1,4 +1,16 @@
-"""Models: a registry of architectures and their variants."""
+"""Models: a registry of architectures and their variants.
+
+One module per architecture (``avenet``, ``avolnet``, ``sop``, ``panns``, ``ast``,
+``audioset_attention``, ``vggish``) and one per family's audio front-end, named after whose it is:
+
+* :mod:`~avcorr.models.avc_audio` - the log (mel) spectrogram of the correspondence models
+  (AVE-Net, L3-Net, AVOL-Net / EZ-VSL).
+* :mod:`~avcorr.models.tagging_audio` - the tagging models' front-ends (PANNs log-mel, AST Kaldi
+  fbank), SpecAugment and PANNs' mixup.
+* :mod:`~avcorr.models.sop_audio` - Sound of Pixels' STFT / iSTFT, log-frequency warp and masks.
+
+This package imports no other part of avcorr (see the rules in :mod:`avcorr`).
+"""
 
 from ._registry import create_model, is_model, list_models, load_checkpoint_state, load_state_into, register_model
 from .avenet import AVENet

@@ -97,7 +97,7 @@ def create_model(name: str, checkpoint_path: str | Path | None = None, pretraine
         name: a name from :func:`list_models`.
         checkpoint_path: optional local file to load weights from (strict key match).
         pretrained: ``True`` loads the released weights of ``name`` (downloaded once into the cache,
-            see :mod:`avcorr.hub`); a string names a tag from ``avcorr.hub.list_pretrained()``.
+            see :mod:`avcorr.models.hub`); a string names a tag from ``avcorr.hub.list_pretrained()``.
         **kwargs: passed to the variant function; ``None`` values are dropped so defaults stand.
 
     Raises:
@@ -112,7 +112,7 @@ def create_model(name: str, checkpoint_path: str | Path | None = None, pretraine
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     model = _MODELS[name](**kwargs)
     if pretrained:
-        from .. import hub
+        from . import hub
 
         tag = name if pretrained is True else str(pretrained)
         try:

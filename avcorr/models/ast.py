@@ -4,7 +4,7 @@ The reference (YuanGongND/ast ``src/models/ast_models.py``) pins timm 0.4.5 and 
 here the model is assembled from current timm's transformer :class:`~timm.models.vision_transformer.Block`
 with the reference's parameter names, so checkpoints map one to one:
 
-* ``frontend`` - :class:`~avcorr.models._audio_frontend.KaldiFbank`: 16 kHz waveform -> normalised
+* ``frontend`` - :class:`~avcorr.models.tagging_audio.KaldiFbank`: 16 kHz waveform -> normalised
   (B, 1024, 128) Kaldi fbank (time, mel).
 * ``v`` - the DeiT trunk: ``v.patch_embed.proj`` a 1-channel 16 x 16 conv with stride (10, 10) over
   the (128 mel x 1024 frame) image -> a 12 x 101 grid of overlapping patches; ``v.cls_token``,
@@ -40,9 +40,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._audio_frontend import AST_NORM_MEAN, AST_NORM_STD, KaldiFbank, SpecAugment, do_mixup
 from ._pretrained import load_checked
 from ._registry import register_model
+from .tagging_audio import AST_NORM_MEAN, AST_NORM_STD, KaldiFbank, SpecAugment, do_mixup
 
 __all__ = ["AST", "ASTEncoder", "ast_base", "ast_small", "ast_tiny", "resize_pos_grid", "test_ast"]
 

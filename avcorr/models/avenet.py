@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._frontend import LogSpectrogram
 from ._registry import create_model, register_model
+from .avc_audio import LogSpectrogram
 
 __all__ = ["AVENet", "ConvTower", "TaggingAudioTower", "avenet", "l3net", "test_avenet", "test_l3net"]
 

@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._frontend import LogSpectrogram
 from ._registry import register_model
+from .avc_audio import LogSpectrogram
 from .avenet import ConvTower, _scaled
 
 __all__ = ["AVOLNet", "avolnet", "ezvsl", "test_avolnet", "test_ezvsl"]

@@ -37,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._audio_frontend import PannsLogMel, SpecAugment, do_mixup
 from ._pretrained import load_checked
 from ._registry import register_model
+from .tagging_audio import PannsLogMel, SpecAugment, do_mixup
 
 __all__ = ["PANNsCNN", "panns_cnn6", "panns_cnn10", "panns_cnn14", "panns_cnn14_16k", "test_panns"]
 

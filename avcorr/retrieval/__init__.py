@@ -14,12 +14,13 @@ nor :mod:`avcorr.data`. The command line is :mod:`avcorr.retrieve`; metrics are 
 
 from ._embed import POOLINGS, ClipEmbeddings, encode_clips, pool_embeddings
 from ._errors import IndexFormatError, IndexMismatchError
-from ._faiss import INDEX_KINDS, IndexConfig, VectorIndex, faiss_gpu_available
-from ._store import COMPAT_KEYS, MODALITIES, Hit, RetrievalIndex
+from ._faiss import INDEX_KINDS, IndexConfig, VectorIndex, faiss_gpu_available, import_faiss
+from ._store import COMPAT_KEYS, META_FILE, MODALITIES, Hit, RetrievalIndex, merge_sources
 
 __all__ = [
     "COMPAT_KEYS",
     "INDEX_KINDS",
+    "META_FILE",
     "MODALITIES",
     "POOLINGS",
     "ClipEmbeddings",
@@ -31,5 +32,7 @@ __all__ = [
     "VectorIndex",
     "encode_clips",
     "faiss_gpu_available",
+    "import_faiss",
+    "merge_sources",
     "pool_embeddings",
 ]

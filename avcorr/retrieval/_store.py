@@ -31,7 +31,8 @@ from ._faiss import IndexConfig, VectorIndex
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COMPAT_KEYS", "Hit", "INDEX_FORMAT", "INDEX_VERSION", "MODALITIES", "RetrievalIndex"]
+__all__ = ["COMPAT_KEYS", "Hit", "INDEX_FORMAT", "INDEX_VERSION", "META_FILE", "MODALITIES", "RetrievalIndex",
+           "merge_sources"]
 
 INDEX_FORMAT = "avcorr-retrieval-index"
 INDEX_VERSION = 1

@@ -1,6 +1,8 @@
 """Tasks turn a config into datasets, a model and a ``batch -> {'loss': ..., **parts}`` module.
 
-One trainer (:mod:`avcorr.engine`) serves every task family through this interface.
+One trainer (:mod:`avcorr.engine`) serves every task family through this interface. Tasks import
+``config``, ``data``, ``models``, ``losses``, ``metrics`` and ``viz``, never the engine (rules in
+:mod:`avcorr`).
 """
 
 from __future__ import annotations

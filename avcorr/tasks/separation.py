@@ -32,7 +32,7 @@ from ..data.layout import load_split
 from ..data.separation import SeparationDataset, collate_mixtures
 from ..metrics.separation import mask_statistics, separation_scores, separation_warnings
 from ..models import create_model
-from ..models._sop_audio import SpectrogramSettings, apply_masks, stft, warp
+from ..models.sop_audio import SpectrogramSettings, apply_masks, stft, warp
 from .base import Evaluator, Task
 
 logger = logging.getLogger(__name__)

@@ -150,7 +150,7 @@ class TaggingModule(nn.Module):
         if wave.shape[0] == 0:  # every clip of an evaluation batch failed to load
             return {"loss": target.new_zeros(()), "logits": target.new_zeros(0, target.shape[-1])}
         if self.training and self.mixup_alpha > 0 and wave.shape[0] >= 2:
-            from ..models._audio_frontend import do_mixup, sample_mixup_lambda
+            from ..models.tagging_audio import do_mixup, sample_mixup_lambda
 
             b = wave.shape[0] - wave.shape[0] % 2
             rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))

@@ -1,7 +1,9 @@
 """Fast path for PCM/float WAV files: parse the RIFF header, seek, read only the needed bytes.
 
-Used by :mod:`avcorr.data.decode`; anything this module does not understand (RIFX, RF64, ADPCM,
-mu-law ...) makes :func:`parse_wav` return ``None`` and the caller falls back to torchcodec.
+Plain numpy, no torch, so light tools read WAV files without torch's start-up. Used by
+:mod:`avcorr.data.decode` and by ``data_tools``; anything this module does not understand (RIFX,
+RF64, ADPCM, mu-law ...) makes :func:`parse_wav` return ``None`` and the caller falls back to
+torchcodec (or ffmpeg).
 """
 
 from __future__ import annotations

@@ -1,10 +1,18 @@
-"""Audio front-ends that run inside the model (batched, on the model's device)."""
+"""The audio front-end of the correspondence models (AVE-Net, L3-Net, AVOL-Net / EZ-VSL).
+
+:class:`LogSpectrogram` turns a waveform batch into the log (mel) spectrogram their audio towers
+read, inside the model (batched, on the model's device). The tagging models' front-ends (PANNs,
+AST) are in :mod:`avcorr.models.tagging_audio`; Sound of Pixels' STFT and warp in
+:mod:`avcorr.models.sop_audio`.
+"""
 
 from __future__ import annotations
 
 import torch
 import torchaudio
 from torch import nn
+
+__all__ = ["LogSpectrogram"]
 
 
 class LogSpectrogram(nn.Module):

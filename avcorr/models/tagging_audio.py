@@ -1,4 +1,4 @@
-"""Front-ends of the audio tagging models, computed inside the model (batched, on its device).
+"""Front-ends of the audio tagging models (PANNs, AST), computed inside the model (batched, on its device).
 
 * :class:`PannsLogMel` - the log-mel spectrogram of PANNs (Kong et al., 2020) as torchlibrosa computes
   it: periodic Hann window, centred frames with reflect padding, power spectrum, Slaney mel filters
