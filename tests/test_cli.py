@@ -132,7 +132,7 @@ def test_recognize_takes_a_dash_name(tmp_path, monkeypatch, capsys):
     seen = []
     monkeypatch.setattr(recognize, "load_tagger", lambda ckpt, device: "tagger")
     monkeypatch.setattr(recognize, "recognize", lambda f, tagger, *a, **k: seen.append(f) or [("tone", 1.0)])
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     assert recognize.main(["--checkpoint", "x.pt", wav.name, "--json"]) == 0
     assert seen == [wav.name] and json.loads(capsys.readouterr().out)["labels"][0]["label"] == "tone"
 
