@@ -141,7 +141,7 @@ def test_help_does_not_import_torch():
     """--help of these CLIs is instant: no torch (2+ s) before the options are read."""
     code = ("import sys, runpy\n"
             "for cli in ('avcorr.train', 'avcorr.evaluate', 'avcorr.recognize', 'avcorr.tag', 'avcorr.retrieve',\n"
-            "            'avcorr.localize', 'avcorr.separate'):\n"
+            "            'avcorr.localize', 'avcorr.separate', 'avcorr.report'):\n"
             "    sys.argv = [cli, '--help']\n"
             "    try:\n"
             "        runpy.run_module(cli, run_name='__main__')\n"
