@@ -198,3 +198,17 @@ def test_a_task_must_implement_the_contract():
 
     with pytest.raises(TypeError, match="abstract"):
         Half()
+
+
+def test_the_progress_saved_by_an_older_avcorr_resumes():
+    """A mid-epoch last.pt written before the tasks reported their training metrics still loads."""
+    from dataclasses import asdict
+
+    from avcorr.engine.trainer import EpochProgress
+
+    old = {"steps": 2, "positions": 16, "loss_sum": 3.0, "n": 16, "correct": 5, "n_judged": 16, "seconds": 1.5}
+    p = EpochProgress.from_state(old)
+    assert (p.steps, p.positions, p.loss_sum, p.n, p.seconds) == (2, 16, 3.0, 16, 1.5)
+    assert p.sums == {} and p.counts == {}
+    new = EpochProgress(steps=1, sums={"within_1": 3.0}, counts={"within_1": 8.0})
+    assert EpochProgress.from_state(asdict(new)) == new
