@@ -47,8 +47,8 @@ from ..metrics.names import is_counter
 from . import distributed as dist_utils
 from ._resume import ResumableSampler, SeededItems, StopSignals, ignore_sigint, rng_state, set_rng_state
 from .checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
-from .optim import build_optimizer, build_scheduler
 from .evaluation import evaluation_pass
+from .optim import build_optimizer, build_scheduler
 from .protocol import LOSS, SKIPPED, Task
 
 logger = logging.getLogger(__name__)
