@@ -12,11 +12,11 @@ Where things are: :mod:`avcorr.runs` loads a trained run for inference (:func:`~
 Import rules (``tests/test_import_rules.py`` checks them on the source):
 
 * Layers. ``metrics``, ``viz``, ``losses``, ``retrieval``, ``models``, ``data`` and ``config``
-  import no other part of avcorr: they take arrays, tensors and models as given objects. ``tasks``
-  imports ``config``, ``data``, ``models``, ``losses``, ``metrics`` and ``viz``; ``engine`` imports
-  ``config``, ``data``, ``metrics`` and the Task protocol (``tasks.base``), never a task. The
-  top-level command modules (``train``, ``evaluate``, ``retrieve``, ...) sit on top and may import
-  any part.
+  import no other part of avcorr: they take arrays, tensors and models as given objects. ``engine``
+  imports ``config``, ``data`` and ``metrics``, nothing of ``tasks``: it defines the contract a task
+  implements (``engine.protocol``). ``tasks`` imports ``config``, ``data``, ``models``, ``losses``,
+  ``metrics``, ``viz`` and that contract (``engine.protocol``), never the trainer. The top-level
+  command modules (``train``, ``evaluate``, ``retrieve``, ...) sit on top and may import any part.
 * No cycles: no two subpackages (or a subpackage and ``config``) import each other, even through a
   third.
 * Privacy. A module or name starting with ``_`` is private to the package it lives in: modules of

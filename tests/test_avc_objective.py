@@ -119,6 +119,21 @@ def test_class_level_ceiling(tiny_root):
     assert out["avc_acc"] == 1.0 and out["ceiling/avc_acc"] == pytest.approx(1 - shared / len(items))
 
 
+def test_training_accuracy_judges_the_pairs_the_module_made():
+    """AVCTask.train_metrics: avc_acc over the batch's pairs, or the contrastive module's own pairs."""
+    from avcorr.config import Config
+    from avcorr.tasks.avc import AVCTask
+
+    task = AVCTask(Config())
+    batch = {"label": torch.tensor([1, 0, 1])}
+    logits = torch.tensor([[0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])  # answers 1, 1, 0
+    assert task.train_metrics(batch, {"loss": torch.tensor(0.0), "logits": logits}) == {"avc_acc": (1, 3)}
+    own = {"loss": torch.tensor(0.0), "logits": logits[:2], "label": torch.tensor([1, 1])}
+    assert task.train_metrics(batch, own) == {"avc_acc": (2, 2)}
+    assert task.train_metrics(batch, {"loss": torch.tensor(0.0)}) == {}
+    assert task.batch_size(batch) == 3
+
+
 def test_soft_targets_spread_over_pairs_that_sound_alike():
     from avcorr.losses import ContrastiveLocalizationLoss
 

@@ -30,9 +30,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "avcorr.retrieval": (),
     "avcorr.models": (),
     "avcorr.data": (),
-    "avcorr.tasks": ("avcorr.config", "avcorr.data", "avcorr.losses", "avcorr.metrics", "avcorr.models", "avcorr.viz"),
-    # The Task protocol still lives in tasks.base (issue 15, item 4 moves it into the engine).
-    "avcorr.engine": ("avcorr.config", "avcorr.data", "avcorr.metrics", "avcorr.tasks.base"),
+    # tasks implement the engine's contract (engine.protocol) and never import the trainer
+    "avcorr.tasks": ("avcorr.config", "avcorr.data", "avcorr.losses", "avcorr.metrics", "avcorr.models", "avcorr.viz",
+                     "avcorr.engine.protocol"),
+    "avcorr.engine": ("avcorr.config", "avcorr.data", "avcorr.metrics"),
 }
 
 
@@ -226,7 +227,9 @@ def test_the_rules_catch_violations():
     assert layer_violations([imp("avcorr.engine.trainer", "avcorr.tasks.avc")]) != []
     assert layer_violations([imp("avcorr._cli", "avcorr.data.layout", "Clip")]) == [
         "avcorr/_cli.py:7: avcorr._cli imports avcorr.data.layout"]
-    assert layer_violations([imp("avcorr.engine.trainer", "avcorr.tasks.base", "Task"),
+    assert layer_violations([imp("avcorr.engine.trainer", "avcorr.tasks.base", "Task")]) != []
+    assert layer_violations([imp("avcorr.tasks.avc", "avcorr.engine.trainer", "Trainer")]) != []
+    assert layer_violations([imp("avcorr.tasks.base", "avcorr.engine.protocol", "Task"),
                              imp("avcorr.tasks.avc", "avcorr.models"), imp("avcorr.retrieval._embed", "avcorr._amp"),
                              imp("avcorr.train", "avcorr.engine")]) == []
     assert private_violations([imp("avcorr.tasks.sop", "avcorr.models._x", "f")]) == [

@@ -121,6 +121,37 @@ def test_fit_folder_then_recognize(sounds_root, tmp_path, capsys):
     assert evaluate.main(["--checkpoint", str(best), "--split", "val", "--workers", "0", "--no-progress"]) == 0
     res = json.loads((run / "checkpoints" / "eval_val.json").read_text())
     assert res["num_clips"] == 9 and 0 <= res["acc"] <= 1
+    assert (run / "checkpoints" / "ap_per_class_val.png").read_bytes()[:4] == b"\x89PNG"  # beside the checkpoint
+    assert evaluate.main(["--checkpoint", str(best), "--split", "val", "--workers", "0", "--no-progress",
+                          "--out", str(tmp_path / "ev")]) == 0
+    assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == ["ap_per_class_val.png", "eval_val.json",
+                                                                   "eval_val_skipped.csv"]
+
+
+def test_the_evaluator_returns_values_and_the_task_draws_the_chart(tmp_path, monkeypatch):
+    """compute() writes nothing; write_pictures names the chart after the split it is given."""
+    from avcorr.config import Config
+    from avcorr.tasks.tagging import TaggingEvaluator, TaggingTask
+
+    monkeypatch.chdir(tmp_path)
+    ev = TaggingEvaluator(["a", "b", "c"], multilabel=False)
+    target = torch.eye(3)[[0, 1, 2, 0]]
+    ev.update({"target": target}, {"logits": 4 * target + 0.1 * torch.arange(3.0), "loss": torch.tensor(0.5)})
+    assert ev.compute()["acc"] == 1.0
+    assert list(tmp_path.iterdir()) == []
+    pictures = ev.pictures()
+    assert pictures["counts"].tolist() == [2, 1, 1] and pictures["ap_per_class"].tolist() == [1.0, 1.0, 1.0]
+    assert pictures["classes"] == ["a", "b", "c"]
+    cfg = Config(task="tagging")
+    cfg.data.format, cfg.data.classes, cfg.data.label_mode = "folder", ["a", "b", "c"], "single"
+    task = TaggingTask(cfg)
+    out = tmp_path / "out"
+    assert task.write_pictures(pictures, out, "lists/my val.json") == [out / "ap_per_class_my_val.png"]
+    assert (out / "ap_per_class_my_val.png").read_bytes()[:4] == b"\x89PNG"
+    assert task.write_pictures(TaggingEvaluator(["a"], multilabel=True).pictures(), out, "test") == []
+    assert task.train_metrics({"label": torch.tensor([0, 2])}, {"loss": torch.tensor(1.0),
+                                                                "logits": torch.eye(3)[[0, 1]]}) == {"acc": (1, 2)}
+    assert task.train_metrics({"label": torch.tensor([0, 2])}, {"loss": torch.tensor(1.0)}) == {}  # mixup: no logits
 
 
 def test_ast_mixup_balanced_multilabel(sounds_root, tmp_path):

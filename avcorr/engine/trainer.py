@@ -9,8 +9,13 @@ stop the run at the next step boundary and save ``last.pt`` there, mid-epoch inc
 random state (see :mod:`avcorr.engine._resume`); ``--resume`` then continues without re-decoding the
 batches already done and ends with the same weights and metrics as an uninterrupted run on the CPU.
 
+The task is anything that implements :class:`avcorr.engine.protocol.Task`: the loop reads the loss
+from the module's output and nothing else in it; the epoch's training metrics beside the loss come
+from :meth:`~avcorr.engine.protocol.Task.train_metrics`, and after each validation the task writes
+its pictures into the run folder (:meth:`~avcorr.engine.protocol.Task.write_pictures`).
+
 Failure made visible: after each validation the task's main metric is compared with its baseline
-(:meth:`avcorr.tasks.base.Task.chance_test`); a score not significantly above it logs a WARNING in
+(:meth:`avcorr.engine.protocol.Task.chance_test`); a score not significantly above it logs a WARNING in
 plain words, the ``metrics.jsonl`` row gets ``at_chance`` (true / false; absent for a main metric
 without a baseline, e.g. ``loss``), and :func:`summary` states the epochs at chance and the task's
 warnings about the last validation (e.g. trivial separation masks). None of it changes training.
@@ -25,7 +30,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,11 +44,12 @@ from ..config import Config, ConfigError, config_to_dict
 from ..data.errors import SkipLog
 from ..metrics.chance import ChanceTest
 from ..metrics.names import is_counter
-from ..tasks.base import Task
 from . import distributed as dist_utils
 from ._resume import ResumableSampler, SeededItems, StopSignals, ignore_sigint, rng_state, set_rng_state
 from .checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
+from .evaluation import evaluation_pass
 from .optim import build_optimizer, build_scheduler
+from .protocol import LOSS, SKIPPED, Task
 
 logger = logging.getLogger(__name__)
 
@@ -95,49 +101,32 @@ def make_loader(dataset, task: Task, batch_size: int, *, train: bool, num_worker
     )
 
 
-@torch.no_grad()
-def evaluate_loader(module: nn.Module, loader: Iterable, task: Task, device: torch.device, *, amp: bool = False,
-                    channels_last: bool = False, skips: SkipLog | None = None,
-                    progress: bool = False, desc: str = "eval") -> dict[str, float]:
-    """Run ``module`` over ``loader`` in eval mode and return the task's metrics.
-
-    Args:
-        module: a task module (``batch -> {'loss', ...}``), not DDP-wrapped.
-        loader: yields collated batches.
-        task: gives the evaluator.
-        device: where to compute.
-        amp: autocast on CUDA.
-        channels_last: move 4-d inputs to channels-last.
-        skips: collects the clips skipped while loading.
-        progress: show a tqdm bar.
-    """
-    was_training = module.training
-    module.eval()
-    evaluator = task.new_evaluator()
-    try:
-        for batch in progress_bar(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
-            if skips is not None:
-                skips.add(batch.get("skipped", ()))
-            batch = task.to_device(batch, device, channels_last)
-            with _autocast(device, amp):
-                out = module(batch)
-            evaluator.update(batch, out)
-    finally:
-        module.train(was_training)
-    return evaluator.compute()
-
-
 @dataclass
 class EpochProgress:
     """The epoch in progress: batches and items done, and the sums of its training metrics."""
 
     steps: int = 0  # batches done in this epoch
     positions: int = 0  # sampler positions consumed (steps x batch size)
-    loss_sum: float = 0.0
-    n: int = 0
-    correct: int = 0
-    n_judged: int = 0
+    loss_sum: float = 0.0  # sum of the steps' loss x batch size
+    n: int = 0  # examples (the task's batch sizes)
+    sums: dict[str, float] = field(default_factory=dict)  # the task's training metrics: name -> sum
+    counts: dict[str, float] = field(default_factory=dict)  # name -> count
     seconds: float = 0.0
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> EpochProgress:
+        """The progress saved in ``last.pt`` (``asdict`` of one).
+
+        A ``last.pt`` from before the task reported its training metrics holds an unnamed accuracy
+        (``correct`` / ``n_judged``): dropped, so that epoch's training accuracy covers the steps after the
+        resume only.
+        """
+        state = dict(state)
+        if state.pop("n_judged", 0):
+            logger.info("last.pt is from an older avcorr: the resumed epoch's training accuracy counts the steps "
+                        "from here on")
+        state.pop("correct", None)
+        return cls(**state)
 
 
 @dataclass
@@ -300,7 +289,7 @@ class Trainer:
         s.last_val = dict(ckpt.get("metrics") or {})
         s.at_chance = {int(e): bool(v) for e, v in (ckpt.get("at_chance") or {}).items()}
         extra = ckpt.get("resume") or {}
-        s.progress = EpochProgress(**extra.get("progress", {}))
+        s.progress = EpochProgress.from_state(extra.get("progress", {}))
         s.pending_validation = bool(extra.get("pending_validation", False))
         self.skips.reasons.update(extra.get("skipped") or {})  # logged by the run that found them
         self._keep_metrics_rows(extra.get("metrics_rows"))
@@ -357,12 +346,15 @@ class Trainer:
 
     # -- loop --------------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
-        """Evaluate on the validation split (main process), update ``best.pt``; returns the metrics."""
+        """Evaluate on the validation split (main process), write the task's pictures of it into the run folder,
+        update ``best.pt``; returns the metrics."""
         metrics: dict[str, float] = {}
         if self.is_main and self.val_loader is not None:
-            metrics = evaluate_loader(self.module, self.val_loader, self.task, self.device, amp=self.cfg.train.amp,
-                                      channels_last=self.cfg.train.channels_last, skips=self.skips,
-                                      progress=self.progress, desc="val")
+            evaluator = evaluation_pass(self.module, self.val_loader, self.task, self.device, amp=self.cfg.train.amp,
+                                        channels_last=self.cfg.train.channels_last, skips=self.skips,
+                                        progress=self.progress, desc="val")
+            metrics = evaluator.compute()
+            self.task.write_pictures(evaluator.pictures(), self.out_dir, self.cfg.data.val_split)
             self.state.last_val = metrics
             test = self.task.chance_test(metrics)
             self._log_metrics("val", metrics, {"at_chance": test.at_chance} if test is not None else None)
@@ -391,11 +383,11 @@ class Trainer:
 
     def _train_step(self, batch: dict[str, Any]) -> None:
         t, p = self.cfg.train, self.state.progress
-        self.skips.add(batch.get("skipped", ()))
+        self.skips.add(batch.get(SKIPPED, ()))
         batch = self.task.to_device(batch, self.device, t.channels_last)
         with _autocast(self.device, t.amp):
             out = self.train_module(batch)
-        loss = out["loss"]
+        loss = out[LOSS]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.state.step}; lower optim.lr "
                                      f"or set train.grad_clip")
@@ -405,10 +397,8 @@ class Trainer:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
         loss_value = loss.item()
-        b = batch["label"].shape[0] if "label" in batch else 1
-        labels = out.get("label", batch.get("label"))  # a module that makes its own pairs returns their labels
-        judged = "logits" in out and labels is not None and out["logits"].dim() == 2
-        correct = int((out["logits"].argmax(-1) == labels).sum()) if judged else 0
+        b = self.task.batch_size(batch)
+        parts = self.task.train_metrics(batch, out)
         with self._critical():  # the update and its count, never one without the other
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -418,9 +408,9 @@ class Trainer:
             p.positions += t.batch_size
             p.loss_sum += loss_value * b
             p.n += b
-            if judged:
-                p.correct += correct
-                p.n_judged += labels.shape[0]
+            for name, (total, count) in parts.items():
+                p.sums[name] = p.sums.get(name, 0) + total
+                p.counts[name] = p.counts.get(name, 0) + count
             self._snapshot = rng_state()  # the random states at this step boundary
         if self.writer is not None and self.state.step % max(1, t.log_every) == 0:
             self.writer.add_scalar("train/loss", loss_value, self.state.step)
@@ -461,8 +451,9 @@ class Trainer:
         metrics = {"loss": dist_utils.all_reduce_mean(p.loss_sum / max(1, p.n), self.device),
                    "samples_per_s": p.n * self.world_size / max(time.time() - t0, 1e-9),
                    "skipped_clips": len(self.skips)}
-        if p.correct:
-            metrics["avc_acc" if self.task.main_metric == "avc_acc" else "acc"] = p.correct / max(1, p.n_judged)
+        for name, total in p.sums.items():  # the task's; the trainer's own names above come first
+            if p.counts[name] > 0:
+                metrics.setdefault(name, total / p.counts[name])
         return metrics
 
     def _critical(self):

@@ -31,8 +31,9 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
         retrieval: also compute the retrieval metrics of the four directions (see the module docstring).
         retrieval_frames: frames / audio windows pooled per clip for retrieval.
         retrieval_pool: ``"mean"`` or ``"max"`` pooling of those.
-        out_dir: where pictures an evaluation draws go (a tagging run's ``ap_per_class_<split>.png``;
-            default: :func:`output_dir` of the checkpoint).
+        out_dir: where the pictures of the evaluation go (a tagging run's ``ap_per_class_<split>.png``;
+            default: :func:`output_dir` of the checkpoint): after the metrics, a separate step writes
+            them (the task's ``write_pictures``).
 
     Returns:
         The metrics dict with its baselines, plus ``split``, ``checkpoint``, ``epoch``, ``skipped_clips``,
@@ -41,14 +42,14 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
     """
     from ..data.skipped import skipped_rows
     from ..data.errors import SkipLog
-    from ..engine.trainer import evaluate_loader, make_loader
+    from ..engine.evaluation import evaluation_pass
+    from ..engine.trainer import make_loader
     from ..runs import load_run
 
     run = load_run(checkpoint, device, data_root=data_root)
     if retrieval:
         run.require("embedding")
     cfg, task, model, dev = run.cfg, run.task, run.model, run.device
-    cfg.train.out_dir = str(Path(out_dir) if out_dir is not None else output_dir(checkpoint))  # pictures go there
     module = task.wrap(model).to(dev)
     dataset = task.build_dataset(split, train=False)
     skips = SkipLog(logger)
@@ -56,7 +57,10 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
     loader = make_loader(dataset, task, batch_size or cfg.train.eval_batch_size, train=False,
                          num_workers=cfg.data.num_workers if num_workers is None else num_workers)
     t0 = time.time()
-    metrics = evaluate_loader(module, loader, task, dev, amp=cfg.train.amp, skips=skips, progress=progress, desc=split)
+    evaluator = evaluation_pass(module, loader, task, dev, amp=cfg.train.amp, skips=skips, progress=progress, desc=split)
+    metrics = evaluator.compute()
+    # the pictures: a step of their own, after the metrics
+    task.write_pictures(evaluator.pictures(), Path(out_dir) if out_dir is not None else output_dir(checkpoint), split)
     skipped = list(skips.reasons.items())
     if retrieval:
         metrics.update(_retrieval_metrics(model, cfg, dev, split, frames=retrieval_frames, pool=retrieval_pool,

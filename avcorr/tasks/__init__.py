@@ -1,8 +1,9 @@
 """Tasks turn a config into datasets, a model and a ``batch -> {'loss': ..., **parts}`` module.
 
-One trainer (:mod:`avcorr.engine`) serves every task family through this interface. Tasks import
-``config``, ``data``, ``models``, ``losses``, ``metrics`` and ``viz``, never the engine (rules in
-:mod:`avcorr`).
+One trainer (:mod:`avcorr.engine`) serves every task family through the contract it defines
+(:mod:`avcorr.engine.protocol`); :mod:`avcorr.tasks.base` holds what the families share on top of it.
+Tasks import ``config``, ``data``, ``models``, ``losses``, ``metrics``, ``viz`` and that contract,
+never the trainer (rules in :mod:`avcorr`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from ..metrics.avc import avc_accuracy
 from ..losses import ContrastiveLocalizationLoss
 from ..metrics.chance import majority_rate
 from ..models import create_model
-from .base import Evaluator, Task
+from .base import Evaluator, Task, argmax_hits
 
 
 class AVCModule(nn.Module):
@@ -169,3 +169,8 @@ class AVCTask(Task):
 
     def new_evaluator(self) -> AVCEvaluator:
         return AVCEvaluator()
+
+    def train_metrics(self, batch: dict[str, Any], out: dict[str, torch.Tensor]) -> dict[str, tuple[float, float]]:
+        """``avc_acc`` of the step's pairs (those the contrastive module made itself, when it returns them)."""
+        hits = argmax_hits(out.get("logits"), out.get("label", batch.get("label")))
+        return {"avc_acc": hits} if hits is not None else {}

@@ -1,30 +1,39 @@
-"""The task interface the trainer and the evaluation CLI rely on."""
+"""What avcorr's task families share on top of the engine's contract (:mod:`avcorr.engine.protocol`).
+
+:class:`Task` adds the config, the baseline test of the main metric (failure made visible) and
+the batch size of the families' batches; :class:`Evaluator` is the engine's. :func:`argmax_hits`
+scores classifier logits, for the families' :meth:`~avcorr.engine.protocol.Task.train_metrics`.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 import torch
-from torch import nn
-from torch.utils.data import Dataset, Sampler
 
 from ..config import Config
+from ..engine.protocol import Batch, Evaluator
+from ..engine.protocol import Task as TaskProtocol
 from ..metrics.chance import ChanceTest, db_test, proportion_test
 
-
-class Evaluator:
-    """Accumulates a task's outputs over an evaluation pass and computes its metrics."""
-
-    def update(self, batch: dict[str, Any], out: dict[str, torch.Tensor]) -> None:
-        raise NotImplementedError
-
-    def compute(self) -> dict[str, float]:
-        raise NotImplementedError
+__all__ = ["Evaluator", "Task", "argmax_hits"]
 
 
-class Task:
-    """Base class: subclasses build the pieces of one task family from a :class:`Config`.
+def argmax_hits(logits: torch.Tensor | None, labels: torch.Tensor | None) -> tuple[int, int] | None:
+    """Correct argmax predictions of a classifier: ``(correct, judged)``, or None when nothing is judged.
+
+    Args:
+        logits: (B, C) scores, or anything else (None, a mixture's output with no logits) to judge nothing.
+        labels: (B,) class indices.
+    """
+    if logits is None or labels is None or logits.dim() != 2:
+        return None
+    return int((logits.argmax(-1) == labels).sum()), int(labels.shape[0])
+
+
+class Task(TaskProtocol):
+    """Base class of avcorr's task families: builds the pieces of one family from a :class:`Config`.
 
     Attributes:
         main_metric: the validation metric that selects ``best.pt``.
@@ -36,8 +45,6 @@ class Task:
         metric_unit: ``"dB"`` for a decibel ``main_metric`` (tested with the dB margin), else ``""``.
     """
 
-    main_metric: str = "loss"
-    higher_is_better: bool = False
     baseline_name: str = "chance"
     count_key: str | None = None
     count_unit: str = "items"
@@ -46,30 +53,9 @@ class Task:
     def __init__(self, cfg: Config):
         self.cfg = cfg
 
-    def build_model(self) -> nn.Module:
-        """The registry model this task trains."""
-        raise NotImplementedError
-
-    def wrap(self, model: nn.Module) -> nn.Module:
-        """A module whose ``forward(batch)`` returns ``{'loss': scalar, **parts}``."""
-        raise NotImplementedError
-
-    def build_dataset(self, split: str, train: bool) -> Dataset:
-        raise NotImplementedError
-
-    collate_fn: Callable[[list], dict[str, Any]] | None = None
-
-    def build_sampler(self, dataset: Dataset, *, train: bool, seed: int, distributed: bool) -> Sampler | None:
-        """A task-specific sampler (e.g. class-balanced), or ``None`` for the trainer's default.
-
-        The default is a seeded :class:`RandomSampler` for training (a :class:`DistributedSampler`
-        under DDP) and sequential order for evaluation. A returned sampler with a ``set_epoch(epoch)``
-        method is called at the start of every epoch; under DDP it must shard by rank itself.
-        """
-        return None
-
-    def new_evaluator(self) -> Evaluator:
-        raise NotImplementedError
+    def batch_size(self, batch: Batch) -> int:
+        """The examples of a batch: the length of its ``label`` (every family's batches have one), else 1."""
+        return batch["label"].shape[0] if "label" in batch else 1
 
     # -- failure made visible ------------------------------------------------------------------
     def baseline_key(self, metric: str) -> str:
@@ -93,19 +79,3 @@ class Task:
             return None
         return proportion_test(metric, value, base, count, baseline_name=self.baseline_name,
                                count_unit=self.count_unit)
-
-    def warnings(self, metrics: dict[str, Any]) -> list[str]:
-        """Task-specific signs of a failed run in an evaluation's metrics (e.g. trivial masks), as sentences."""
-        return []
-
-    @staticmethod
-    def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool = False) -> dict[str, Any]:
-        """Move the batch's tensors to ``device`` (4-d tensors in channels-last when asked)."""
-        out = {}
-        for k, v in batch.items():
-            if isinstance(v, torch.Tensor):
-                v = v.to(device, non_blocking=True)
-                if channels_last and v.dim() == 4:
-                    v = v.contiguous(memory_format=torch.channels_last)
-            out[k] = v
-        return out

@@ -31,8 +31,9 @@ the logits (multi-label; the sigmoid is monotonic) or the softmax probabilities 
 the baselines ``baseline/acc`` (always answering the most frequent class) and ``baseline/mAP`` (the
 expected mAP of a random ranking, :mod:`avcorr.metrics.chance`). The
 main metric is ``mAP`` for multi-label data and ``acc`` for single-label data. Every evaluation
-also writes the per-class AP chart ``ap_per_class_<split>.png`` into the run folder
-(``train.out_dir``) when it exists.
+also draws the per-class AP chart ``ap_per_class_<split>.png`` (:meth:`TaggingTask.write_pictures`:
+the trainer writes it into the run folder after each validation, ``avcorr.evaluate`` beside the
+checkpoint).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ from ..data.tagging import (
 from ..metrics.chance import chance_map, majority_rate
 from ..metrics.tagging import tagging_metrics
 from ..models import create_model
-from .base import Evaluator, Task
+from .base import Evaluator, Task, argmax_hits
 
 logger = logging.getLogger(__name__)
 
@@ -165,19 +166,19 @@ class TaggingModule(nn.Module):
 
 
 class TaggingEvaluator(Evaluator):
-    """Accumulates scores and targets; computes the tagging metrics and writes the AP chart.
+    """Accumulates scores and targets; computes the tagging metrics (and keeps what the AP chart shows).
 
     Args:
         classes: class names (C).
         multilabel: scores are logits (True) or softmax probabilities (False).
-        plot_path: where to write the per-class AP chart; None = no chart.
     """
 
-    def __init__(self, classes: list[str], multilabel: bool, plot_path: Path | None = None):
-        self.classes, self.multilabel, self.plot_path = classes, multilabel, plot_path
+    def __init__(self, classes: list[str], multilabel: bool):
+        self.classes, self.multilabel = classes, multilabel
         self.scores: list[torch.Tensor] = []
         self.targets: list[torch.Tensor] = []
         self.loss_sum, self.n = 0.0, 0
+        self._per_class: dict[str, Any] = {}
 
     def update(self, batch: dict[str, Any], out: dict[str, torch.Tensor]) -> None:
         b = batch["target"].shape[0]
@@ -193,22 +194,22 @@ class TaggingEvaluator(Evaluator):
     def compute(self) -> dict[str, float]:
         if self.n == 0:
             nan = math.nan
+            self._per_class = {}
             return {"acc": nan, "mAP": nan, "AUC": nan, "d_prime": nan, "d_prime_hear": nan, "loss": nan,
                     "num_clips": 0}
         scores, targets = torch.cat(self.scores), torch.cat(self.targets)
         m = tagging_metrics(scores, targets, per_class=True)
-        if self.plot_path is not None:
-            try:
-                from ..viz.ap_bars import plot_ap_per_class
-
-                plot_ap_per_class(m["ap_per_class"].numpy(), m["counts"].numpy(), self.classes, self.plot_path,
-                                  title=self.plot_path.stem.replace("ap_per_class_", ""))
-            except (ImportError, OSError, ValueError) as e:  # a picture never stops a run
-                logger.warning("could not write %s: %s", self.plot_path, e)
+        self._per_class = {"ap_per_class": m["ap_per_class"].numpy(), "counts": m["counts"].numpy(),
+                           "classes": list(self.classes)}
         y = targets.numpy()
         return {"acc": m["acc"], "mAP": m["mAP"], "AUC": m["AUC"], "d_prime": m["d_prime"],
                 "d_prime_hear": m["d_prime_hear"], "baseline/acc": majority_rate(y), "baseline/mAP": chance_map(y),
                 "loss": self.loss_sum / self.n, "num_clips": self.n}
+
+    def pictures(self) -> dict[str, Any]:
+        """After :meth:`compute`: ``ap_per_class`` float64 (C,), ``counts`` int (C,) positives per class,
+        ``classes`` (C names); empty when nothing was evaluated."""
+        return dict(self._per_class)
 
 
 WINDOW_QUANTILE = 0.95  # data.window="auto" covers this share of the training clips whole
@@ -310,7 +311,6 @@ class TaggingTask(Task):
         self._sources: dict[str, TagSource | EmbeddingPackSource] = {}
         self._model: nn.Module | None = None
         self._info: dict[str, int] | None = None
-        self._eval_split = "val"
         if not d.classes or d.label_mode == "auto":
             train = self._source(d.train_split)
             if not d.classes:
@@ -407,8 +407,6 @@ class TaggingTask(Task):
             ds = TaggingDataset(self._source(split), sample_rate=sr, clip_samples=clip, train=train,
                                 multilabel=self.multilabel, eval_crop=d.eval_crop, min_samples=min_samples,
                                 max_bad_retries=d.max_bad_retries)
-        if not train:
-            self._eval_split = split
         logger.info("%s: %d clips (%s)", ds.name, len(ds), "train" if train else "eval")
         return ds
 
@@ -443,8 +441,25 @@ class TaggingTask(Task):
         return TaggingModule(model, self.multilabel, self.cfg.data.mixup_alpha)
 
     def new_evaluator(self) -> TaggingEvaluator:
-        out = Path(self.cfg.train.out_dir) if self.cfg.train.out_dir else None
-        plot = None
-        if out is not None and out.is_dir():
-            plot = out / f"ap_per_class_{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(self._eval_split).stem)}.png"
-        return TaggingEvaluator(list(self.cfg.data.classes), self.multilabel, plot)
+        return TaggingEvaluator(list(self.cfg.data.classes), self.multilabel)
+
+    def train_metrics(self, batch: dict[str, Any], out: dict[str, torch.Tensor]) -> dict[str, tuple[float, float]]:
+        """``acc`` (argmax against the first label) of a step's clips; none for a mixup step (no logits)."""
+        hits = argmax_hits(out.get("logits"), batch.get("label"))
+        return {"acc": hits} if hits is not None else {}
+
+    def write_pictures(self, pictures: dict[str, Any], out_dir: Path, split: str) -> list[Path]:
+        """The per-class AP chart ``out_dir/ap_per_class_<split>.png`` (``<split>``: the stem of the split's
+        name, characters other than letters, digits, ``_.-`` replaced); a chart that cannot be drawn is logged."""
+        if not pictures:
+            return []
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(split).stem)
+        path = Path(out_dir) / f"ap_per_class_{name}.png"
+        try:
+            from ..viz.ap_bars import plot_ap_per_class
+
+            return [plot_ap_per_class(pictures["ap_per_class"], pictures["counts"], pictures["classes"], path,
+                                      title=name)]
+        except (ImportError, OSError, ValueError) as e:  # a picture never stops a run
+            logger.warning("could not write %s: %s", path, e)
+            return []
