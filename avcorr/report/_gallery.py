@@ -256,7 +256,7 @@ def gallery_section(run_dir: Path, page_dir: Path, opts: GalleryOptions) -> Gall
         return _failed(f"no checkpoint in {run_dir / 'checkpoints'} (best.pt or last.pt)")
     cfg = _config(run_dir)
     data_root = str((cfg.get("data") or {}).get("root") or "")
-    split = opts.split or "test"
+    split = opts.split or _default_split(cfg)
     key = gallery_key(checkpoint, data_root, split, opts)
     split_dir = page_dir / ASSETS_DIR / _safe(split)
     folder = split_dir / f"g-{key}"
@@ -277,6 +277,17 @@ def gallery_section(run_dir: Path, page_dir: Path, opts: GalleryOptions) -> Gall
     except (KeyError, TypeError, ValueError) as e:
         return _failed(f"{folder / GALLERY_FILE} does not describe a gallery ({e}); delete the folder to rebuild")
     return Gallery(body, folder)
+
+
+def _default_split(cfg: dict[str, Any]) -> str:
+    """``test`` when the run's data has one, else ``val`` (read from the run's config, without the model)."""
+    data = cfg.get("data") or {}
+    root = data.get("root") or ""
+    if root and Path(root, "test").is_dir():
+        return "test"
+    if cfg.get("task") == "tagging" and data.get("format") not in (None, "layout", "folder"):
+        return "test" if data.get("test_split") else "val"
+    return "test" if not root else "val"
 
 
 def _safe(name: str) -> str:
@@ -316,3 +327,5 @@ def remove_stale(page_dir: Path, keep: Sequence[Path]) -> None:
                 shutil.rmtree(old, ignore_errors=True)
         for tmp in stale_temporaries(split_dir):
             shutil.rmtree(tmp, ignore_errors=True)
+        if not any(split_dir.iterdir()):
+            split_dir.rmdir()

@@ -198,7 +198,8 @@ def render_tagging(data: dict[str, Any], link: Link) -> str:
                     if it.get("timeline") else "")
         blocks.append(f'<figure class="card wide"><figcaption><b>{esc(it["id"])}</b> · {it["seconds"]:.1f} s · '
                       f'true: {_labels(it["labels"])}</figcaption>'
-                      f'{img(link(it["spec"]), "spectrogram of " + it["id"], cls="spec")}{audio(link(it["wav"]))}'
+                      f'<div class="media">{img(link(it["spec"]), "spectrogram of " + it["id"], cls="spec")}'
+                      f'{audio(link(it["wav"]))}</div>'
                       f"<table><tbody>{rows}</tbody></table>{timeline}</figure>")
     out.append(paged(blocks, "clips"))
     return "".join(out) + "</section>"
