@@ -264,7 +264,7 @@ def gallery_section(run_dir: Path, page_dir: Path, opts: GalleryOptions) -> Gall
     if data is None:
         try:
             with atomic_path(folder) as tmp:
-                data = _compute(checkpoint, opts, split, Assets(tmp), COMPUTE)
+                data = _compute(checkpoint, cfg.get("task"), opts, split, Assets(tmp), COMPUTE)
                 write_json(tmp / GALLERY_FILE, data)
         except Exception as e:  # noqa: BLE001 (the page stands without its gallery; the reason is shown)
             logger.warning("report gallery of %s not built: %s", run_dir, e, exc_info=logger.isEnabledFor(10))
@@ -302,16 +302,17 @@ def _read(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and data.get("version") == GALLERY_VERSION else None
 
 
-def _compute(checkpoint: Path, opts: GalleryOptions, split: str, assets: Assets,
+def _compute(checkpoint: Path, task: str | None, opts: GalleryOptions, split: str, assets: Assets,
              compute: dict[str, Callable[..., dict[str, Any]]]) -> dict[str, Any]:
-    from ..runs import load_run
+    """Run the task's gallery; each loads the checkpoint once, the way its inference library does."""
+    if task is None:  # no config.json: the checkpoint says
+        from ..runs import load_run
 
-    run = load_run(checkpoint, opts.device)
-    if run.kind not in compute:
-        raise ValueError(f"no gallery for task {run.kind!r}")
-    data = compute[run.kind](run, split, opts, assets)
-    return {"version": GALLERY_VERSION, "task": run.kind, "checkpoint": str(checkpoint), "seed": opts.seed,
-            "model": run.cfg.model.name, **data}
+        task = load_run(checkpoint, "cpu").kind
+    if task not in compute:
+        raise ValueError(f"no gallery for task {task!r}")
+    data = compute[task](checkpoint, split, opts, assets)
+    return {"version": GALLERY_VERSION, "task": task, "checkpoint": str(checkpoint), "seed": opts.seed, **data}
 
 
 def remove_stale(page_dir: Path, keep: Sequence[Path]) -> None:
