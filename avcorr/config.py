@@ -156,6 +156,7 @@ class TrainConfig:
     eval_every: int = 1  # epochs between validation passes
     max_steps: int = 0  # stop after this many optimiser steps; 0 = no limit
     num_threads: int = 0  # torch CPU threads per process; 0 = torch default
+    report_gallery: int = 24  # clips in the report's gallery written at the end (model on a test sample); 0 = none
 
 
 @dataclass

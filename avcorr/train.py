@@ -138,9 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(text)
     trainer.close()
     if trainer.is_main:
-        from .report import try_build_report
+        from .report import GalleryOptions, try_build_report
 
-        try_build_report(out_dir)  # the run's page: curves, evaluations, config (a failure is only logged)
+        n = trainer.cfg.train.report_gallery  # the run's page: curves, evaluations, config, gallery (failures logged)
+        try_build_report(out_dir, gallery=GalleryOptions(n=n, device=trainer.cfg.train.device) if n > 0 else False)
     return 0
 
 

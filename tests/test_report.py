@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -10,7 +11,10 @@ import numpy as np
 import pytest
 
 from avcorr.report import baseline_rows, build_report, main
+from avcorr.report._gallery import PAGE_SIZE, GalleryOptions, paged, pages, sample_indices
 from tests.browser import open_page, screenshot
+from tests.conftest import TINY_AVC
+from tests.media import make_wav
 
 
 def _run_folder(root: Path) -> Path:
@@ -84,3 +88,120 @@ def test_cli_and_not_a_run(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main([str(tmp_path / "elsewhere")])
     assert e.value.code == 2 and "not a run folder" in capsys.readouterr().err
+
+
+# -- galleries: the run's checkpoint on a sample of a split ------------------------------------------------------
+
+TINY_LOC = [o for o in TINY_AVC if not o.startswith(("model.name=", "model.width=", "model.embed_dim="))] + [
+    "model.name=test_avolnet", "model.width=null", "model.embed_dim=null"]
+TINY_SOP = ["model.name=test_sop", "data.image_size=32", "data.audio.sample_rate=8000", "data.audio.seconds=1.0",
+            "data.audio.n_fft=254", "data.audio.win_length=254", "data.audio.hop_length=128", "data.warp_bins=32",
+            "data.frames_per_clip=2", "data.frame_stride=0.5", "data.num_workers=0"]
+TINY_PANNS = ["model.name=test_panns", "model.width=None", 'model.kwargs={"clip_seconds": 1.0}', "data.num_workers=0"]
+
+
+def _untrained_run(folder: Path, config: str, overrides: list[str]) -> Path:
+    """A run folder holding the checkpoint of an untrained model (what training writes, minus the training)."""
+    from avcorr.config import config_to_dict, load_config, save_config
+    from avcorr.engine.checkpoint import save_checkpoint
+    from avcorr.tasks import build_task
+
+    cfg = load_config(config, [*overrides, f"train.out_dir={folder}"])
+    model = build_task(cfg).build_model()  # the task resolves what it reads from the data (tagging's classes)
+    (folder / "checkpoints").mkdir(parents=True)
+    save_config(cfg, folder / "config.json")
+    save_checkpoint({"model": model.state_dict(), "config": config_to_dict(cfg), "epoch": 1},
+                    folder / "checkpoints" / "best.pt")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sounds_root(tmp_path_factory) -> Path:
+    """A folder-per-class tagging dataset; one validation clip lasts 5 s (it gets a timeline)."""
+    root = tmp_path_factory.mktemp("sounds")
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    for split in ("train", "val"):
+        for k, kind in enumerate(("hum", "hiss")):
+            (root / split / kind).mkdir(parents=True)
+            for i in range(2):
+                seconds = 5 if (split, k, i) == ("val", 0, 0) else 1
+                x = np.tile(np.sin(2 * np.pi * 440 * t), seconds) if kind == "hum" else rng.uniform(-1, 1, 16000 * seconds)
+                make_wav(root / split / kind / f"{kind}{i}.wav", (0.3 * x).astype(np.float32), 16000)
+    return root
+
+
+FAMILIES = {"avc": ("avenet.py", TINY_AVC), "localization": ("avolnet.py", TINY_LOC), "separation": ("sop.py", TINY_SOP),
+            "tagging": ("panns_folder.py", TINY_PANNS)}
+
+
+@pytest.mark.parametrize("task", list(FAMILIES))
+def test_gallery_in_headless_chromium(task, tiny_root, sounds_root, tmp_path):
+    config, overrides = FAMILIES[task]
+    root = sounds_root if task == "tagging" else tiny_root
+    run = _untrained_run(tmp_path / "run", config, [*overrides, f"data.root={root}"])
+    path = build_report(run, gallery=GalleryOptions(n=2, device="cpu"))
+    text = path.read_text()
+    assert 'id="gallery"' in text and "No gallery" not in text, text[text.find("gallery"):][:600]
+    assert {"avc": "audio -&gt; video", "localization": "cIoU", "separation": "separated:",
+            "tagging": "timeline of hum/hum0.wav"}[task] in text
+    folders = list((run / "report_files").glob("*/g-*"))
+    assert len(folders) == 1 and (folders[0] / "gallery.json").is_file()
+    moved = tmp_path / "elsewhere" / "copied"  # the links are relative: the page works where the run folder goes
+    shutil.copytree(run, moved)
+    seen = open_page(moved / "report.html")
+    assert seen.console_errors == [] and seen.broken == [] and seen.images >= 3
+    assert seen.audio and all(a["ok"] and a["duration"] > 0 for a in seen.audio), seen.audio
+    assert all(a["src"].startswith((moved / "report_files").as_uri()) for a in seen.audio)
+    if task == "avc":  # 2 queries x 2 directions x (query + top 5 of 6): every clip with frame, spectrogram, player
+        assert len(seen.audio) == 2 * 2 * (1 + 5) and text.count("<audio controls preload=\"none\"") == 24
+        shot = cv2.imread(str(screenshot(moved / "report.html", tmp_path / "shot.png", size=(1280, 1400))))
+        assert shot.std() > 20 and (shot[600:1400].std(axis=(0, 1)) > 10).all()  # the gallery is drawn
+
+
+def test_sample_and_pages():
+    a = sample_indices(1000, 24, seed=3)
+    assert a == sample_indices(1000, 24, seed=3) and a == sorted(set(a)) and len(a) == 24
+    assert a != sample_indices(1000, 24, seed=4) and all(0 <= i < 1000 for i in a)
+    assert sample_indices(5, 24, 0) == [0, 1, 2, 3, 4] and sample_indices(5, 0, 0) == [] == sample_indices(0, 3, 0)
+    assert [len(p) for p in pages(list(range(50)), PAGE_SIZE)] == [24, 24, 2]
+    html = paged([f"<i>{i}</i>" for i in range(50)], "clips")
+    assert html.count("<details") == 3 and html.count("<details open>") == 1 and "clips 49-50 of 50" in html
+
+
+def test_gallery_is_reused_rebuilt_and_explains_failures(tiny_root, tmp_path, monkeypatch, capsys):
+    from avcorr.report import _tasks
+
+    run = _untrained_run(tmp_path / "run", "avenet.py", [*TINY_AVC, f"data.root={tiny_root}"])
+    opts = GalleryOptions(n=1, device="cpu", pool=3)
+    build_report(run, gallery=opts)
+    (folder,) = list((run / "report_files" / "test").iterdir())
+    first = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    calls = []
+    real = _tasks.COMPUTE["avc"]
+    monkeypatch.setitem(_tasks.COMPUTE, "avc", lambda *a: calls.append(1) or real(*a))
+    build_report(run, gallery=opts)  # same checkpoint, data and sample: nothing is computed
+    assert calls == [] and {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == first
+    build_report(run, gallery=GalleryOptions(n=1, device="cpu", pool=3, seed=1))  # another sample: a new folder
+    (new,) = list((run / "report_files" / "test").iterdir())
+    assert calls == [1] and new != folder and new.name.startswith("g-")  # the old one is gone with its page
+    assert not list((run / "report_files" / "test").glob(".*"))  # no temporary left
+    # a failing gallery leaves no folder and the page says why
+    monkeypatch.setitem(_tasks.COMPUTE, "avc", lambda *a: 1 / 0)
+    text = build_report(run, gallery=GalleryOptions(n=2, device="cpu")).read_text()
+    assert "No gallery: ZeroDivisionError" in text and 'id="config"' in text
+    assert not (run / "report_files" / "test").exists()  # nothing half-written; the unlinked folder removed
+    # no checkpoint, then no data: the page stands and says so
+    (run / "checkpoints" / "best.pt").rename(run / "checkpoints" / "other.pt")
+    assert "No gallery: no checkpoint in" in build_report(run).read_text()
+    # --no-gallery loads no model and writes no assets
+    shutil.rmtree(run / "report_files", ignore_errors=True)
+    assert main([str(run), "--no-gallery"]) == 0
+    assert not (run / "report_files").exists() and 'id="gallery"' not in (run / "report.html").read_text()
+
+
+def test_gallery_without_its_data(tiny_copy, tmp_path):
+    run = _untrained_run(tmp_path / "run", "avenet.py", [*TINY_AVC, f"data.root={tiny_copy}"])
+    shutil.rmtree(tiny_copy)
+    text = build_report(run, gallery=GalleryOptions(n=2, device="cpu")).read_text()
+    assert "No gallery:" in text and str(tiny_copy) in text and 'id="config"' in text

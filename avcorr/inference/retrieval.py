@@ -9,6 +9,7 @@ hash, weights hash), and a query with a checkpoint of another model, dimension o
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -138,7 +139,7 @@ def _data_root(cfg, data_root: str | Path | None, progress: bool) -> str:
 
 
 def embed_split(em: EmbeddingModel, root: str | Path, split: str, *, frames: int = 3, pool: str = "mean",
-                batch_size: int = 16, num_workers: int = 0, progress: bool = False):
+                batch_size: int = 16, num_workers: int = 0, progress: bool = False, clips=None):
     """Pooled audio and visual embeddings of every clip of a split.
 
     Args:
@@ -150,6 +151,8 @@ def embed_split(em: EmbeddingModel, root: str | Path, split: str, *, frames: int
         batch_size: clips per batch.
         num_workers: DataLoader workers.
         progress: tqdm bar.
+        clips: embed only these clips of the split (:class:`~avcorr.data.layout.Clip` s, e.g. a sample of
+            ``load_split(root, split).clips``; default all).
 
     Returns:
         :class:`avcorr.retrieval.ClipEmbeddings` (undecodable clips skipped, logged and counted; ``paths``
@@ -163,6 +166,8 @@ def embed_split(em: EmbeddingModel, root: str | Path, split: str, *, frames: int
     from ..retrieval import encode_clips
 
     index = load_split(root, split)
+    if clips is not None:
+        index = dataclasses.replace(index, clips=list(clips))
     ds = ClipEmbedDataset(index, frames=frames, sample_rate=em.sample_rate, seconds=em.seconds,
                           image_size=em.image_size, video_backend=em.cfg.data.video_backend or None)
     if len(ds) == 0:

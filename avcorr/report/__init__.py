@@ -7,7 +7,13 @@ validation, baselines dashed), the counters (pairs, skipped clips, throughput) a
 the run wrote, and the resolved config. The page is one file with its style inline: no script, no
 server and no network, so it opens from a file URL, in a mail attachment or on a cluster's web share.
 It reads only the run folder (``config.json``, ``metrics.jsonl``, ``eval_*.json``, ``train.log``,
-pictures): building it loads no model and takes well under a second.
+pictures): building that much loads no model and takes well under a second.
+
+Below them comes the task's gallery (:mod:`avcorr.report._gallery`): the run's checkpoint on a seeded
+sample of a split (retrieval queries with their hits, localization maps beside the ground truth,
+separated stems to listen to, tagging predictions and timelines), with its pictures and sounds in
+``report_files/`` beside the page. It is reused while the checkpoint, data and sample do not change;
+``gallery=False`` (``--no-gallery``) leaves it out.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any, Sequence
 
 from .._atomic import write_text
 from ..metrics.names import REFERENCE_PREFIXES, baseline_rows, is_counter
+from ._gallery import GalleryOptions, gallery_section, remove_stale
 from ._page import esc, fmt, line_chart, page, table
 
 logger = logging.getLogger(__name__)
@@ -157,12 +164,16 @@ def find_evaluations(run_dir: Path) -> list[Path]:
     return [p for p in found if not p.name.endswith(".tmp")]
 
 
-def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+def build_report(run_dir: str | Path, out: str | Path | None = None, *,
+                 gallery: GalleryOptions | bool = True) -> Path:
     """Write the run's HTML report.
 
     Args:
         run_dir: a run folder (``config.json``, ``metrics.jsonl``, ``checkpoints/``...).
-        out: where to write (default ``RUN_DIR/report.html``).
+        out: where to write (default ``RUN_DIR/report.html``); the gallery's files go to
+            ``report_files/`` beside it.
+        gallery: the gallery's settings (True: :class:`GalleryOptions` defaults, 24 clips of the test
+            split; False: no gallery). A gallery that cannot be built is a section saying why.
 
     Returns:
         The path written.
@@ -212,6 +223,13 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
                 parts.append(f'<p class="warn">{esc(path)}: not an evaluation result ({esc(e)})</p>')
         sections.append(f'<section id="evaluation"><h2>Evaluation</h2>{"".join(parts)}</section>')
         nav.append(("evaluation", "Evaluation"))
+    shown = None
+    if gallery is not False:
+        opts = gallery if isinstance(gallery, GalleryOptions) else GalleryOptions()
+        if opts.n > 0:
+            shown = gallery_section(run_dir, out.parent, opts)
+            sections.append(shown.html)
+            nav.append(("gallery", "Gallery"))
     for anchor, name, html_part in (("curves", "Curves", _curves_section(rows)),
                                     ("counters", "Counters", _counters_section(rows)),
                                     ("pictures", "Pictures", _pictures_section(run_dir, out.parent))):
@@ -225,14 +243,17 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     title = f"avcorr run: {run_dir.resolve().name}"
     subtitle = f"report written {time.strftime('%Y-%m-%d %H:%M:%S')} from {run_dir.resolve()}"
     text = page(title, subtitle, nav, sections)
-    return write_text(out, text)
+    write_text(out, text)
+    if shown is not None:  # the folders of earlier galleries, now that no page links them
+        remove_stale(out.parent, [shown.folder] if shown.folder else [])
+    return out
 
 
-def try_build_report(run_dir: str | Path) -> Path | None:
+def try_build_report(run_dir: str | Path, *, gallery: GalleryOptions | bool = True) -> Path | None:
     """:func:`build_report` for the end of a job: a failure is logged, never raised (a report must not
     fail the training or evaluation it describes)."""
     try:
-        path = build_report(run_dir)
+        path = build_report(run_dir, gallery=gallery)
     except Exception as e:  # noqa: BLE001 (logged; the job's own result stands)
         logger.warning("could not write the run report for %s: %s", run_dir, e)
         return None
@@ -241,17 +262,28 @@ def try_build_report(run_dir: str | Path) -> Path | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m avcorr.report RUN_DIR [--out FILE]``."""
+    """``python -m avcorr.report RUN_DIR [--out FILE] [--gallery N | --no-gallery] [--split S] [--seed K]``."""
     from .._cli import ArgumentParser, add_common_args
 
     parser = ArgumentParser(prog="python -m avcorr.report",
                             description="Write RUN_DIR/report.html: one static page with the run's evaluations "
                                         "and their baselines, learning curves, counters, pictures and config.")
     parser.add_argument("run_dir", help="a run folder (train.out_dir)")
-    add_common_args(parser, "out", out={"help": "the page to write (default RUN_DIR/report.html)"})
+    add_common_args(parser, "out", "split", "device",
+                    out={"help": "the page to write (default RUN_DIR/report.html); its pictures and sounds go to "
+                                 "report_files/ beside it"},
+                    split={"default": None, "help": "the gallery's split (default test, else val)"})
+    parser.add_argument("--gallery", type=int, default=GalleryOptions.n, metavar="N",
+                        help=f"clips in the gallery (default {GalleryOptions.n}; shown in blocks of 24)")
+    parser.add_argument("--no-gallery", action="store_true", help="no gallery (loads no model)")
+    parser.add_argument("--seed", type=int, default=0, help="the gallery sample's seed (default 0)")
     args = parser.parse_args(argv)
+    if args.gallery < 0:
+        parser.error("--gallery must be >= 0")
+    gallery = False if args.no_gallery or args.gallery == 0 else GalleryOptions(
+        n=args.gallery, split=args.split, seed=args.seed, device=args.device)
     try:
-        path = build_report(args.run_dir, args.out)
+        path = build_report(args.run_dir, args.out, gallery=gallery)
     except FileNotFoundError as e:
         parser.exit(2, f"error: {e}\n")
     print(path)

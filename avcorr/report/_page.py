@@ -23,6 +23,14 @@ td:first-child,th:first-child{text-align:left}th{background:#f3f4f6;font-weight:
 .chart figcaption{font-weight:600;font-size:13px;margin:2px 6px}
 pre{background:#f6f8fa;padding:10px;overflow:auto;max-height:480px;font-size:12px}
 nav a{margin-right:14px;color:#fff}
+details{margin:6px 0}summary{cursor:pointer;font-weight:600;margin:4px 0}
+.gallery{display:flex;flex-direction:column;gap:8px}.row{display:flex;flex-wrap:wrap;gap:6px;align-items:flex-start}
+.card{border:2px solid #e5e7eb;border-radius:4px;padding:4px;margin:0;width:176px;font-size:12px}
+.card img{display:block;max-width:168px;height:auto;margin-bottom:2px}.card audio{width:168px;height:30px}
+.card.query{border-color:#23324a}.card.ok{border-color:#86efac}.card.bad{border-color:#fca5a5}
+.card.wide{width:auto;max-width:1000px}.media{display:inline-block;vertical-align:top}
+.card.wide>img{display:inline-block;vertical-align:top;margin-right:4px}img.spec{border:1px solid #9ca3af}.card.wide table{display:inline-table;vertical-align:top;margin-left:8px}
+.card img.timeline{max-width:960px}.bar{display:inline-block;height:8px;background:#1f77b4}
 """
 
 
