@@ -202,7 +202,8 @@ class TaggingEvaluator(Evaluator):
                 from ..viz.ap_bars import plot_ap_per_class
 
                 plot_ap_per_class(m["ap_per_class"].numpy(), m["counts"].numpy(), self.classes, self.plot_path,
-                                  title=self.plot_path.stem.replace("ap_per_class_", ""))
+                                  title=self.plot_path.stem.replace("ap_per_class_", ""),
+                                  n_clips=int(targets.shape[0]))
             except (ImportError, OSError, ValueError) as e:  # a picture never stops a run
                 logger.warning("could not write %s: %s", self.plot_path, e)
         y = targets.numpy()
