@@ -24,7 +24,6 @@ import numpy as np
 from .._atomic import atomic_path
 from .._ffmpeg import find_tool
 from .._lazy import no_grad as _no_grad
-from ..tasks.localization import FIXED_THRESHOLD
 
 if TYPE_CHECKING:
     import torch
@@ -32,14 +31,29 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SCALES = ("model", "clip", "batch", "frame")
-PROTOCOLS = {
-    "lvs": ("median", "cIoU (LVS / EZ-VSL rule): map resized to 224x224 and min-max normalised, pixels above its "
-                      "median on (half the frame)"),
-    "fixed": (FIXED_THRESHOLD, f"cIoU({FIXED_THRESHOLD:g}): map resized to 224x224 and min-max normalised, pixels "
-                               f">= {FIXED_THRESHOLD:g} on (a fixed threshold on the relative scale)"),
-}
-"""Contact-sheet protocols: name -> (threshold of :func:`avcorr.metrics.localization.binarize`, description);
-the evaluation reports both (``ciou@0.5`` and ``fixed/ciou@0.5``)."""
+PROTOCOLS = ("fixed", "lvs")
+"""Contact-sheet protocols, as the evaluation reports them (``fixed/ciou@0.5`` and ``ciou@0.5``)."""
+
+
+def ciou_protocol(name: str) -> tuple[float | str, str]:
+    """A cIoU protocol of the evaluation by name.
+
+    Args:
+        name: ``"fixed"`` (pixels >= the evaluator's fixed threshold of the min-max normalised map) or
+            ``"lvs"`` (pixels above the median).
+
+    Returns:
+        ``(threshold for avcorr.metrics.localization.binarize, a one-line description)``.
+    """
+    from ..tasks.localization import FIXED_THRESHOLD  # the evaluator's number, not a copy
+
+    if name == "lvs":
+        return "median", ("cIoU (LVS / EZ-VSL rule): map resized to 224x224 and min-max normalised, pixels above "
+                          "its median on (half the frame)")
+    if name == "fixed":
+        return FIXED_THRESHOLD, (f"cIoU({FIXED_THRESHOLD:g}): map resized to 224x224 and min-max normalised, "
+                                 f"pixels >= {FIXED_THRESHOLD:g} on (a fixed threshold on the relative scale)")
+    raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {name!r}")
 
 
 def load_localizer(checkpoint: str | Path, device: str = "auto"):
@@ -336,7 +350,7 @@ def localize_grid(checkpoint: str | Path, out_dir: str | Path, *, data_root: str
         batch_size: clips per forward pass.
         scale: ``"model"``, ``"batch"`` (all the maps of the sheet) or ``"frame"`` (module docstring).
         vrange: ``(lo, hi)``: this absolute scale instead of ``scale``.
-        protocol: ``"fixed"`` or ``"lvs"`` (:data:`PROTOCOLS`), as the evaluation computes them.
+        protocol: ``"fixed"`` or ``"lvs"`` (:func:`ciou_protocol`), as the evaluation computes them.
 
     Returns:
         The PNG's path. The clips that could not be read are logged and listed in ``out_dir/skipped.csv``
@@ -351,13 +365,11 @@ def localize_grid(checkpoint: str | Path, out_dir: str | Path, *, data_root: str
     from ..metrics.localization import binarize, localization_cious, normalize_map, resize_map
     from ..viz import save_contact_sheet
 
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    threshold, described = ciou_protocol(protocol)
     if scale == "clip":
         scale = "batch"
     if vrange is None and scale not in SCALES:
         raise ValueError(f"scale must be one of model, batch, frame, got {scale!r}")
-    threshold, described = PROTOCOLS[protocol]
     model, cfg, dev = load_localizer(checkpoint, device)
     loc = _Localizer(model, cfg, dev)
     root = data_root or cfg.data.root

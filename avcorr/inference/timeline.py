@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from .._atomic import atomic_open, atomic_path, write_text
+from .._atomic import atomic_open, write_text
 from .._ffmpeg import find_tool
 from ..data.errors import DecodeError
 from ..viz.timeline import envelope, plot_timeline

@@ -80,7 +80,6 @@ def colorize_db(values01: np.ndarray) -> np.ndarray:
 
 def _stft_db_columns(wave: np.ndarray, n_fft: int, hop: int, width: int, block: int = 2048) -> np.ndarray:
     """(n_fft // 2 + 1, width) magnitude in dB, each column the loudest frame of its stretch of time."""
-    n = wave.shape[0]
     pad = np.concatenate([np.zeros(n_fft // 2), wave, np.zeros(n_fft // 2)])
     frames = 1 + max(0, pad.shape[0] - n_fft) // hop
     window = np.hanning(n_fft + 1)[:-1]
