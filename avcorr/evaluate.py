@@ -85,9 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {written['retrieval']}")
     ckpt = Path(args.checkpoint)
     if args.out is None and ckpt.parent.name == "checkpoints" and (ckpt.parent.parent / "config.json").is_file():
-        from .report import try_build_report
+        import json
 
-        report = try_build_report(ckpt.parent.parent)  # the run's page now shows this evaluation
+        from .report import GalleryOptions, try_build_report
+
+        run_dir = ckpt.parent.parent
+        try:  # the gallery size the run was trained with (train.report_gallery; 0 = none)
+            n = int(json.loads((run_dir / "config.json").read_text()).get("train", {}).get("report_gallery", 24))
+        except (OSError, ValueError, TypeError, AttributeError):
+            n = 24
+        report = try_build_report(run_dir, gallery=GalleryOptions(n=n, device=args.device) if n > 0 else False)
         if report is not None:
             print(f"wrote {report}")
     return 0

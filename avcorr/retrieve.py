@@ -6,7 +6,8 @@ and a visual index saved under IDX, with the clip ids, labels and the model they
 
 ``python -m avcorr.retrieve query --index IDX --audio q.wav --k 10`` (or ``--video q.mp4``,
 ``--image q.jpg``; ``--target audio|visual``) prints the ranked clips with scores and labels;
-``--json out.json`` writes them, ``--sheet out.png`` draws a contact sheet of the top-k frames.
+``--json out.json`` writes them, ``--sheet out.png`` draws a contact sheet of the query and the top-k
+hits (a frame for a visual item, a spectrogram thumbnail for an audio item).
 The query is embedded with the checkpoint that built the index (``--checkpoint`` to give another
 copy of it); a checkpoint of another model, dimension or weights is refused.
 """
@@ -63,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="gallery to search (default: the other modality)")
     pq.add_argument("--k", type=int, default=10)
     pq.add_argument("--json", default=None, help="write the results to this JSON file")
-    pq.add_argument("--sheet", default=None, help="draw a contact sheet of the top-k frames to this PNG")
+    pq.add_argument("--sheet", default=None, help="draw the query and the top-k hits (frames, or spectrograms for audio) to this PNG")
     add_common_args(pq, "checkpoint", checkpoint={"required": False, "default": None,
                                                   "help": "the index's checkpoint, if it moved"})
     pq.add_argument("--nprobe", type=int, default=None)

@@ -7,9 +7,11 @@ the frames of each video. Writes into ``DIR``:
 
 * ``mixture.wav`` - the mixture that was separated, at the model's sample rate;
 * ``<video stem>.wav`` per video - its separated sound, at the model's rate and the mixture's length;
-* ``separation.png`` - the mixture spectrogram, each predicted mask and each separated spectrogram;
+* ``separation.png`` - the mixture spectrogram, each predicted mask (fixed 0..1 colour scale) and
+  each separated spectrogram (dB), on the model's log-frequency rows labelled in Hz, with colour bars;
 * with ``--pixels``: ``<video stem>_pixels.png`` - the energy each pixel's sound would have
-  (the paper's "which pixels make sound" map) over the middle frame of the middle window.
+  (the paper's "which pixels make sound" map) over the middle frame of the middle window, as the
+  share of the mixture's magnitude it keeps (fixed 0..1 scale).
 
 Audio longer than the model's window is processed window by window (frames around each window's
 centre) and the pieces are joined; the last window is zero-padded and cropped.

@@ -10,7 +10,8 @@ second's subtitle. For ``film.mp4`` it writes, into ``--out``:
   that would be in every cue of a film (they stay in the probability files);
 * ``film.probs.npy`` - float32 (seconds, classes) probabilities; ``film.probs.csv`` - the same with
   the second's start/end and the class names as the header;
-* ``film.png`` - the top classes' probabilities over time (a heat map, one row per class).
+* ``film.png`` - the top classes' probabilities over time (a heat map, one row per class) under
+  the waveform, cells below ``--threshold`` grey and the threshold marked on the colour bar.
 
 Several inputs are tagged one after the other; one that cannot be read is skipped, named on screen
 with the reason and listed in ``skipped.csv`` (id, path, reason) in its output folder (``--out``

@@ -65,6 +65,16 @@ def _read_png(path):
         return np.asarray(im.convert("RGB"))
 
 
+def _mp4_frames(path):
+    """The RGB frames (N, H, W, 3) of an MP4, decoded by ffmpeg."""
+    res = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height",
+                          "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True)
+    w, h = (int(v) for v in res.stdout.strip().split(","))
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
+
+
 def test_localize_writes_pngs_and_mp4_keeping_audio(avol_ckpt, tiny_root, tmp_path):
     video = sorted((tiny_root / "test" / "video").glob("*.mp4"))[0]
     out = tmp_path / "out"
@@ -73,8 +83,18 @@ def test_localize_writes_pngs_and_mp4_keeping_audio(avol_ckpt, tiny_root, tmp_pa
     pngs = sorted(out.glob("frame_*.png"))
     assert len(pngs) == 3
     img = _read_png(pngs[0])
-    assert img.shape == (288, 288, 3)  # 48 px enlarged x6 to a short side >= 256
+    # 48 px enlarged x6 to a short side >= 256, then a colour bar on the right and a caption below
+    assert img.shape[0] > 288 and img.shape[1] > 288
+    caption = img[288:]
+    assert (caption.max(axis=-1) > 200).any() and np.median(caption) < 40  # white text on black
+    assert not np.array_equal(caption, _read_png(pngs[1])[288:])  # another time, another caption
     mp4 = out / f"{video.stem}_heatmap.mp4"
+    decoded = _mp4_frames(mp4)
+    first, last = decoded[0], decoded[-1]
+    assert first.shape[0] == img.shape[0] // 2 * 2 and first.shape[1] == img.shape[1] // 2 * 2
+    band = first[290:]  # the caption is burned into the video too, and its time moves on
+    assert (band.max(axis=-1) > 180).sum() > 20 and np.median(band) < 40
+    assert np.abs(band.astype(int) - last[290:].astype(int)).max() > 100
     streams = _streams(mp4)
     assert set(streams) == {"video", "audio"}
     assert streams["video"] == pytest.approx(2.0, abs=0.15) and streams["audio"] == pytest.approx(2.0, abs=0.15)
@@ -95,6 +115,11 @@ def test_localize_grid_contact_sheet(avol_ckpt, tmp_path):
                           "--columns", "2", "--out", str(tmp_path)]) == 0
     img = _read_png(tmp_path / "grid_test.png")
     assert img.shape[1] > img.shape[0] > 100  # 2 rows of 2 clips x (frame, heatmap)
+    # the LVS protocol outlines other pixels than the fixed threshold, and a per-frame scale other colours
+    assert localize.main(["--checkpoint", str(avol_ckpt), "--grid", "--split", "test", "--max-clips", "4",
+                          "--columns", "2", "--protocol", "lvs", "--scale", "frame", "--out", str(tmp_path / "b")]) == 0
+    other = _read_png(tmp_path / "b" / "grid_test.png")
+    assert other.shape == img.shape and not np.array_equal(other, img)
 
 
 def test_localize_grid_names_its_skipped_clips(avol_ckpt, tiny_copy, tmp_path, capsys):

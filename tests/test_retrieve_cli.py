@@ -124,6 +124,43 @@ def test_video_query_with_contact_sheet(built, tmp_path, capsys):
     assert img[..., :3].std() > 0.05  # frames were drawn, not an empty canvas
 
 
+def _pale(img):
+    """Pixels near the top of the spectrogram colour map (a loud tone's row)."""
+    return int(((img[..., 0] > 0.9) & (img[..., 1] > 0.85) & (img[..., 2] > 0.6) & (img[..., 2] < 0.85)).sum())
+
+
+def test_audio_hits_are_drawn_as_labelled_spectrograms(built, tmp_path, capsys):
+    import matplotlib.image
+
+    _, idx = built
+    index = RetrievalIndex.load(idx)
+    _, _, _, audio = _clip(index, 2)
+    sheets = {}
+    for target in ("audio", "visual"):
+        sheets[target] = tmp_path / f"{target}.png"
+        rc, out = _query(capsys, "--index", idx, "--audio", audio, "--target", target, "--k", "3",
+                         "--sheet", sheets[target])
+        assert rc == 0, out.err
+    spec, frames = (matplotlib.image.imread(sheets[t])[..., :3] for t in ("audio", "visual"))
+    # the tiny clips are tones: their spectrograms have bright lines; the query is audio on both sheets
+    assert _pale(spec) > 2 * max(_pale(frames), 1)
+
+
+def test_sheet_spectrogram_places_the_tone_and_names_unreadable_audio(tmp_path, caplog):
+    import matplotlib.image
+
+    from avcorr.inference.retrieval import contact_sheet
+
+    q = make_wav(tmp_path / "q.wav", 1000.0, 16000, duration=0.5)
+    hit = {"rank": 1, "id": "x", "score": 0.5, "labels": ["a"], "video": None, "time": None, "position": 0}
+    result = {"query": {"file": str(q), "modality": "audio", "target": "audio"}, "preview": None,
+              "hits": [{**hit, "audio": str(q)}, {**hit, "rank": 2, "id": "gone", "audio": str(tmp_path / "no.wav")}]}
+    out = contact_sheet(result, tmp_path / "sheet.png", cols=3)
+    img = matplotlib.image.imread(out)[..., :3]
+    assert _pale(img) > 0
+    assert "gone" in caplog.text
+
+
 def test_other_model_or_dimension_is_refused(built, tiny_root, tmp_path, capsys):
     _, idx = built
     other = _checkpoint(tmp_path / "l3.pt", tiny_root, "model.name=test_l3net")

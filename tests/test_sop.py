@@ -25,7 +25,7 @@ TINY_SOP = [
     "data.audio.n_fft=254", "data.audio.win_length=254", "data.audio.hop_length=128", "data.warp_bins=32",
     "data.frames_per_clip=2", "data.frame_stride=0.5", "data.num_workers=0", "data.train_pairs_per_clip=1",
     "data.eval_pairs_per_clip=1", "train.batch_size=4", "train.eval_batch_size=4", "train.epochs=2",
-    "optim.step_epochs=[1]", "train.eval_every=1",
+    "optim.step_epochs=[1]", "train.eval_every=1", "train.report_gallery=0",
 ]
 TINY_SETTINGS = SpectrogramSettings(n_fft=254, hop_length=128, warp_bins=32)
 

@@ -7,6 +7,7 @@ converged on this CPU. One test fits a tiny PANNs model on the same task and che
 checkpoint runs through the same path (with a tolerant, relative assertion).
 """
 
+import math
 import re
 import subprocess
 import tracemalloc
@@ -192,10 +193,14 @@ def test_output_files(checkpoint, film, tmp_path):
 
 
 def test_streaming_is_chunk_and_batch_independent(checkpoint, film):
-    ref = tag_file(film, load_second_tagger(checkpoint, device="cpu", batch_size=16), left=2, right=2).probs
+    ref = tag_file(film, load_second_tagger(checkpoint, device="cpu", batch_size=16), left=2, right=2)
     odd = tag_file(film, load_second_tagger(checkpoint, device="cpu", batch_size=1), left=2, right=2,
-                   chunk_seconds=2.3).probs
-    np.testing.assert_allclose(odd, ref, atol=2e-5)
+                   chunk_seconds=2.3)
+    np.testing.assert_allclose(odd.probs, ref.probs, atol=2e-5)
+    # the picture's waveform envelope (min / max per 50 ms) does not depend on the chunks either
+    np.testing.assert_array_equal(odd.envelope, ref.envelope)
+    assert ref.envelope.shape == (math.ceil(ref.duration * 20 - 1e-9), 2)
+    assert (ref.envelope[:, 0] <= ref.envelope[:, 1]).all() and np.abs(ref.envelope).max() > 0
 
 
 def test_memory_stays_bounded_on_longer_files(checkpoint, tmp_path):

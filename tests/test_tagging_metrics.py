@@ -149,3 +149,39 @@ def test_ap_chart_written(tmp_path):
     assert not list((tmp_path / "sub").glob(".*tmp*"))  # the temporary file was renamed
     with pytest.raises(ValueError, match="differ in length"):
         plot_ap_per_class(ap, [1, 2], ["a", "b", "c"], tmp_path / "x.png")
+
+
+def _runs(mask_cols):
+    """(start, length) of the runs of True in a boolean column mask."""
+    cols = np.flatnonzero(mask_cols)
+    if not cols.size:
+        return []
+    breaks = np.flatnonzero(np.diff(cols) > 1)
+    starts = np.r_[cols[0], cols[breaks + 1]]
+    ends = np.r_[cols[breaks], cols[-1]]
+    return list(zip(starts, ends - starts + 1))
+
+
+def test_ap_chart_sorts_by_ap_and_marks_chance(tmp_path):
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    from avcorr.viz.ap_bars import ap_order, plot_ap_per_class
+
+    ap = np.array([0.2, np.nan, 0.9, 0.5, 0.9])
+    assert ap_order(ap).tolist() == [2, 4, 3, 0, 1]  # best first, ties in class order, undefined last
+    out = plot_ap_per_class(ap, [3, 0, 5, 2, 1], list("abcde"), tmp_path / "ap.png", n_clips=10)
+    with Image.open(out) as im:
+        img = np.asarray(im.convert("RGB")).astype(int)
+    blue = (np.abs(img - [31, 119, 180]).sum(-1) < 30)  # tab:blue bars
+    bars = _runs(blue.sum(axis=0) > 5)
+    heights = [int(blue[:, s:s + n].sum(axis=0).max()) for s, n in bars]
+    assert len(heights) == 4 and heights[0] == pytest.approx(heights[1], abs=1)
+    assert heights[0] > heights[2] > heights[3]  # 0.9, 0.9, 0.5, 0.2 from left to right
+    assert heights[2] / heights[0] == pytest.approx(0.5 / 0.9, abs=0.03)
+    # chance ticks (black) inside the bars at the positive rate, well below the AP of 0.9
+    black = (img.sum(-1) < 60)
+    s, n = bars[0]
+    rows = np.flatnonzero(black[:, s + n // 2])
+    bar_rows = np.flatnonzero(blue[:, s + n // 2])
+    assert any(bar_rows.min() < r < bar_rows.max() for r in rows)

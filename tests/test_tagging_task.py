@@ -51,7 +51,8 @@ def _rows(run):
 
 PANNS_TINY = ["model.name=test_panns", "model.width=None", 'model.kwargs={"clip_seconds": 1.0}',
               "train.batch_size=6", "train.eval_batch_size=9", "data.num_workers=0", "optim.warmup_steps=0",
-              "optim.lr=0.003", "optim.schedule=constant", "train.epochs=8", "train.eval_every=4"]
+              "optim.lr=0.003", "optim.schedule=constant", "train.epochs=8", "train.eval_every=4",
+              "train.report_gallery=0"]
 
 
 def test_fit_folder_then_recognize(sounds_root, tmp_path, capsys):

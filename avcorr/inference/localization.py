@@ -1,6 +1,13 @@
 """Where does the sound come from? Heatmaps of a localization checkpoint (AVOL-Net, EZ-VSL) over a
 video (:func:`localize_video`) or over the clips of a split (:func:`localize_grid`); the library of
 ``python -m avcorr.localize`` (see that module for the files written).
+
+Scales (``scale=``): ``"model"`` colours every map on the model's own output range (AVOL-Net's
+sigmoid: 0..1; the contrastive localizer's cosine: -1..1, or 0..1 when it blends in its object
+prior), so a sound that comes from nowhere in the picture leaves it dark; ``"clip"`` (a video) or
+``"batch"`` (a grid) uses the joint minimum and maximum of all the maps drawn; ``"frame"`` stretches
+each map from its own minimum to its maximum (the relative view: the best cell always looks hot).
+``vrange=(lo, hi)`` gives the scale by hand.
 """
 
 from __future__ import annotations
@@ -22,6 +29,31 @@ if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
+
+SCALES = ("model", "clip", "batch", "frame")
+PROTOCOLS = ("fixed", "lvs")
+"""Contact-sheet protocols, as the evaluation reports them (``fixed/ciou@0.5`` and ``ciou@0.5``)."""
+
+
+def ciou_protocol(name: str) -> tuple[float | str, str]:
+    """A cIoU protocol of the evaluation by name.
+
+    Args:
+        name: ``"fixed"`` (pixels >= the evaluator's fixed threshold of the min-max normalised map) or
+            ``"lvs"`` (pixels above the median).
+
+    Returns:
+        ``(threshold for avcorr.metrics.localization.binarize, a one-line description)``.
+    """
+    from ..tasks.localization import FIXED_THRESHOLD  # the evaluator's number, not a copy
+
+    if name == "lvs":
+        return "median", ("cIoU (LVS / EZ-VSL rule): map resized to 224x224 and min-max normalised, pixels above "
+                          "its median on (half the frame)")
+    if name == "fixed":
+        return FIXED_THRESHOLD, (f"cIoU({FIXED_THRESHOLD:g}): map resized to 224x224 and min-max normalised, "
+                                 f"pixels >= {FIXED_THRESHOLD:g} on (a fixed threshold on the relative scale)")
+    raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {name!r}")
 
 
 def load_localizer(checkpoint: str | Path, device: str = "auto"):
@@ -62,8 +94,40 @@ def _windows(wave: torch.Tensor, times: Sequence[float], sr: int, seconds: float
     return out
 
 
+def model_range(model) -> tuple[float, float]:
+    """The range of a localization model's map values: 0..1 for AVOL-Net's sigmoid and for maps blended
+    with an object prior (both parts min-max normalised), -1..1 for a cosine map."""
+    if getattr(model, "objective", "avol") == "avol" or getattr(model, "prior_alpha", 1.0) < 1.0:
+        return 0.0, 1.0
+    return -1.0, 1.0
+
+
+def clip_scores(model, out: dict) -> tuple[torch.Tensor, str]:
+    """The clips' audio-visual correspondence from a localization model's ``forward`` output.
+
+    Args:
+        model: the model (its ``objective`` says how to read the logits).
+        out: ``model(audio, image)``, with ``logits`` (B, 2) = ``[0, max cell logit]``.
+
+    Returns:
+        ``(float (B,) scores, name)``: AVOL-Net's match probability (``p(match)``, sigmoid of the best
+        cell's logit) or, for the contrastive localizer, the best cell's cosine similarity (``max cos``).
+    """
+    import torch
+
+    z = out["logits"][:, 1].float()
+    if getattr(model, "objective", "avol") == "avol":
+        return torch.sigmoid(z), score_name(model)
+    return z / float(getattr(model, "logit_scale", 1.0)), score_name(model)
+
+
+def score_name(model) -> str:
+    """What :func:`clip_scores` returns for this model: ``p(match)`` or ``max cos``."""
+    return "p(match)" if getattr(model, "objective", "avol") == "avol" else "max cos"
+
+
 class _Localizer:
-    """Batched frames + audio windows -> heatmaps with one model."""
+    """Batched frames + audio windows -> heatmaps and correspondence scores with one model."""
 
     def __init__(self, model, cfg, device: torch.device):
         from ..data.localization import squash_transform
@@ -71,12 +135,34 @@ class _Localizer:
         self.model, self.device = model, device
         self.sr, self.seconds = cfg.data.audio.sample_rate, cfg.data.audio.seconds
         self.transform = squash_transform(cfg.data.image_size)
+        self.score_name = score_name(model)
 
     @_no_grad
-    def maps(self, frames: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        """uint8 (N, 3, H, W) frames and (N, T) audio -> float (N, h, w) heatmaps on the CPU."""
+    def maps(self, frames: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 (N, 3, H, W) frames and (N, T) audio -> float (N, h, w) heatmaps and (N,) scores on the CPU."""
         images = self.transform(frames).to(self.device)
-        return self.model.localize(audio.to(self.device), images).float().cpu()
+        return self.forward(audio, images)
+
+    @_no_grad
+    def forward(self, audio: torch.Tensor, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, T) audio and float (N, 3, H, W) model-ready images -> (N, h, w) maps and (N,) scores on the CPU."""
+        out = self.model(audio.to(self.device), images.to(self.device))
+        return out["map"].float().cpu(), clip_scores(self.model, out)[0].cpu()
+
+
+def _scale_range(scale: str, vrange: tuple[float, float] | None, model, maps) -> tuple[float, float] | None:
+    """The colour scale: ``vrange`` when given, else per ``scale`` (None = per frame)."""
+    from ..viz import value_range
+
+    if vrange is not None:
+        return float(vrange[0]), float(vrange[1])
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    if scale == "frame":
+        return None
+    if scale == "model":
+        return model_range(model)
+    return value_range(maps)
 
 
 def _display(frame: torch.Tensor, min_side: int) -> np.ndarray:
@@ -118,11 +204,21 @@ def _mux(video_only: Path, audio_src: Path, out: Path, duration: float) -> None:
             _run(base + ["-c:a", "aac", "-b:a", "192k"] + tail, str(out))
 
 
+def _video_times(n_frames: int, fps: float, duration: float) -> list[float]:
+    """The centre times of the decodable frames (those that start before ``duration``)."""
+    from ..data.decode import frame_centre
+
+    return [t for t in (frame_centre(i, fps) for i in range(n_frames)) if t < duration]
+
+
 def localize_video(checkpoint: str | Path, video: str | Path, out_dir: str | Path, *, audio: str | Path | None = None,
                    frames: int = 8, write_video: bool = True, mux_audio: str = "localized", device: str = "auto",
-                   batch_size: int = 16, alpha: float = 0.45, min_side: int = 256,
-                   progress: bool = False) -> dict[str, list[str]]:
+                   batch_size: int = 16, alpha: float = 0.45, min_side: int = 256, scale: str = "model",
+                   vrange: tuple[float, float] | None = None, progress: bool = False) -> dict[str, list[str]]:
     """Heatmap PNGs of sampled frames and an MP4 of the whole clip with the heatmap overlaid.
+
+    Every picture carries a colour bar (the scale), and a caption with the frame's time and the
+    clip's correspondence score for the audio window centred on it (:func:`clip_scores`).
 
     Args:
         checkpoint: a localization training checkpoint.
@@ -137,6 +233,9 @@ def localize_video(checkpoint: str | Path, video: str | Path, out_dir: str | Pat
         alpha: opacity of the heatmap.
         min_side: small videos are enlarged by an integer factor so that the pictures' short side
             is at least this many pixels (0 = native size).
+        scale: ``"model"``, ``"clip"`` (all frames of the video; one more pass of the model) or
+            ``"frame"`` (see the module docstring).
+        vrange: ``(lo, hi)``: this absolute scale instead of ``scale``.
         progress: tqdm bar over the video frames.
 
     Returns:
@@ -145,15 +244,19 @@ def localize_video(checkpoint: str | Path, video: str | Path, out_dir: str | Pat
     Raises:
         DecodeError: the video cannot be read, or the audio source has no audio.
         RuntimeError: ffmpeg is missing or failed.
+        ValueError: an unknown ``scale`` or mux mode, or an empty ``vrange``.
     """
     from tqdm.auto import tqdm
 
     from ..data import decode
-    from ..data.decode import frame_centre
-    from ..viz import overlay_heatmap, save_png
+    from ..viz import localization_frame, save_png
 
     if mux_audio not in ("localized", "original"):
         raise ValueError(f"mux_audio must be 'localized' or 'original', got {mux_audio!r}")
+    if scale == "batch":
+        scale = "clip"
+    if vrange is None and scale not in SCALES:
+        raise ValueError(f"scale must be one of model, clip, frame, got {scale!r}")
     model, cfg, dev = load_localizer(checkpoint, device)
     loc = _Localizer(model, cfg, dev)
     # absolute paths: a name starting with '-' must never read as an ffmpeg option
@@ -163,24 +266,44 @@ def localize_video(checkpoint: str | Path, video: str | Path, out_dir: str | Pat
     source = Path(audio).absolute() if audio is not None else video
     wave = decode.read_audio(source, 0.0, None, loc.sr)  # DecodeError (naming the file) when it has no audio
     written: dict[str, list[str]] = {"png": [], "mp4": []}
+
+    def draw(f, m, score, t, vr):
+        return localization_frame(_display(f, min_side), m, vrange=vr, time=t, score=float(score),
+                                  score_name=loc.score_name, alpha=alpha)
+
     with decode.VideoReader(video) as reader:
         # the decodable video's own duration and frames: an audio track that runs longer or stops
         # earlier (normal in real files) changes nothing here; the maps' audio is zero-padded
         info = reader.info
         duration, fps, n_frames = info.duration, info.fps, info.num_frames
         loop = audio is not None and wave.shape[0] < duration * loc.sr
+
+        def batches(times, desc=None):
+            bar = tqdm(total=len(times), desc=desc, unit="frame", disable=not (progress and desc), leave=False)
+            for start in range(0, len(times), batch_size):
+                ts = times[start:start + batch_size]
+                fr = reader.get_frames(ts)
+                maps, scores = loc.maps(fr, _windows(wave, ts, loc.sr, loc.seconds, loop))
+                yield ts, fr, maps, scores
+                bar.update(len(ts))
+            bar.close()
+
+        video_times = _video_times(n_frames, fps, duration)
+        clip_maps = None
+        if vrange is None and scale == "clip":  # one pass for the range of the whole clip
+            clip_maps = [m for _, _, maps, _ in batches(video_times, "range") for m in maps]
+        vr = _scale_range(scale, vrange, model, clip_maps)
         # PNGs: frames at the centres of N equal slices of the clip
         times = [(k + 0.5) * duration / max(1, frames) for k in range(max(0, frames))]
-        for start in range(0, len(times), batch_size):
-            ts = times[start:start + batch_size]
-            fr = reader.get_frames(ts)
-            maps = loc.maps(fr, _windows(wave, ts, loc.sr, loc.seconds, loop))
-            for k, (t, f, m) in enumerate(zip(ts, fr, maps), start):
+        k = 0
+        for ts, fr, maps, scores in batches(times):
+            for t, f, m, sc in zip(ts, fr, maps, scores):
                 path = out_dir / f"frame_{k:03d}_{t:08.3f}s.png"
-                save_png(path, overlay_heatmap(_display(f, min_side), m, alpha=alpha))
+                save_png(path, draw(f, m, sc, t, vr))
                 written["png"].append(str(path))
-        if write_video:
-            h, w = _display(reader.get_frames([0.0])[0], min_side).shape[:2]
+                k += 1
+        if write_video and video_times:
+            h, w = draw(reader.get_frames([0.0])[0], np.zeros((2, 2), np.float32), 0.0, 0.0, vr).shape[:2]
             with tempfile.TemporaryDirectory(dir=out_dir, prefix=".localize-") as tmpdir:
                 silent = Path(tmpdir) / "video.mp4"
                 cmd = [_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
@@ -189,18 +312,9 @@ def localize_video(checkpoint: str | Path, video: str | Path, out_dir: str | Pat
                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p", str(silent)]
                 proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
                 try:
-                    bar = tqdm(total=n_frames, desc="video", unit="frame", disable=not progress, leave=False)
-                    for start in range(0, n_frames, batch_size):
-                        ts = [frame_centre(i, fps) for i in range(start, min(n_frames, start + batch_size))]
-                        ts = [t for t in ts if t < duration]
-                        if not ts:
-                            break
-                        fr = reader.get_frames(ts)
-                        maps = loc.maps(fr, _windows(wave, ts, loc.sr, loc.seconds, loop))
-                        for f, m in zip(fr, maps):
-                            proc.stdin.write(overlay_heatmap(_display(f, min_side), m, alpha=alpha).tobytes())
-                        bar.update(len(ts))
-                    bar.close()
+                    for ts, fr, maps, scores in batches(video_times, "video"):
+                        for t, f, m, sc in zip(ts, fr, maps, scores):
+                            proc.stdin.write(draw(f, m, sc, t, vr).tobytes())
                     proc.stdin.close()
                     err = proc.stderr.read().decode("utf-8", "replace")
                     if proc.wait() != 0:
@@ -217,8 +331,13 @@ def localize_video(checkpoint: str | Path, video: str | Path, out_dir: str | Pat
 
 
 def localize_grid(checkpoint: str | Path, out_dir: str | Path, *, data_root: str | None = None, split: str = "test",
-                  max_clips: int = 16, columns: int = 4, device: str = "auto", batch_size: int = 16) -> Path:
+                  max_clips: int = 16, columns: int = 4, device: str = "auto", batch_size: int = 16,
+                  scale: str = "model", vrange: tuple[float, float] | None = None, protocol: str = "fixed") -> Path:
     """A contact sheet of a split: middle frame with ground-truth boxes and heatmap overlay per clip.
+
+    Each clip is captioned with its id, its cIoU under ``protocol`` and its correspondence score;
+    the overlay outlines the pixels that protocol switches on; a legend, a colour bar and a line
+    stating the protocol sit around the panels.
 
     Args:
         checkpoint: a localization training checkpoint.
@@ -229,25 +348,35 @@ def localize_grid(checkpoint: str | Path, out_dir: str | Path, *, data_root: str
         columns: clips per row.
         device: ``auto``, ``cpu`` or ``cuda[:i]``.
         batch_size: clips per forward pass.
+        scale: ``"model"``, ``"batch"`` (all the maps of the sheet) or ``"frame"`` (module docstring).
+        vrange: ``(lo, hi)``: this absolute scale instead of ``scale``.
+        protocol: ``"fixed"`` or ``"lvs"`` (:func:`ciou_protocol`), as the evaluation computes them.
 
     Returns:
         The PNG's path. The clips that could not be read are logged and listed in ``out_dir/skipped.csv``
         (id, path, reason; a header only when none was skipped).
     """
     import torch
+
     from ..data.skipped import SKIPPED_FILE, clip_paths, skipped_rows, write_skipped_csv
     from ..data.layout import load_split
     from ..data.localization import LocalizationDataset
     from ..data.transforms import denormalize
-    from ..metrics.localization import localization_cious
+    from ..metrics.localization import binarize, localization_cious, normalize_map, resize_map
     from ..viz import save_contact_sheet
 
+    threshold, described = ciou_protocol(protocol)
+    if scale == "clip":
+        scale = "batch"
+    if vrange is None and scale not in SCALES:
+        raise ValueError(f"scale must be one of model, batch, frame, got {scale!r}")
     model, cfg, dev = load_localizer(checkpoint, device)
+    loc = _Localizer(model, cfg, dev)
     root = data_root or cfg.data.root
     index = load_split(root, split)
     ds = LocalizationDataset(index, sample_rate=cfg.data.audio.sample_rate, seconds=cfg.data.audio.seconds,
                              image_size=cfg.data.image_size, video_backend=cfg.data.video_backend or None)
-    frames, maps, boxes, titles = [], [], [], []
+    frames, maps, boxes, titles, regions = [], [], [], [], []
     skipped = list(ds.init_skipped)
     i = 0
     while i < len(ds) and len(frames) < max_clips:
@@ -262,15 +391,15 @@ def localize_grid(checkpoint: str | Path, out_dir: str | Path, *, data_root: str
             items.append(item)
         if not items:
             continue
-        with torch.no_grad():
-            m = model.localize(torch.stack([it["audio"] for it in items]).to(dev),
-                               torch.stack([it["image"] for it in items]).to(dev)).float().cpu()
-        cious = localization_cious(m, [it["boxes"] for it in items])
-        for it, mm, c in zip(items, m, cious):
+        m, scores = loc.forward(torch.stack([it["audio"] for it in items]), torch.stack([it["image"] for it in items]))
+        cious = localization_cious(m, [it["boxes"] for it in items], threshold=threshold)
+        on = binarize(normalize_map(resize_map(m)), threshold).numpy()
+        for it, mm, c, sc, r in zip(items, m, cious, scores, on):
             frames.append(denormalize(it["image"]))
             maps.append(mm)
             boxes.append(it["boxes"])
-            titles.append(it["vid"] + ("" if math.isnan(c) else f"  cIoU {c:.2f}"))
+            regions.append(r)
+            titles.append(it["vid"] + ("" if math.isnan(c) else f"  cIoU {c:.2f}") + f"  {loc.score_name} {sc:.2f}")
     out_dir = Path(out_dir)
     rows = skipped_rows(skipped, clip_paths(index.clips))
     listed = write_skipped_csv(out_dir / SKIPPED_FILE, rows)
@@ -278,7 +407,11 @@ def localize_grid(checkpoint: str | Path, out_dir: str | Path, *, data_root: str
         logger.warning("%d clip(s) skipped, listed in %s", len(rows), listed)
     if not frames:
         raise ValueError(f"{root}/{split}: no clip could be read ({len(rows)} skipped, listed in {listed})")
+    vr = _scale_range(scale, vrange, model, maps)
+    scale_text = (f"colours: one scale {vr[0]:.3g}..{vr[1]:.3g} ({'given' if vrange else scale})" if vr
+                  else "colours: each map min..max")
+    text = (f"{described}; success = cIoU >= 0.5 (ciou@0.5).  {loc.score_name}: the clip's audio-visual "
+            f"correspondence.  {scale_text}.")
     return save_contact_sheet(out_dir / f"grid_{split}.png", frames, maps, boxes=boxes, titles=titles,
-                              columns=columns)
-
-
+                              columns=columns, vrange=vr, regions=regions, protocol=text,
+                              region_label=f"pixels on ({protocol})")

@@ -330,58 +330,99 @@ def query_index(index_dir: str | Path, *, audio=None, video=None, image=None, mo
     hits = index.search(emb, target, k)[0]
     src = next(str(x) for x in (audio, video, image) if x is not None)
     return {"query": {"file": src, "modality": qmod, "target": target}, "index": str(index_dir), "k": k,
-            "checkpoint": str(ckpt), "hits": [h.to_dict() for h in hits], "preview": preview}
+            "checkpoint": str(ckpt), "preview": preview,
+            "hits": [{**h.to_dict(), "audio": index.items[h.position].get("audio")} for h in hits]}
+
+
+SHEET_SECONDS = 10.0
+"""Audio drawn per spectrogram thumbnail of a contact sheet (centred on the item's time, else its start)."""
+SHEET_RATE = 16000
+
+
+def _audio_thumbnail(path: str | Path, time: float | None, size: tuple[int, int]) -> np.ndarray:
+    """uint8 (H, W, 3) spectrogram of up to :data:`SHEET_SECONDS` of a media file's audio (DecodeError if none)."""
+    from ..data import decode
+    from ..viz.spectrogram import spectrogram_thumbnail
+
+    start = 0.0 if time is None else max(0.0, time - SHEET_SECONDS / 2)
+    wave = decode.read_audio(path, start, SHEET_SECONDS, SHEET_RATE, pad=False).numpy()
+    return spectrogram_thumbnail(wave, SHEET_RATE, size)
+
+
+def _show_audio(ax: Any, path: str | Path, time: float | None) -> None:
+    """Draw a spectrogram thumbnail on a sheet panel, labelled as one (frame and axis off, label on)."""
+    ax.imshow(_audio_thumbnail(path, time, (96, 160)))
+    ax.axis("on")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel(f"audio: spectrogram, mel 0-{SHEET_RATE // 2000} kHz", fontsize=7)
 
 
 def contact_sheet(result: dict[str, Any], out: str | Path, *, cols: int = 5) -> Path:
-    """Draw the query (its frame, or its name for audio) and a frame of each hit, with rank, score and labels.
+    """Draw the query and each hit, with rank, score and labels: a frame for a visual item, a
+    spectrogram thumbnail (mel axis, 0 Hz at the bottom, :func:`avcorr.viz.spectrogram.spectrogram_thumbnail`)
+    for an audio item, each panel saying which it is.
 
-    Hits whose video cannot be read get an empty panel saying so (logged).
+    Args:
+        result: :func:`query_index`'s answer (hits with ``video``, ``audio``, ``time``).
+        out: the PNG (written atomically).
+        cols: panels per row.
+
+    Returns:
+        ``out``. A hit whose frame or audio cannot be read gets an empty panel saying so (logged).
     """
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
     except ImportError as e:  # pragma: no cover - depends on the install
         raise ImportError("--sheet needs matplotlib: pip install matplotlib") from e
     from ..data import decode
-    from ..data.errors import BadClipError
+    from ..data.errors import BadClipError, DecodeError
 
     hits = result["hits"]
     n = len(hits) + 1
     cols = max(1, min(cols, n))
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.9 * rows), squeeze=False)
+    fig = Figure(figsize=(2.6 * cols, 3.0 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     q = result["query"]
     ax = axes.flat[0]
-    if result.get("preview") is not None:
-        ax.imshow(result["preview"].permute(1, 2, 0).numpy())
-    else:
+    try:
+        if q["modality"] == "audio":
+            _show_audio(ax, q["file"], None)
+        elif result.get("preview") is not None:
+            ax.imshow(result["preview"].permute(1, 2, 0).numpy())
+        else:
+            raise DecodeError(q["file"], "no preview")
+    except (BadClipError, DecodeError) as e:
+        logger.warning("contact sheet: no picture of the query %s: %s", q["file"], e)
         ax.text(0.5, 0.5, f"{q['modality']} query\n{Path(q['file']).name}", ha="center", va="center", fontsize=9,
                 wrap=True)
-    ax.set_title(f"query ({q['modality']} -> {q['target']})", fontsize=9)
+    ax.set_title(f"query ({q['modality']} -> {q['target']})\n{Path(q['file']).name}"[:60], fontsize=8)
+    audio_hits = q["target"] == "audio"
     for ax, h in zip(list(axes.flat)[1:], hits):
         try:
-            if not h["video"]:
-                raise BadClipError(h["id"], "no video file")
-            with decode.VideoReader(h["video"]) as r:
-                t = h["time"] if h["time"] is not None else r.duration / 2
-                frame = r.get_frames([min(max(t, 0.0), r.duration - 1e-3)])[0]
-            ax.imshow(frame.permute(1, 2, 0).numpy())
-        except BadClipError as e:
-            logger.warning("contact sheet: no frame for %s: %s", h["id"], e)
-            ax.text(0.5, 0.5, "frame unreadable", ha="center", va="center", fontsize=8)
+            if audio_hits:
+                src = h.get("audio") or h.get("video")
+                if not src:
+                    raise BadClipError(h["id"], "no audio file")
+                _show_audio(ax, src, h["time"])
+            else:
+                if not h["video"]:
+                    raise BadClipError(h["id"], "no video file")
+                with decode.VideoReader(h["video"]) as r:
+                    t = h["time"] if h["time"] is not None else r.duration / 2
+                    frame = r.get_frames([min(max(t, 0.0), r.duration - 1e-3)])[0]
+                ax.imshow(frame.permute(1, 2, 0).numpy())
+        except (BadClipError, DecodeError) as e:
+            logger.warning("contact sheet: nothing to draw for %s: %s", h["id"], e)
+            ax.text(0.5, 0.5, ("audio" if audio_hits else "frame") + " unreadable", ha="center", va="center",
+                    fontsize=8)
         labels = ", ".join(h["labels"])[:28]
         ax.set_title(f"{h['rank']}. {h['id']}\n{h['score']:.3f}  {labels}", fontsize=8)
-    fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
-    finally:
-        plt.close(fig)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     return out

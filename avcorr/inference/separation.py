@@ -94,8 +94,11 @@ class Separator:
 
         Returns:
             dict: ``sources`` float (N, L); ``masks`` float (N, n_bins, T') the (thresholded) linear masks
-            joined over windows; ``pixel_maps`` list of N (h, w) maps and ``pixel_frames`` (N, 3, S, S)
-            normalised frames when ``pixels``.
+            joined over windows; ``model_masks`` float (N, model_bins, T') the model's mask
+            probabilities on its own (log-frequency) rows, joined over windows; with ``pixels``,
+            ``pixel_maps`` list of N (h, w) maps, ``pixel_totals`` float (N,) the magnitude sum of the
+            window those maps select from (a map divided by it is the share of the mixture each
+            pixel claims, 0..1), and ``pixel_frames`` (N, 3, S, S) normalised frames.
         """
         import torch
         from ..models.sop_audio import apply_masks, stft, warp
@@ -103,8 +106,8 @@ class Separator:
         s, win = self.settings, self.window
         total = int(mixture.numel())
         n_windows = max(1, -(-total // win))
-        pieces, masks = [], []
-        pixel_maps, pixel_frames = [], []
+        pieces, masks, model_masks = [], [], []
+        pixel_maps, pixel_frames, pixel_totals = [], [], []
         for j in range(n_windows):
             chunk = mixture[j * win:(j + 1) * win]
             real = int(chunk.numel())
@@ -116,14 +119,19 @@ class Separator:
             probs = torch.sigmoid(self.model(mix_mag, frames)["masks"].float())
             waves, lin = apply_masks(probs, mix_spec, s, win, threshold=0.5 if self.binary else None)
             pieces.append(waves[0, :, :real].cpu())
-            masks.append(lin[0, :, :, : 1 + (real - 1) // s.hop_length].cpu())
+            n_frames = 1 + (real - 1) // s.hop_length
+            masks.append(lin[0, :, :, :n_frames].cpu())
+            model_masks.append(probs[0, :, :, :n_frames].cpu())
             if pixels and j == n_windows // 2:
                 for n in range(len(readers)):
                     pixel_maps.append(self.model.pixel_sound_map(mix_mag, frames[:, n])[0].cpu())
                     pixel_frames.append(frames[0, n, :, frames.shape[3] // 2].cpu())
-        out: dict[str, Any] = {"sources": torch.cat(pieces, dim=-1), "masks": torch.cat(masks, dim=-1)}
+                    pixel_totals.append(float(mix_mag[0].sum()))
+        out: dict[str, Any] = {"sources": torch.cat(pieces, dim=-1), "masks": torch.cat(masks, dim=-1),
+                               "model_masks": torch.cat(model_masks, dim=-1)}
         if pixels:
             out["pixel_maps"], out["pixel_frames"] = pixel_maps, torch.stack(pixel_frames)
+            out["pixel_totals"] = torch.tensor(pixel_totals)
         return out
 
 
@@ -137,73 +145,135 @@ def _output_names(videos: Sequence[str]) -> list[str]:
     return names
 
 
-def _spectrogram_db(x: torch.Tensor, settings: Any) -> np.ndarray:
-    import torch
-    from ..models.sop_audio import stft
+def _figure():
+    try:
+        from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise ImportError("separation figures need matplotlib: pip install matplotlib") from e
+    return Figure
 
-    return (20 * torch.log10(stft(x.float(), settings).abs() + 1e-6)).numpy()
+
+def model_rows_hz(settings: Any, sample_rate: int) -> np.ndarray:
+    """The frequency (Hz) of each row the model sees: its log-frequency warp (``warp_grid``), or the linear
+    STFT bins when it does not warp.
+
+    Args:
+        settings: the run's :class:`~avcorr.models.sop_audio.SpectrogramSettings`.
+        sample_rate: Hz.
+
+    Returns:
+        float (model_bins,) increasing frequencies, row 0 first.
+    """
+    from ..models.sop_audio import warp_grid
+
+    nyquist = sample_rate / 2.0
+    if not settings.warp_bins:
+        return np.linspace(0.0, nyquist, settings.n_bins)
+    gy = warp_grid(settings.warp_bins, 1, inverse=False)[0, :, 0, 1].double().numpy()  # -1..1 over the linear rows
+    return (gy + 1.0) / 2.0 * (settings.n_bins - 1) * sample_rate / settings.n_fft
+
+
+def _warped_db(x: torch.Tensor, settings: Any) -> np.ndarray:
+    """float (L,) waveform -> float (model_bins, T) magnitude in dB on the model's frequency rows."""
+    import torch
+    from ..models.sop_audio import stft, warp
+
+    mag = stft(x.float()[None], settings).abs().unsqueeze(1)
+    return (20 * torch.log10(warp(mag, settings.warp_bins) + 1e-6))[0, 0].numpy()
 
 
 def plot_separation(path: Path, mixture: torch.Tensor, sources: torch.Tensor, masks: torch.Tensor, names: list[str],
-                    settings: Any, sample_rate: int) -> None:
-    """PNG: the mixture spectrogram, then per source its predicted mask and separated spectrogram."""
-    import matplotlib
+                    settings: Any, sample_rate: int, *, db_range: float = 80.0,
+                    threshold: float | None = None) -> None:
+    """PNG: the mixture spectrogram, then per source the model's predicted mask and the separated spectrogram.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Every panel is drawn on the model's frequency rows (its log-frequency warp), labelled in Hz at
+    the right heights; masks on a fixed 0..1 colour scale (so an all-pass mask, an all-zero mask and
+    an empty panel look different), spectrograms in dB over ``db_range`` below the mixture's peak,
+    each with its colour bar.
 
+    Args:
+        path: the PNG (written atomically).
+        mixture: float (L,) waveform.
+        sources: float (N, L) separated waveforms.
+        masks: float (N, model_bins, T) the model's mask values in [0, 1] on its rows.
+        names: N source names.
+        settings: STFT / warp sizes.
+        sample_rate: Hz.
+        db_range: decibels shown below the mixture's peak.
+        threshold: the binary masks' threshold, stated in the mask titles; None for ratio masks.
+    """
+    from ..viz.spectrogram import frequency_ticks
+
+    Figure = _figure()
     n = sources.shape[0]
-    seconds, nyquist = mixture.numel() / sample_rate, sample_rate / 2 / 1000
-    extent = (0, seconds, 0, nyquist)
-    mix_db = _spectrogram_db(mixture, settings)
+    seconds = mixture.numel() / sample_rate
+    ticks, labels = frequency_ticks(model_rows_hz(settings, sample_rate))
+    mix_db = _warped_db(mixture, settings)
     vmax = float(mix_db.max())
-    fig, axes = plt.subplots(n + 1, 2, figsize=(11, 2.6 * (n + 1)), squeeze=False)
-    kw = dict(origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=vmax - 80, vmax=vmax)
-    axes[0, 0].imshow(mix_db, **kw)
+    fig = Figure(figsize=(11, 2.6 * (n + 1)), layout="constrained")
+    axes = fig.subplots(n + 1, 2, squeeze=False)
+    rows = settings.model_bins
+    extent = (0, seconds, -0.5, rows - 0.5)
+    kw = dict(origin="lower", aspect="auto", extent=extent, cmap="magma", vmin=vmax - db_range, vmax=vmax)
+    im = axes[0, 0].imshow(mix_db, **kw)
+    fig.colorbar(im, ax=axes[0, 0], label=f"dB (top {db_range:g} dB)")
     axes[0, 0].set_title("mixture")
     axes[0, 1].axis("off")
+    rule = f", separated at > {threshold:g}" if threshold is not None else " (ratio mask)"
     for i in range(n):
-        axes[i + 1, 0].imshow(masks[i].numpy(), origin="lower", aspect="auto", extent=extent, cmap="gray", vmin=0, vmax=1)
-        axes[i + 1, 0].set_title(f"predicted mask: {names[i]}")
-        axes[i + 1, 1].imshow(_spectrogram_db(sources[i], settings), **kw)
+        mask_im = axes[i + 1, 0].imshow(masks[i].float().numpy(), origin="lower", aspect="auto", extent=extent,
+                                        cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+        fig.colorbar(mask_im, ax=axes[i + 1, 0], label="mask value")
+        axes[i + 1, 0].set_title(f"predicted mask: {names[i]}{rule}")
+        im = axes[i + 1, 1].imshow(_warped_db(sources[i], settings), **kw)
+        fig.colorbar(im, ax=axes[i + 1, 1], label=f"dB (top {db_range:g} dB)")
         axes[i + 1, 1].set_title(f"separated: {names[i]}")
+    warped = " (log-frequency warp)" if settings.warp_bins else ""
     for ax in axes.flat:
+        if not ax.axison:
+            continue
         ax.set_xlabel("time (s)")
-        ax.set_ylabel("kHz")
-    fig.tight_layout()
+        ax.set_ylabel(f"Hz{warped}")
+        ax.set_yticks(ticks, labels)
     _save_figure(fig, path)
-    plt.close(fig)
 
 
-def plot_pixel_map(path: Path, frame: torch.Tensor, energy: torch.Tensor, title: str) -> None:
-    """PNG: a frame and its per-pixel sound energy map (bilinearly upsampled, overlaid)."""
+def plot_pixel_map(path: Path, frame: torch.Tensor, energy: torch.Tensor, title: str, total: float | None = None) -> None:
+    """PNG: a frame and its per-pixel sound energy map (bilinearly upsampled, overlaid) with its colour bar.
+
+    Args:
+        path: the PNG (written atomically).
+        frame: float (3, S, S) normalised frame.
+        energy: float (h, w) energy per pixel (:meth:`~avcorr.models.sop.SoundOfPixels.pixel_sound_map`).
+        title: the overlay's title.
+        total: the mixture magnitude the map selects from: the map is drawn as ``energy / total`` on a
+            fixed 0..1 scale (the share of the mixture a pixel claims). None: on 0..max(energy), so
+            that a +-1 % variation still reads as flat.
+    """
     import torch
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from ..data.transforms import denormalize
 
+    Figure = _figure()
     image = denormalize(frame).permute(1, 2, 0).numpy()
     h, w = image.shape[:2]
     heat = torch.nn.functional.interpolate(energy[None, None].float(), size=(h, w), mode="bilinear",
                                            align_corners=False)[0, 0].numpy()
-    fig, axes = plt.subplots(1, 2, figsize=(8, 4))
+    if total is not None and total > 0:
+        heat, vmax, label = heat / total, 1.0, "share of the mixture's magnitude"
+    else:
+        vmax, label = max(float(heat.max()), 1e-12), "energy (0 .. max)"
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    axes = fig.subplots(1, 2)
     axes[0].imshow(image)
     axes[0].set_title("frame")
     axes[1].imshow(image)
-    lo, hi = float(heat.min()), float(heat.max())
-    im = axes[1].imshow(heat, cmap="jet", alpha=0.5, vmin=lo, vmax=max(hi, lo + 1e-12))
-    axes[1].set_title(title)
-    fig.colorbar(im, ax=axes[1], fraction=0.046, label="energy")
+    im = axes[1].imshow(heat, cmap="jet", alpha=0.5, vmin=0.0, vmax=vmax)
+    axes[1].set_title(f"{title}\nmin {heat.min():.3g}, max {heat.max():.3g}", fontsize=9)
+    fig.colorbar(im, ax=axes[1], fraction=0.046, label=label)
     for ax in axes:
         ax.axis("off")
-    fig.tight_layout()
     _save_figure(fig, path)
-    plt.close(fig)
-
-
 
 
 def separate_videos(checkpoint: str | Path, videos: Sequence[str | Path], out_dir: str | Path, *,
@@ -251,9 +321,11 @@ def separate_videos(checkpoint: str | Path, videos: Sequence[str | Path], out_di
         written.append(out / f"{name}.wav")
         write_wav(written[-1], source.numpy(), sr)
     written.append(out / "separation.png")
-    plot_separation(written[-1], mixture, result["sources"], result["masks"], names, sep.settings, sr)
+    plot_separation(written[-1], mixture, result["sources"], result["model_masks"], names, sep.settings, sr,
+                    threshold=0.5 if sep.binary else None)
     if pixels:
-        for name, frame, energy in zip(names, result["pixel_frames"], result["pixel_maps"]):
+        for name, frame, energy, total in zip(names, result["pixel_frames"], result["pixel_maps"],
+                                              result["pixel_totals"]):
             written.append(out / f"{name}_pixels.png")
-            plot_pixel_map(written[-1], frame, energy, f"sound energy per pixel: {name}")
+            plot_pixel_map(written[-1], frame, energy, f"sound energy per pixel: {name}", float(total))
     return {"written": written, "sources": len(names), "seconds": mixture.numel() / sr, "sample_rate": sr}

@@ -40,9 +40,10 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from .._atomic import atomic_open, atomic_path, write_text
+from .._atomic import atomic_open, write_text
 from .._ffmpeg import find_tool
 from ..data.errors import DecodeError
+from ..viz.timeline import envelope, plot_timeline
 
 if TYPE_CHECKING:  # torch is imported where it is used, so that --help comes at once
     import torch
@@ -285,6 +286,7 @@ def load_second_tagger(checkpoint: str | Path, *, vggish: str | Path | None = No
 # -- the streaming loop --------------------------------------------------------------------------
 
 MIN_TAIL_SECONDS = 0.1  # a shorter last partial second is encoder padding (AAC adds ~20-50 ms), not a second
+ENVELOPE_RATE = 20  # waveform envelope blocks per second kept for the picture (min / max of 50 ms)
 
 
 @dataclass
@@ -297,6 +299,8 @@ class TagResult:
         duration: seconds of decoded audio (``S = ceil(duration)``, less a last partial second shorter
             than 0.1 s, which is encoder padding rather than content).
         left, right: the context window used.
+        envelope: float32 (B, 2) min / max of the audio per ``1 / ENVELOPE_RATE`` s (the picture's
+            waveform strip), or None.
     """
 
     probs: np.ndarray
@@ -304,6 +308,7 @@ class TagResult:
     duration: float
     left: int
     right: int
+    envelope: np.ndarray | None = None
 
 
 def tag_file(path: str | Path, tagger: SecondTagger, left: int = 3, right: int = 1, *, chunk_seconds: float = 60.0,
@@ -332,6 +337,9 @@ def tag_file(path: str | Path, tagger: SecondTagger, left: int = 3, right: int =
     rows: list[np.ndarray] = []
     pending = np.zeros(0, np.float32)  # decoded samples of the seconds not yet made units
     total = 0
+    env_block = max(1, sr // ENVELOPE_RATE)
+    env_parts: list[np.ndarray] = []
+    env_rest = np.zeros(0, np.float32)  # samples of the envelope block under way
 
     def score_ready(limit: int, n_seconds: int | None) -> None:
         """Score seconds ``done .. limit - 1``; ``n_seconds`` caps the context at the end of the file."""
@@ -355,6 +363,17 @@ def tag_file(path: str | Path, tagger: SecondTagger, left: int = 3, right: int =
     try:
         for chunk in stream_audio(path, sr, chunk_seconds):
             total += chunk.size
+            head = min(chunk.size, (env_block - env_rest.size) % env_block)  # completes the block under way
+            if head:
+                env_rest = np.concatenate([env_rest, chunk[:head]])
+            if env_rest.size == env_block:
+                env_parts.append(envelope(env_rest, sr, ENVELOPE_RATE))
+                env_rest = np.zeros(0, np.float32)
+            cut = head + (chunk.size - head) // env_block * env_block
+            if cut > head:
+                env_parts.append(envelope(chunk[head:cut], sr, ENVELOPE_RATE))
+            if cut < chunk.size:
+                env_rest = np.concatenate([env_rest, chunk[cut:]])
             pending = np.concatenate([pending, chunk]) if pending.size else chunk
             whole = pending.size // sr
             if whole:
@@ -368,6 +387,8 @@ def tag_file(path: str | Path, tagger: SecondTagger, left: int = 3, right: int =
                         pending.size / sr, MIN_TAIL_SECONDS)
         n_seconds = first + len(units)
         score_ready(n_seconds, n_seconds)
+        if env_rest.size:
+            env_parts.append(envelope(env_rest, sr, ENVELOPE_RATE))
     finally:
         if bar is not None:
             bar.close()
@@ -375,7 +396,8 @@ def tag_file(path: str | Path, tagger: SecondTagger, left: int = 3, right: int =
     probs = np.concatenate([r for r in rows if r.size]) if any(r.size for r in rows) else np.zeros((0, ncls), np.float32)
     if probs.shape[1] != ncls:
         raise ValueError(f"the model gives {probs.shape[1]} outputs for {ncls} class names")
-    return TagResult(probs.astype(np.float32), list(tagger.classes), total / sr, left, right)
+    env = np.concatenate(env_parts) if env_parts else np.zeros((0, 2), np.float32)
+    return TagResult(probs.astype(np.float32), list(tagger.classes), total / sr, left, right, env)
 
 
 # -- outputs -------------------------------------------------------------------------------------
@@ -425,37 +447,15 @@ def srt_text(result: TagResult, threshold: float, *, max_labels: int = 3, hide: 
     return "\n".join(cues)
 
 
-def plot_probs(result: TagResult, path: Path, *, top: int = 10, hide: Sequence[str] = (), title: str = "") -> None:
-    """The ``top`` classes (highest peak probability, hidden ones left out) over time, as a heat map."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    probs = result.probs
-    keep = np.flatnonzero(~_hidden_columns(result.classes, hide))
-    s = probs.shape[0]
-    fig_w = 10.0
-    if s and keep.size:
-        peak = probs[:, keep].max(0)
-        cols = keep[np.argsort(-peak, kind="stable")[:top]]
-        fig, ax = plt.subplots(figsize=(fig_w, 1.2 + 0.35 * len(cols)))
-        im = ax.imshow(probs[:, cols].T, aspect="auto", interpolation="nearest", cmap="magma", vmin=0.0, vmax=1.0,
-                       extent=(0, s, len(cols) - 0.5, -0.5))
-        ax.set_yticks(range(len(cols)), [result.classes[c] for c in cols], fontsize=8)
-        ax.set_xlabel("time (s)" if s <= 600 else "time (min)")
-        if s > 600:
-            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 60:.0f}"))
-        fig.colorbar(im, ax=ax, label="probability", fraction=0.03, pad=0.01)
-    else:
-        fig, ax = plt.subplots(figsize=(fig_w, 1.5))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no audio to tag (0 s)" if not s else "every class is hidden", ha="center", va="center")
-    ax.set_title(title or f"top classes per second (context -{result.left}/+{result.right} s)", fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+def plot_probs(result: TagResult, path: Path, *, top: int = 10, hide: Sequence[str] = (), title: str = "",
+               threshold: float | None = None) -> None:
+    """The ``top`` classes (highest peak probability, hidden ones left out) over time, as a heat map under
+    the waveform, cells below ``threshold`` grey, the last partial second at its real width
+    (:func:`avcorr.viz.timeline.plot_timeline`)."""
+    plot_timeline(path, result.probs, result.classes, result.duration, threshold=threshold,
+                  wave_envelope=result.envelope, envelope_rate=ENVELOPE_RATE, top=top,
+                  hidden=_hidden_columns(result.classes, hide),
+                  title=title or f"top classes per second (context -{result.left}/+{result.right} s)")
 
 
 def write_outputs(result: TagResult, out_dir: str | Path, stem: str, *, threshold: float, max_labels: int = 3,
@@ -480,6 +480,6 @@ def write_outputs(result: TagResult, out_dir: str | Path, stem: str, *, threshol
             w.writerow([f"{t:.3f}", f"{end:.3f}", *(f"{p:.5f}" for p in row)])
     if plot:
         paths["png"] = out / f"{stem}.png"
-        plot_probs(result, paths["png"], hide=hide, title=f"{stem}: top classes per second "
-                   f"(context -{result.left}/+{result.right} s)")
+        plot_probs(result, paths["png"], hide=hide, threshold=threshold,
+                   title=f"{stem}: top classes per second (context -{result.left}/+{result.right} s)")
     return paths

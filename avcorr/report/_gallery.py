@@ -34,7 +34,7 @@ import numpy as np
 
 from .._atomic import atomic_path, stale_temporaries, write_bytes, write_json
 from ._page import esc
-from ._spectrogram import spectrogram_thumbnail
+from ..viz.spectrogram import spectrogram_thumbnail
 
 logger = logging.getLogger(__name__)
 

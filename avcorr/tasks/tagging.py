@@ -200,7 +200,7 @@ class TaggingEvaluator(Evaluator):
         scores, targets = torch.cat(self.scores), torch.cat(self.targets)
         m = tagging_metrics(scores, targets, per_class=True)
         self._per_class = {"ap_per_class": m["ap_per_class"].numpy(), "counts": m["counts"].numpy(),
-                           "classes": list(self.classes)}
+                           "classes": list(self.classes), "n_clips": int(targets.shape[0])}
         y = targets.numpy()
         return {"acc": m["acc"], "mAP": m["mAP"], "AUC": m["AUC"], "d_prime": m["d_prime"],
                 "d_prime_hear": m["d_prime_hear"], "baseline/acc": majority_rate(y), "baseline/mAP": chance_map(y),
@@ -459,7 +459,7 @@ class TaggingTask(Task):
             from ..viz.ap_bars import plot_ap_per_class
 
             return [plot_ap_per_class(pictures["ap_per_class"], pictures["counts"], pictures["classes"], path,
-                                      title=name)]
+                                      title=name, n_clips=pictures.get("n_clips"))]
         except (ImportError, OSError, ValueError) as e:  # a picture never stops a run
             logger.warning("could not write %s: %s", path, e)
             return []
