@@ -98,6 +98,11 @@ def test_jpeg_frames_within_psnr_and_int16_audio_exact_at_the_source_rate(tiny_r
         assert 10 * np.log10(255**2 / max(mse, 1e-12)) > 30  # quality 90, 4:2:0 chroma; 24-31 dB for a neighbouring frame
         # 16-bit mono PCM at the stored rate: int16 storage loses nothing
         np.testing.assert_array_equal(s["audio"], decode.read_audio(_audio_source(clip), 0.0, None, 16000).numpy())
+    # decode only some frames
+    one = next(iter_shard(_shards(jpeg_shards)[0], frames=lambda meta: [meta["frames"]["count"] - 1]))
+    np.testing.assert_array_equal(one["frames"], samples[0]["frames"][1:])
+    assert list(one["frame_times"]) == list(samples[0]["frame_times"][1:])
+    assert one["frame_indices"] == samples[0]["frame_indices"][1:]
     with tarfile.open(_shards(jpeg_shards)[0]) as tar:
         vid = samples[0]["vid"]
         assert tar.getnames() == [f"{vid}.json", f"{vid}.000.jpg", f"{vid}.001.jpg", f"{vid}.audio.npy"]

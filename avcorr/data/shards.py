@@ -35,6 +35,7 @@ Sample dict yielded by :func:`iter_shard` and :class:`ShardDataset` (N frames of
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -116,13 +117,17 @@ def _load_npy(data: bytes, where: str) -> np.ndarray:
         raise ShardError(where, f"not a readable .npy array ({e})") from e
 
 
-def decode_sample(key: str, members: dict[str, bytes], where: str = "") -> dict[str, Any]:
+def decode_sample(key: str, members: dict[str, bytes], where: str = "", *,
+                  frames: Sequence[int] | Callable[[dict[str, Any]], Sequence[int]] | None = None) -> dict[str, Any]:
     """Turn the members of one sample (extension -> bytes) into the sample dict of the module docstring.
 
     Args:
         key: the sample's key (the clip id).
         members: ``{"json": ..., "frames.npy" | "000.jpg" ...: ..., "audio.npy": ...}``.
         where: the shard, for error messages.
+        frames: positions (0..N-1) of the frames to keep, or a function of the sample's json (a dict) that
+            returns them (e.g. one random frame for a training pair); None = all. Only those JPEGs are
+            decoded, and ``frame_times`` / ``frame_indices`` are cut to them.
 
     Returns:
         the sample dict.
@@ -139,15 +144,24 @@ def decode_sample(key: str, members: dict[str, bytes], where: str = "") -> dict[
         raise ShardError(at, f"{key}.json is not valid JSON ({e})") from e
     info = sample.get("frames", {})
     count, size = info.get("count"), info.get("size")
+    if callable(frames):
+        frames = frames(sample)
+    keep = list(range(count or 0)) if frames is None else [int(i) for i in frames]
+    if any(not 0 <= i < (count or 0) for i in keep):
+        raise ValueError(f"{at}: frame positions {keep} outside the sample's {count} frames")
     if "frames.npy" in members:
-        frames = _load_npy(members["frames.npy"], at)
+        images = _load_npy(members["frames.npy"], at)
+        if images.dtype != np.uint8 or images.shape != (count, size, size, 3):
+            raise ShardError(at, f"frames are {images.dtype} {images.shape}, the json says uint8 "
+                                 f"({count}, {size}, {size}, 3)")
+        images = images if frames is None else images[keep]
     else:
         jpgs = sorted(ext for ext in members if ext.endswith(".jpg"))
-        if not jpgs:
-            raise ShardError(at, "no frames (neither frames.npy nor NNN.jpg members)")
-        frames = np.stack([_decode_jpeg(members[ext], f"{at}.{ext}") for ext in jpgs])
-    if frames.dtype != np.uint8 or frames.shape != (count, size, size, 3):
-        raise ShardError(at, f"frames are {frames.dtype} {frames.shape}, the json says uint8 ({count}, {size}, {size}, 3)")
+        if len(jpgs) != count:
+            raise ShardError(at, f"{len(jpgs)} frame members (NNN.jpg or frames.npy), the json says {count}")
+        images = np.stack([_decode_jpeg(members[jpgs[i]], f"{at}.{jpgs[i]}") for i in keep])
+        if images.shape[1:] != (size, size, 3):
+            raise ShardError(at, f"frames are {images.shape[1:]}, the json says ({size}, {size}, 3)")
     if "audio.npy" not in members:
         raise ShardError(at, f"no {key}.audio.npy member")
     audio = _load_npy(members["audio.npy"], at)
@@ -157,19 +171,22 @@ def decode_sample(key: str, members: dict[str, bytes], where: str = "") -> dict[
         audio = audio.astype(np.float32) * np.float32(1 / 32768)
     else:
         audio = audio.astype(np.float32, copy=False)
-    sample.update(vid=sample.get("vid", key), frames=frames, audio=audio,
-                  frame_times=np.asarray(sample.get("frame_times", ()), dtype=np.float64))
+    times = np.asarray(sample.get("frame_times", ()), dtype=np.float64)
+    sample.update(vid=sample.get("vid", key), frames=images, audio=audio, frame_times=times[keep])
+    if frames is not None and "frame_indices" in sample:
+        sample["frame_indices"] = [sample["frame_indices"][i] for i in keep]
     return sample
 
 
-def iter_shard(url: str | os.PathLike, *, decode: Callable[[str, dict[str, bytes], str], Any] = decode_sample
-               ) -> Iterator[Any]:
+def iter_shard(url: str | os.PathLike, *, frames: Callable[[dict[str, Any]], Sequence[int]] | None = None,
+               decode: Callable[[str, dict[str, bytes], str], Any] | None = None) -> Iterator[Any]:
     """The samples of one shard, in order, read as a stream (no seeking: works over HTTP and object stores).
 
     Args:
         url: a local path or an fsspec URL (``file://``, ``memory://``, ``s3://`` ...).
-        decode: turns ``(key, {extension: bytes}, shard)`` into a sample (default :func:`decode_sample`;
-            pass ``lambda k, m, w: (k, m)`` for the raw members).
+        frames: picks the frames to decode from a sample's json (see :func:`decode_sample`); None = all.
+        decode: instead of :func:`decode_sample`, turns ``(key, {extension: bytes}, shard)`` into a sample
+            (``lambda k, m, w: (k, m)`` gives the raw members).
 
     Yields:
         decoded samples (see the module docstring).
@@ -178,6 +195,10 @@ def iter_shard(url: str | os.PathLike, *, decode: Callable[[str, dict[str, bytes
         ShardError: the file is not a readable tar, is cut short, or a sample is broken.
     """
     where = os.fspath(url)
+    if decode is None:
+        decode = functools.partial(decode_sample, frames=frames)
+    elif frames is not None:
+        raise ValueError("give frames= or decode=, not both")
     try:
         with _open(url) as f, tarfile.open(fileobj=f, mode="r|") as tar:
             key, members = None, {}
@@ -272,10 +293,12 @@ class ShardDataset(IterableDataset):
         rank, world_size: this process's DDP rank and the number of ranks; None = from
             ``torch.distributed`` when initialised (build the dataset after ``init_process_group``), else 0 and 1.
         transform: applied to each sample dict (in the worker).
+        frames: picks the frames to decode from each sample's json (see :func:`decode_sample`); None = all.
     """
 
     def __init__(self, urls: Sequence[str | os.PathLike], *, shuffle: int = 0, seed: int = 0, rank: int | None = None,
-                 world_size: int | None = None, transform: Callable[[dict[str, Any]], Any] | None = None):
+                 world_size: int | None = None, transform: Callable[[dict[str, Any]], Any] | None = None,
+                 frames: Callable[[dict[str, Any]], Sequence[int]] | None = None):
         super().__init__()
         self.urls = [os.fspath(u) for u in urls]
         if not self.urls:
@@ -285,7 +308,7 @@ class ShardDataset(IterableDataset):
         self.world_size = auto_world if world_size is None else int(world_size)
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank {self.rank} is not in [0, world_size={self.world_size})")
-        self.shuffle, self.seed, self.transform = int(shuffle), int(seed), transform
+        self.shuffle, self.seed, self.transform, self.frames = int(shuffle), int(seed), transform, frames
         self._epoch, self._passes = 0, 0
 
     @classmethod
@@ -314,7 +337,7 @@ class ShardDataset(IterableDataset):
         if self.rank >= len(self.urls) and worker == 0:
             logger.warning("rank %d of %d has no shard to read (%d shards): make at least one shard per rank "
                            "and worker", self.rank, self.world_size, len(self.urls))
-        samples = (s for url in self.shards_for(epoch, worker, num_workers) for s in iter_shard(url))
+        samples = (s for url in self.shards_for(epoch, worker, num_workers) for s in iter_shard(url, frames=self.frames))
         if self.shuffle > 1:
             samples = _buffer_shuffle(samples, self.shuffle, np.random.default_rng([self.seed, epoch, self.rank, worker]))
         for sample in samples:
