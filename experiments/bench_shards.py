@@ -7,8 +7,9 @@ Measured on the same clips (the first ``--clips`` of the split):
   * per-sample, one process: the same frames and audio from the dataset's files with the readers the
     datasets use (open the video, decode the N frames, resize and crop them, read the audio) - what
     a loader without shards pays for the same sample;
-  * per-sample AVC pairs, one process: ``AVCPairDataset.__getitem__`` (one frame + a 1 s window, frame
-    transform), second pass with warm readers, for scale: a shard sample holds N frames.
+  * training pairs, one process: one random frame of each shard sample and its 1 s window cut from the
+    stored audio, against ``AVCPairDataset.__getitem__`` (one frame decoded + a 1 s window read, warm
+    readers), both without and with the CPU training transform of the frame.
 Read rounds alternate (best of ``--rounds``) so that a background load hits both alike.
 
     python -m experiments.bench_shards [--root ROOT] [--clips 160] [--frames-per-clip 10] [--size 224]
@@ -73,11 +74,10 @@ def main() -> None:
             return sum(1 for path in shards for _ in iter_shard(path))
 
         rng = np.random.default_rng(0)
+        train_transform = frame_transform(args.size, train=True)
 
-        transform = frame_transform(args.size, train=True)
-
-        def read_one_frame() -> int:
-            """A training pair from each sample: one random frame, transformed, and its 1 s of audio."""
+        def shard_pairs(transform) -> int:
+            """A training pair from each sample: one random frame decoded (and transformed), its 1 s window."""
             n = 0
             for path in shards:
                 for s in iter_shard(path, frames=lambda meta: [int(rng.integers(meta["frames"]["count"]))]):
@@ -97,16 +97,23 @@ def main() -> None:
 
         pairs = AVCPairDataset(index, image_size=args.size, sample_rate=options.sample_rate, train=True)
 
-        def avc_pairs() -> int:
+        def avc_pairs(transform) -> int:
+            pairs.transform = transform
             for i in range(len(plan)):
                 pairs[i % len(pairs)]
             return len(plan)
 
-        avc_pairs()  # first pass: probes and opens every clip
-        best = {"shards": 0.0, "per_sample": 0.0, "one_frame": 0.0, "avc_pairs": 0.0}
+        def identity(frame):
+            return frame
+
+        avc_pairs(identity)  # first pass: probes and opens every clip
+        runs = {"shards": read_shards, "per_sample": per_sample,
+                "shard_pairs": lambda: shard_pairs(identity), "avc_pairs": lambda: avc_pairs(identity),
+                "shard_pairs_tf": lambda: shard_pairs(train_transform),
+                "avc_pairs_tf": lambda: avc_pairs(train_transform)}
+        best = dict.fromkeys(runs, 0.0)
         for _ in range(args.rounds):
-            for name, fn in (("shards", read_shards), ("per_sample", per_sample), ("one_frame", read_one_frame),
-                             ("avc_pairs", avc_pairs)):
+            for name, fn in runs.items():
                 t0 = time.perf_counter()
                 n = fn()
                 best[name] = max(best[name], n / (time.perf_counter() - t0))
@@ -120,10 +127,13 @@ def main() -> None:
               f"({len(shards)} shards, {size_mb:.1f} MiB, {size_mb * 2**20 / max(summary.clips, 1) / 1024:.0f} KiB/clip)")
         print(f"read, 1 process: shards {best['shards']:.1f} samples/s; per-sample decode of the same frames and "
               f"audio {best['per_sample']:.1f} samples/s; ratio {best['shards'] / best['per_sample']:.1f}x")
-        print(f"training pairs, 1 process: shards {best['one_frame']:.1f} pairs/s (1 random frame decoded and "
-              "transformed, its 1 s window cut from the stored audio); "
-              f"per-sample AVC pairs (1 frame + 1 s window, transformed, warm readers) {best['avc_pairs']:.1f} "
-              f"pairs/s; ratio {best['one_frame'] / best['avc_pairs']:.1f}x")
+        print(f"training pairs, 1 process, decode only: shards {best['shard_pairs']:.1f} pairs/s (1 random frame "
+              f"decoded, its 1 s window cut from the stored audio); per-sample AVC pairs (1 frame decoded + 1 s "
+              f"window read, warm readers) {best['avc_pairs']:.1f} pairs/s; ratio "
+              f"{best['shard_pairs'] / best['avc_pairs']:.1f}x")
+        print(f"training pairs, 1 process, with the CPU training transform: shards {best['shard_pairs_tf']:.1f} "
+              f"pairs/s; per-sample {best['avc_pairs_tf']:.1f} pairs/s; ratio "
+              f"{best['shard_pairs_tf'] / best['avc_pairs_tf']:.1f}x")
     finally:
         if not args.out:
             shutil.rmtree(out, ignore_errors=True)
