@@ -125,6 +125,13 @@ def test_wide_video_is_centre_cropped_and_its_audio_track_used(tmp_path):
     assert max(s["frame_indices"]) <= 19 and s["frame_times"][-1] < 2.0
     np.testing.assert_array_equal(s["frames"], _expected_frames(clip, s["frame_times"], 16))
     np.testing.assert_array_equal(s["audio"], decode.read_audio(video, 0.0, None, 16000).numpy())
+    # --seconds 1: one second of audio around the middle of the usable frames, the frames inside it
+    members = dict(clip_members(clip, ShardOptions(frames_per_clip=2, size=16, sample_rate=16000, seconds=1.0,
+                                                   window=0.5, format="raw", audio_dtype="float32")))
+    s = decode_sample("-wide", {k.split(".", 1)[1]: v for k, v in members.items()})
+    assert s["audio"].shape == (16000,) and 0.0 < s["audio_start"] < 1.0
+    np.testing.assert_array_equal(s["audio"], decode.read_audio(video, s["audio_start"], 1.0, 16000).numpy())
+    assert all(s["audio_start"] + 0.25 <= t <= s["audio_start"] + 0.75 for t in s["frame_times"])
 
 
 def test_frame_indices():
