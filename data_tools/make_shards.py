@@ -297,7 +297,8 @@ def _parser():
     p.add_argument("out", type=Path, help="output folder; each split goes to OUT/<split>/")
     p.add_argument("--split", default=None, help="comma-separated splits (default: every split ROOT has)")
     d = ShardOptions()
-    p.add_argument("--frames-per-clip", type=int, default=d.frames_per_clip, help=f"frames per clip (default {d.frames_per_clip})")
+    p.add_argument("--frames-per-clip", type=int, default=d.frames_per_clip,
+                   help=f"frames per clip (default {d.frames_per_clip})")
     p.add_argument("--size", type=int, default=d.size,
                    help=f"side of the stored square frames: short side resized to it, centre crop (default {d.size})")
     p.add_argument("--sample-rate", type=int, default=d.sample_rate, help=f"audio rate in Hz (default {d.sample_rate})")
@@ -307,13 +308,14 @@ def _parser():
                    help=f"training audio window (s): frames are taken where it fits in the audio (default {d.window})")
     p.add_argument("--format", choices=FRAME_FORMATS, default=d.format, help="jpeg frames or raw uint8 (default jpeg)")
     p.add_argument("--quality", type=int, default=d.quality, help=f"JPEG quality (default {d.quality})")
-    p.add_argument("--audio-dtype", choices=AUDIO_DTYPES, default=d.audio_dtype, help="stored audio type (default int16)")
+    p.add_argument("--audio-dtype", choices=AUDIO_DTYPES, default=d.audio_dtype,
+                   help="stored audio type (default int16)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--shard-size", type=float, default=256.0, metavar="MB",
                       help="approximate shard size in MiB (default 256)")
     size.add_argument("--clips-per-shard", type=int, default=None, metavar="K", help="clips per shard")
-    add_common_args(p, "workers", "no_progress", workers={"default": min(4, os.cpu_count() or 1),
-                                                          "help": "decoding processes (0: none; default min(4, cores))"})
+    workers = {"default": min(4, os.cpu_count() or 1), "help": "decoding processes (0: none; default min(4, cores))"}
+    add_common_args(p, "workers", "no_progress", workers=workers)
     p.add_argument("--overwrite", action="store_true", help="replace shards made with other settings")
     return p
 

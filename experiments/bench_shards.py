@@ -124,7 +124,8 @@ def main() -> None:
               f"{args.frames_per_clip} frames of {args.size} px ({args.format}), audio {options.sample_rate} Hz "
               f"{options.audio_dtype}")
         print(f"write: {summary.clips / write_s:.1f} clips/s with {args.workers} decoding processes "
-              f"({len(shards)} shards, {size_mb:.1f} MiB, {size_mb * 2**20 / max(summary.clips, 1) / 1024:.0f} KiB/clip)")
+              f"({len(shards)} shards, {size_mb:.1f} MiB, "
+              f"{size_mb * 2**20 / max(summary.clips, 1) / 1024:.0f} KiB/clip)")
         print(f"read, 1 process: shards {best['shards']:.1f} samples/s; per-sample decode of the same frames and "
               f"audio {best['per_sample']:.1f} samples/s; ratio {best['shards'] / best['per_sample']:.1f}x")
         print(f"training pairs, 1 process, decode only: shards {best['shard_pairs']:.1f} pairs/s (1 random frame "

@@ -95,7 +95,8 @@ def test_jpeg_frames_within_psnr_and_int16_audio_exact_at_the_source_rate(tiny_r
         clip = clips[s["vid"]]
         want = _expected_frames(clip, s["frame_times"], 64).astype(np.float64)
         mse = np.mean((s["frames"].astype(np.float64) - want) ** 2)
-        assert 10 * np.log10(255**2 / max(mse, 1e-12)) > 30  # quality 90, 4:2:0 chroma; 24-31 dB for a neighbouring frame
+        # quality 90, 4:2:0 chroma; a neighbouring frame is at 24-31 dB
+        assert 10 * np.log10(255**2 / max(mse, 1e-12)) > 30
         # 16-bit mono PCM at the stored rate: int16 storage loses nothing
         np.testing.assert_array_equal(s["audio"], decode.read_audio(_audio_source(clip), 0.0, None, 16000).numpy())
     # decode only some frames

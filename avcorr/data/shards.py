@@ -345,9 +345,11 @@ class ShardDataset(IterableDataset):
         if self.rank >= len(self.urls) and worker == 0:
             logger.warning("rank %d of %d has no shard to read (%d shards): make at least one shard per rank "
                            "and worker", self.rank, self.world_size, len(self.urls))
-        samples = (s for url in self.shards_for(epoch, worker, num_workers) for s in iter_shard(url, frames=self.frames))
+        urls = self.shards_for(epoch, worker, num_workers)
+        samples = (s for url in urls for s in iter_shard(url, frames=self.frames))
         if self.shuffle > 1:
-            samples = _buffer_shuffle(samples, self.shuffle, np.random.default_rng([self.seed, epoch, self.rank, worker]))
+            rng = np.random.default_rng([self.seed, epoch, self.rank, worker])
+            samples = _buffer_shuffle(samples, self.shuffle, rng)
         for sample in samples:
             yield self.transform(sample) if self.transform is not None else sample
 
