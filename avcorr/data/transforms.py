@@ -48,6 +48,34 @@ def _crop_params(height: int, width: int, scale: tuple[float, float], ratio: tup
     return (height - h) // 2, (width - w) // 2, h, w
 
 
+def centre_crop_geometry(height: int, width: int, size: int) -> tuple[int, int, int, int]:
+    """Where :func:`resize_centre_crop` puts a ``height x width`` frame: ``(new_h, new_w, top, left)``.
+
+    The frame is resized to ``new_h x new_w`` (short side ``size``, aspect kept) and the
+    ``size x size`` square at ``(top, left)`` of the resized frame is kept.
+    """
+    if height <= width:
+        nh, nw = size, max(size, int(size * width / height))
+    else:
+        nh, nw = max(size, int(size * height / width)), size
+    return nh, nw, (nh - size) // 2, (nw - size) // 2
+
+
+def resize_centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """The evaluation geometry of :func:`frame_transform`: short side to ``size``, then the centred square.
+
+    Args:
+        image: uint8 (H, W, C) frame.
+        size: output side in pixels.
+
+    Returns:
+        uint8 (size, size, C), a view into the resized frame (area averaging when shrinking, bilinear
+        when enlarging).
+    """
+    nh, nw, top, left = centre_crop_geometry(image.shape[0], image.shape[1], size)
+    return _resize(image, nw, nh)[top:top + size, left:left + size]
+
+
 class FrameTransform:
     """uint8 frame -> float (3, S, S), ImageNet-normalised; see :func:`frame_transform`.
 
@@ -113,13 +141,7 @@ class FrameTransform:
             if params["flip"]:
                 image = cv2.flip(image, 1)
         else:  # short side to S, centre crop
-            if h <= w:
-                nh, nw = s, max(s, int(s * w / h))
-            else:
-                nh, nw = max(s, int(s * h / w)), s
-            image = _resize(image, nw, nh)
-            top, left = (nh - s) // 2, (nw - s) // 2
-            image = image[top:top + s, left:left + s]
+            image = resize_centre_crop(image, s)
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous().float()
         return x.mul_(_SCALE).add_(_SHIFT)
 
