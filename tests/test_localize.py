@@ -50,6 +50,12 @@ def test_avolnet_trains_and_evaluates_with_ciou(avol_ckpt, tiny_root):
         assert k in val[0], k
     assert 0.0 <= val[0]["ciou@0.5"] <= 1.0 and 0.0 <= val[0]["auc_ciou"] <= 1.0
     assert val[0]["num_clips"] == 6 and val[0]["num_boxed"] == 6  # 3 classes x 2 val clips, all boxed
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run), size_guidance={"images": 0}).Reload()
+    assert sorted(events.Tags()["images"]) == [f"val/localization/{i}" for i in range(4)]  # overlays in TensorBoard
+    image = events.Images("val/localization/0")[0]
+    assert image.width > image.height  # the frame with its colour bar on the right
     assert evaluate.main(["--checkpoint", str(avol_ckpt), "--split", "test", "--workers", "0", "--no-progress"]) == 0
     result = json.loads((avol_ckpt.parent / "eval_test.json").read_text())
     assert result["split"] == "test" and all(k in result for k in LOC_KEYS) and "avc_acc" in result

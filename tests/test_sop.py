@@ -230,6 +230,13 @@ def test_train_evaluate_separate(tiny_root, tmp_path):
         assert all(np.isfinite(r[k]) for k in ("sdr", "sir", "sar", "nsdr")) and r["num_mixtures"] == 6
     best = run / "checkpoints" / "best.pt"
     assert torch.load(best, weights_only=True)["best"] == max(r["nsdr"] for r in val)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run), size_guidance={"images": 0, "audio": 0}).Reload()
+    assert {"val/separation/mixture", "val/separation/estimate_0", "val/separation/source_1"} <= \
+        set(events.Tags()["audio"])  # stems to listen to in TensorBoard
+    assert {"val/separation/mask_0", "val/separation/mask_1"} <= set(events.Tags()["images"])
+    assert events.Audio("val/separation/mixture")[0].sample_rate == 8000
 
     assert evaluate.main(["--checkpoint", str(best), "--split", "test", "--workers", "0", "--no-progress"]) == 0
     first = json.loads((run / "checkpoints" / "eval_test.json").read_text())

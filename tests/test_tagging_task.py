@@ -66,6 +66,10 @@ def test_fit_folder_then_recognize(sounds_root, tmp_path, capsys):
     assert val[-1]["num_clips"] == 9
     assert max(r["acc"] for r in val) >= 0.8
     assert (run / "ap_per_class_val.png").read_bytes()[:4] == b"\x89PNG"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run), size_guidance={"images": 0}).Reload()
+    assert [e.step for e in events.Images("val/ap_per_class")] == [r["step"] for r in val]  # the chart in TensorBoard
     ckpt = load_checkpoint(run / "checkpoints" / "best.pt")
     assert ckpt["config"]["data"]["classes"] == ["chirp", "noise", "tone"]
     assert ckpt["config"]["data"]["label_mode"] == "single" and ckpt["config"]["task"] == "tagging"

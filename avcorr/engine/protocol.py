@@ -131,6 +131,15 @@ class Task(abc.ABC):
         """Task-specific signs of a failed run in an evaluation's metrics, as sentences (default: none)."""
         return []
 
+    def tensorboard_media(self, pictures: dict[str, Any]) -> list[tuple[str, str, Any]]:
+        """What TensorBoard shows of one validation besides the curves, from :meth:`Evaluator.pictures`.
+
+        Returns:
+            ``(kind, tag, value)`` items: ``("picture", tag, uint8 (H, W, 3) RGB array)`` or
+            ``("sound", tag, (float (L,) waveform in [-1, 1], sample_rate))``. None by default.
+        """
+        return []
+
     def write_pictures(self, pictures: dict[str, Any], out_dir: Path, split: str) -> list[Path]:
         """Write the pictures of one evaluation of ``split`` into ``out_dir``.
 

@@ -354,7 +354,9 @@ class Trainer:
                                         channels_last=self.cfg.train.channels_last, skips=self.skips,
                                         progress=self.progress, desc="val")
             metrics = evaluator.compute()
-            self.task.write_pictures(evaluator.pictures(), self.out_dir, self.cfg.data.val_split)
+            pictures = evaluator.pictures()
+            self.task.write_pictures(pictures, self.out_dir, self.cfg.data.val_split)
+            self._write_media(pictures)
             self.state.last_val = metrics
             test = self.task.chance_test(metrics)
             self._log_metrics("val", metrics, {"at_chance": test.at_chance} if test is not None else None)
@@ -522,6 +524,21 @@ class Trainer:
             self._write_hparams()
             self.writer.flush()
         return self.state
+
+    def _write_media(self, pictures: dict[str, Any]) -> None:
+        """The task's images and sounds of this validation in TensorBoard (a failure is logged, not raised)."""
+        if self.writer is None:
+            return
+        try:
+            for kind, tag, value in self.task.tensorboard_media(pictures):
+                if kind == "picture":
+                    self.writer.add_image(f"val/{tag}", value, self.state.step, dataformats="HWC")
+                elif kind == "sound":
+                    wave, rate = value
+                    self.writer.add_audio(f"val/{tag}", torch.as_tensor(wave).float().clamp(-1, 1).reshape(1, -1),
+                                          self.state.step, sample_rate=int(rate))
+        except Exception as e:  # noqa: BLE001 (a picture never stops a run)
+            logger.warning("could not write the TensorBoard media of this validation: %s", e)
 
     def _write_hparams(self) -> None:
         """The config's settings beside the run's best validation value, for TensorBoard's HParams tab."""

@@ -135,6 +135,9 @@ class LocalizationModule(nn.Module):
         return {"loss": loss, "pos_logit": pos.detach(), "neg_logit": neg.detach()}
 
 
+MEDIA_CLIPS = 4  # validation clips shown in TensorBoard
+
+
 class LocalizationEvaluator(Evaluator):
     """cIoU metrics (LVS protocol and the fixed-threshold variant) for the model and the centre prior.
 
@@ -149,11 +152,19 @@ class LocalizationEvaluator(Evaluator):
         self.loss_sum, self.n_loss, self.n_clips = 0.0, 0, 0
         self.correct, self.n_pairs, self.n_pos = 0, 0, 0
         self.has_avc = False
+        self.samples: list[tuple[np.ndarray, np.ndarray, list]] = []  # first MEDIA_CLIPS (frame, map, boxes)
 
     def update(self, batch: dict[str, Any], out: dict[str, torch.Tensor]) -> None:
         b = len(batch.get("vid", ()))
         if b == 0:
             return
+        if len(self.samples) < MEDIA_CLIPS and "image" in batch and "map" in out:
+            from ..data.transforms import denormalize
+
+            for i in range(min(b, MEDIA_CLIPS - len(self.samples))):
+                frame = (denormalize(batch["image"][i].float().cpu()).permute(1, 2, 0).numpy() * 255).round()
+                boxes = list((batch.get("boxes") or [[]] * b)[i] or [])
+                self.samples.append((frame.astype(np.uint8), out["map"][i].float().cpu().numpy(), boxes))
         self.loss_sum += float(out["loss"]) * b
         self.n_loss += b
         self.n_clips += b
@@ -171,6 +182,10 @@ class LocalizationEvaluator(Evaluator):
             self.cious[prefix].append(localization_cious(m, boxes, threshold="median", size=self.size))
             self.cious[prefix + "fixed/"].append(localization_cious(m, boxes, threshold=FIXED_THRESHOLD, size=self.size))
 
+    def pictures(self) -> dict[str, Any]:
+        """The first validation clips' frames, maps and boxes (for TensorBoard)."""
+        return {"samples": self.samples}
+
     def compute(self) -> dict[str, float]:
         metrics: dict[str, float] = {}
         n_boxed = 0
@@ -187,6 +202,17 @@ class LocalizationEvaluator(Evaluator):
         metrics["num_clips"] = self.n_clips
         metrics["num_boxed"] = n_boxed
         return metrics
+
+
+def localization_media(samples: list) -> list[tuple[str, str, Any]]:
+    """Overlays of the maps on their frames, on one scale for all of them, with a colour bar (ground truth green)."""
+    from ..viz.heatmap import overlay_heatmap, value_range, with_colorbar
+
+    if not samples:
+        return []
+    vrange = value_range([m for _, m, _ in samples])
+    return [("picture", f"localization/{i}", with_colorbar(overlay_heatmap(f, m, boxes=b, vrange=vrange), vrange))
+            for i, (f, m, b) in enumerate(samples)]
 
 
 class LocalizationTask(Task):
@@ -255,3 +281,6 @@ class LocalizationTask(Task):
 
     def new_evaluator(self) -> LocalizationEvaluator:
         return LocalizationEvaluator()
+
+    def tensorboard_media(self, pictures: dict[str, Any]) -> list[tuple[str, str, Any]]:
+        return localization_media(pictures.get("samples", []))

@@ -125,6 +125,7 @@ class SeparationEvaluator(Evaluator):
         self.mask_stats: dict[str, list[np.ndarray]] = {k: [] for k in ("mean", "on_fraction", "difference")}
         self.num_mixtures = self.num_skipped = self.num_silent_estimates = 0
         self.loss_sum = 0.0
+        self.sample: dict[str, np.ndarray] | None = None  # the first mixture, for TensorBoard
 
     def update(self, batch: dict[str, Any], out: dict[str, torch.Tensor]) -> None:
         audios = batch["audios"].float()
@@ -139,6 +140,9 @@ class SeparationEvaluator(Evaluator):
             self.mask_stats[key].append(vals)
         ref = audios.cpu().numpy()
         est = est.cpu().numpy()
+        if self.sample is None and b:
+            self.sample = {"mixture": ref[0].sum(0), "estimates": est[0], "sources": ref[0],
+                           "masks": out["masks"][0].float().cpu().numpy()}
         lengths = batch["lengths"].max(dim=1).values.cpu().numpy() if "lengths" in batch else np.full(b, length)
         for i in range(b):  # one mixture at a time: each is scored on its own real (unpadded) length
             k = int(lengths[i])
@@ -152,6 +156,10 @@ class SeparationEvaluator(Evaluator):
             self.num_silent_estimates += res["num_silent_estimates"]
         self.num_mixtures += b
         self.loss_sum += float(out["loss"]) * b
+
+    def pictures(self) -> dict[str, Any]:
+        """The first mixture: its audio, the estimates, the true sources and the predicted masks."""
+        return {"sample": self.sample} if self.sample is not None else {}
 
     def compute(self) -> dict[str, float]:
         result: dict[str, Any] = {}
@@ -226,3 +234,21 @@ class SeparationTask(Task):
     def warnings(self, metrics: dict[str, Any]) -> list[str]:
         """Trivial masks and ``nsdr < 0`` (:func:`~avcorr.metrics.separation.separation_warnings`)."""
         return separation_warnings(metrics)
+
+    def tensorboard_media(self, pictures: dict[str, Any]) -> list[tuple[str, str, Any]]:
+        """The first validation mixture to listen to (mixture, each estimate beside its true source) and each
+        predicted mask as a picture on the fixed 0..1 scale with a colour bar (low frequencies at the bottom)."""
+        sample = pictures.get("sample")
+        if sample is None:
+            return []
+        from ..viz.heatmap import colorize, with_colorbar
+
+        rate = self.cfg.data.audio.sample_rate
+        media: list[tuple[str, str, Any]] = [("sound", "separation/mixture", (sample["mixture"], rate))]
+        for k in range(sample["estimates"].shape[0]):
+            media.append(("sound", f"separation/estimate_{k}", (sample["estimates"][k], rate)))
+            media.append(("sound", f"separation/source_{k}", (sample["sources"][k], rate)))
+            mask = np.clip(np.asarray(sample["masks"][k], dtype=np.float32), 0.0, 1.0)[::-1]  # low bins at the bottom
+            picture = np.repeat(np.repeat(colorize(mask), 2, axis=0), 2, axis=1)
+            media.append(("picture", f"separation/mask_{k}", with_colorbar(picture, (0.0, 1.0), label="mask")))
+        return media
