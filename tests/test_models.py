@@ -107,3 +107,29 @@ def test_model_kwargs_from_config(tmp_path):
     cfg = load_config("avenet.py", ["model.name=test_avenet", "model.kwargs={'vision_width': 0.25}"])
     model = build_task(cfg).build_model()
     assert model.vision.out_chans == 128 and model.audio.out_chans == int(round(512 * cfg.model.width))
+
+
+def test_cheaper_stem_quarters_the_convolutions():
+    """avenet_s2: stride 2 in each tower's first convolution; the same parameters, about 4x fewer FLOPs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from avcorr.models.avenet import ConvTower
+
+    kw = {"width": 1 / 16, "embed_dim": 16}
+    paper, cheap = create_model("avenet", **kw).eval(), create_model("avenet_s2", **kw).eval()
+    assert sum(p.numel() for p in paper.parameters()) == sum(p.numel() for p in cheap.parameters())
+    assert paper.vision.stride == 16 and cheap.vision.stride == 32
+    frames, audio = torch.rand(2, 3, 224, 224), torch.randn(2, 48000)
+
+    def flops(model):
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            out = model(audio, frames)
+        return counter.get_total_flops(), out
+
+    f_paper, _ = flops(paper)
+    f_cheap, out = flops(cheap)
+    assert 3.5 < f_paper / f_cheap < 4.1  # the first convolution's own share stays, the rest is a quarter
+    assert out["logits"].shape == (2, 2)
+    assert ConvTower(3, (8, 16), stem_stride=2)(torch.rand(1, 3, 64, 64)).shape == (1, 16, 8, 8)
+    with pytest.raises(ValueError, match="stem_stride"):
+        ConvTower(3, (8,), stem_stride=3)
