@@ -133,3 +133,33 @@ def test_cheaper_stem_quarters_the_convolutions():
     assert ConvTower(3, (8, 16), stem_stride=2)(torch.rand(1, 3, 64, 64)).shape == (1, 16, 8, 8)
     with pytest.raises(ValueError, match="stem_stride"):
         ConvTower(3, (8,), stem_stride=3)
+
+
+@pytest.mark.parametrize("name, kwargs, make_input", [
+    ("test_panns", {"num_classes": 5}, lambda: (torch.randn(2, 32000),)),
+    ("avenet", {"width": 1 / 16, "embed_dim": 16}, lambda: (torch.randn(2, 48000), torch.rand(2, 3, 112, 112))),
+])
+def test_fused_batchnorm_gives_the_same_outputs(name, kwargs, make_input):
+    from avcorr.models.fusion import fuse_conv_bn
+
+    torch.manual_seed(0)
+    model = create_model(name, **kwargs)
+    with torch.no_grad():  # give the BatchNorms statistics that are not the identity
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    model.eval()
+    inputs = make_input()
+    with torch.no_grad():
+        before = model(*inputs)
+        n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+        fused = fuse_conv_bn(model)
+        after = model(*inputs)
+    assert fused > 0 and sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == n_bn - fused
+    key = "logits"
+    assert torch.allclose(before[key], after[key], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="eval"):
+        fuse_conv_bn(model.train())
