@@ -57,8 +57,10 @@ setup(
             "avcorr-retrieve=avcorr.retrieve:main",
             "avcorr-localize=avcorr.localize:main",
             "avcorr-separate=avcorr.separate:main",
-            "avcorr-recognize=avcorr.recognize:main",
+            "avcorr-recognize=avcorr.recognize_cli:main",
             "avcorr-tag=avcorr.tag:main",
+            "avcorr-report=avcorr.report:main",
+            "avcorr-hub=avcorr.hub:main",
             "avcorr-validate=data_tools.validate:main",
         ]
     },

@@ -157,3 +157,19 @@ def test_retrieve_cli_choices_match_the_library():
     from avcorr import retrieval, retrieve
 
     assert retrieve.INDEX_KINDS == retrieval.INDEX_KINDS and retrieve.POOLINGS == retrieval.POOLINGS
+
+
+def test_console_scripts_point_at_command_mains():
+    """Every console script of setup.py names a module and a function that exist (an installed script fails
+    only when run, so check it here)."""
+    import ast
+    import importlib
+
+    tree = ast.parse((REPO / "setup.py").read_text())
+    scripts = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)
+               and node.value.startswith("avcorr-") and "=" in node.value]
+    assert len(scripts) >= 8
+    for script in scripts:
+        name, target = script.split("=")
+        module, func = target.split(":")
+        assert callable(getattr(importlib.import_module(module), func)), script
