@@ -239,7 +239,7 @@ class AudioSetAttention(nn.Module):
         """
         if mixup_lambda is not None:
             raise ValueError("the AudioSet embedding heads are trained without mixup (as the reference); "
-                             "set data.mixup_alpha=0")
+                             "set tagging.mixup_alpha=0")
         layers = self.forward_layers(x)
         out: dict[str, torch.Tensor] = {}
         with torch.autocast(device_type=x.device.type, enabled=False):

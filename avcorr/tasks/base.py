@@ -35,6 +35,9 @@ def argmax_hits(logits: torch.Tensor | None, labels: torch.Tensor | None) -> tup
 class Task(TaskProtocol):
     """Base class of avcorr's task families: builds the pieces of one family from a :class:`Config`.
 
+    ``Task(cfg, resolved)``: ``resolved`` is what an earlier run of the task resolved from its data
+    (:attr:`resolved`, stored in its checkpoints); families that resolve nothing ignore it.
+
     Attributes:
         main_metric: the validation metric that selects ``best.pt``.
         higher_is_better: direction of ``main_metric``.
@@ -50,7 +53,7 @@ class Task(TaskProtocol):
     count_unit: str = "items"
     metric_unit: str = ""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, resolved: dict[str, Any] | None = None):
         self.cfg = cfg
 
     def batch_size(self, batch: Batch) -> int:
