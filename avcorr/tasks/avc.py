@@ -130,6 +130,15 @@ class AVCEvaluator(Evaluator):
                 "loss": self.loss_sum / max(1, self.n), "num_pairs": self.n}
 
 
+def create_av_model(cfg) -> nn.Module:
+    """The audio-visual model of ``cfg.model`` (AVE-Net, L3-Net, AVOL-Net ...), its audio front-end and
+    window set from ``data.audio``; the datasets then read the window back from ``model.input_spec``."""
+    m, a = cfg.model, cfg.data.audio
+    return create_model(m.name, checkpoint_path=m.checkpoint_path or None, embed_dim=m.embed_dim, width=m.width,
+                        sample_rate=a.sample_rate, n_fft=a.n_fft, win_length=a.win_length, hop_length=a.hop_length,
+                        n_frames=a.n_frames, n_mels=a.n_mels, clip_seconds=a.seconds, **m.kwargs)
+
+
 class AVCTask(Task):
     """Builds AVC pair datasets and an AVE-Net / L3-Net from the config (``data``, ``model``, ``avc``)."""
 
@@ -138,11 +147,8 @@ class AVCTask(Task):
     count_key, count_unit = "num_pairs", "pairs"
     collate_fn = staticmethod(collate_pairs)
 
-    def build_model(self) -> nn.Module:
-        m, a = self.cfg.model, self.cfg.data.audio
-        return create_model(m.name, checkpoint_path=m.checkpoint_path or None, embed_dim=m.embed_dim, width=m.width,
-                            sample_rate=a.sample_rate, n_fft=a.n_fft, win_length=a.win_length,
-                            hop_length=a.hop_length, n_frames=a.n_frames, n_mels=a.n_mels, **m.kwargs)
+    def create_model(self) -> nn.Module:
+        return create_av_model(self.cfg)
 
     def wrap(self, model: nn.Module) -> nn.Module:
         a = self.cfg.avc
@@ -152,10 +158,10 @@ class AVCTask(Task):
         return AVCModule(model)
 
     def build_dataset(self, split: str, train: bool) -> AVCPairDataset:
-        d, a = self.cfg.data, self.cfg.avc
+        d, a, spec = self.cfg.data, self.cfg.avc, self.frame_spec()
         contrastive = a.loss == "contrastive"
         return AVCPairDataset(
-            load_split(d.root, split), sample_rate=d.audio.sample_rate, seconds=d.audio.seconds,
+            load_split(d.root, split), sample_rate=spec.sample_rate, seconds=spec.clip_seconds,
             image_size=d.image_size, train=train, augment=d.augment, negatives=a.negatives,
             positive_fraction=1.0 if (train and contrastive) else a.positive_fraction,
             pairs_per_clip=a.train_pairs_per_clip if train else a.eval_pairs_per_clip,

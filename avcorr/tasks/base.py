@@ -12,10 +12,14 @@ from typing import Any
 
 import torch
 
+from torch import nn
+
 from ..config import Config
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..engine.protocol import Batch, Evaluator
 from ..engine.protocol import Task as TaskProtocol
 from ..metrics.chance import ChanceTest, db_test, proportion_test
+from ..models.input_spec import InputSpec
 
 __all__ = ["Evaluator", "Task", "argmax_hits"]
 
@@ -55,6 +59,43 @@ class Task(TaskProtocol):
 
     def __init__(self, cfg: Config, resolved: dict[str, Any] | None = None):
         self.cfg = cfg
+        self._pending_model: nn.Module | None = None
+        self._input_spec: InputSpec | None = None
+
+    # -- the model and its input contract -----------------------------------------------------
+    def create_model(self) -> nn.Module:
+        """A new model of the family as configured (what :meth:`build_model` hands out)."""
+        raise NotImplementedError
+
+    def input_spec(self) -> InputSpec:
+        """What the model takes (``model.input_spec``): the datasets ask for it, never the config.
+
+        The first call builds the model; :meth:`build_model` then hands out that same model.
+
+        Raises:
+            ValueError: the model has no ``input_spec``.
+        """
+        if self._input_spec is None:
+            self._pending_model = self.create_model()
+            self._input_spec = _spec_of(self._pending_model, self.cfg.model.name)
+        return self._input_spec
+
+    def build_model(self) -> nn.Module:
+        model = self._pending_model if self._pending_model is not None else self.create_model()
+        self._pending_model = None  # the task keeps no reference to the model it handed out
+        return model
+
+    def frame_spec(self) -> InputSpec:
+        """:meth:`input_spec`, checked to take frames normalised as the data pipeline does (ImageNet).
+
+        Raises:
+            ValueError: the model asks for another frame normalisation.
+        """
+        spec = self.input_spec()
+        if (spec.mean, spec.std) != (IMAGENET_MEAN, IMAGENET_STD):
+            raise ValueError(f"model {self.cfg.model.name!r} takes frames normalised with mean {spec.mean} and std "
+                             f"{spec.std}; the frame pipeline normalises with ImageNet's {IMAGENET_MEAN} / {IMAGENET_STD}")
+        return spec
 
     def batch_size(self, batch: Batch) -> int:
         """The examples of a batch: the length of its ``label`` (every family's batches have one), else 1."""
@@ -82,3 +123,11 @@ class Task(TaskProtocol):
             return None
         return proportion_test(metric, value, base, count, baseline_name=self.baseline_name,
                                count_unit=self.count_unit)
+
+
+def _spec_of(model: nn.Module, name: str) -> InputSpec:
+    spec = getattr(model, "input_spec", None)
+    if not isinstance(spec, InputSpec):
+        raise ValueError(f"model {name!r} ({type(model).__name__}) has no input_spec (an avcorr.models.InputSpec "
+                         f"saying what it takes); the task reads its sample rate and clip length from it")
+    return spec

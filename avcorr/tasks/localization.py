@@ -43,7 +43,7 @@ from ..data.layout import load_split
 from ..data.localization import LocalizationDataset, collate_localization
 from ..losses import ContrastiveLocalizationLoss, MILLogisticLoss
 from ..metrics.localization import EVAL_SIZE, center_prior_map, localization_cious, localization_summary
-from ..models import create_model
+from .avc import create_av_model
 from .base import Evaluator, Task
 
 logger = logging.getLogger(__name__)
@@ -230,11 +230,8 @@ class LocalizationTask(Task):
         return "baseline/avc_acc" if metric == "avc_acc" else f"center/{metric}"
 
     # -- pieces ------------------------------------------------------------------------------
-    def build_model(self) -> nn.Module:
-        m, a = self.cfg.model, self.cfg.data.audio
-        return create_model(m.name, checkpoint_path=m.checkpoint_path or None, embed_dim=m.embed_dim, width=m.width,
-                            sample_rate=a.sample_rate, n_fft=a.n_fft, win_length=a.win_length,
-                            hop_length=a.hop_length, n_frames=a.n_frames, n_mels=a.n_mels, **m.kwargs)
+    def create_model(self) -> nn.Module:
+        return create_av_model(self.cfg)
 
     def wrap(self, model: nn.Module) -> nn.Module:
         lc = self.cfg.localization
@@ -242,15 +239,15 @@ class LocalizationTask(Task):
                                   negatives=lc.negatives)
 
     def build_dataset(self, split: str, train: bool):
-        d = self.cfg.data
+        d, spec = self.cfg.data, self.frame_spec()
         index = load_split(d.root, split)
         if train:
             return AVCPairDataset(
-                index, sample_rate=d.audio.sample_rate, seconds=d.audio.seconds, image_size=d.image_size,
+                index, sample_rate=spec.sample_rate, seconds=spec.clip_seconds, image_size=d.image_size,
                 train=True, augment=d.augment, negatives="clip", positive_fraction=1.0,  # positives only
                 pairs_per_clip=self.cfg.localization.train_pairs_per_clip, gain_jitter=d.audio.gain_jitter, seed=self.cfg.train.seed,
                 video_backend=d.video_backend or None, max_bad_retries=d.max_bad_retries)
-        return LocalizationDataset(index, sample_rate=d.audio.sample_rate, seconds=d.audio.seconds,
+        return LocalizationDataset(index, sample_rate=spec.sample_rate, seconds=spec.clip_seconds,
                                    image_size=d.image_size, video_backend=d.video_backend or None)
 
     def new_evaluator(self) -> LocalizationEvaluator:

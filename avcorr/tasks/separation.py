@@ -198,7 +198,7 @@ class SeparationTask(Task):
         a = self.cfg.data.audio
         return int(round(a.seconds * a.sample_rate))
 
-    def build_model(self) -> nn.Module:
+    def create_model(self) -> nn.Module:
         m = self.cfg.model
         return create_model(m.name, checkpoint_path=m.checkpoint_path or None, width=m.width, **m.kwargs)
 
@@ -207,6 +207,7 @@ class SeparationTask(Task):
 
     def build_dataset(self, split: str, train: bool) -> SeparationDataset:
         d, s = self.cfg.data, self.cfg.separation
+        self.frame_spec()  # the model takes frames as the pipeline normalises them
         return SeparationDataset(
             load_split(d.root, split), num_mix=s.num_mix, sample_rate=d.audio.sample_rate,
             num_samples=self.num_samples, frames_per_clip=s.frames_per_clip, frame_stride=s.frame_stride,

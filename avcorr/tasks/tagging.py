@@ -315,8 +315,6 @@ class TaggingTask(Task):
                                  f"set tagging.mixup_alpha=0")
             self.collate_fn = collate_embeddings  # batches carry 'embeddings' instead of 'wave'
         self._sources: dict[str, TagSource | EmbeddingPackSource] = {}
-        self._model: nn.Module | None = None
-        self._info: dict[str, int] | None = None
         given = dict(resolved or {})
         self.classes: list[str] = list(given.get("classes") or t.classes)
         self.label_mode: str = given.get("label_mode") or t.label_mode
@@ -381,23 +379,12 @@ class TaggingTask(Task):
                                                val_fraction=t.val_fraction, classes=self.classes or None)
         return self._sources[split]
 
-    def _model_info(self) -> dict[str, int]:
-        if self._info is None:
-            self._model = self._create_model()
-        assert self._info is not None
-        return self._info
-
-    def _create_model(self) -> nn.Module:
+    def create_model(self) -> nn.Module:
         ckpt = self.cfg.model.checkpoint_path or None
         m = build_tagging_model(self.cfg, len(self.classes), checkpoint_path=ckpt, window=self._window)
         if self.cfg.tagging.window == "auto" and self._window is None and not is_embedding_model(m):
             self._window = self._resolve_window(m)
             m = build_tagging_model(self.cfg, len(self.classes), checkpoint_path=ckpt, window=self._window)
-        if is_embedding_model(m):
-            self._info = {"input_dim": int(m.input_dim)}
-        else:
-            self._info = {"sample_rate": int(m.sample_rate), "clip_samples": int(m.clip_samples),
-                          "min_samples": int(getattr(m, "min_samples", 1))}
         return m
 
     def _resolve_window(self, model: nn.Module) -> dict[str, Any]:
@@ -409,13 +396,13 @@ class TaggingTask(Task):
 
     def build_dataset(self, split: str, train: bool) -> TaggingDataset | EmbeddingPackDataset:
         d = self.cfg.data
-        info = self._model_info()
+        spec = self.input_spec()  # what the model takes: the data follows it
         if self.cfg.tagging.format == EMBEDDING_FORMAT:
             ds: TaggingDataset | EmbeddingPackDataset = EmbeddingPackDataset(
                 self._source(split), train=train, multilabel=self.multilabel,  # type: ignore[arg-type]
-                input_dim=info["input_dim"], max_bad_retries=d.max_bad_retries)
+                input_dim=spec.input_dim, max_bad_retries=d.max_bad_retries)
         else:
-            sr, clip, min_samples = info["sample_rate"], info["clip_samples"], info["min_samples"]
+            sr, clip, min_samples = spec.sample_rate, spec.clip_samples, spec.min_samples
             ds = TaggingDataset(self._source(split), sample_rate=sr, clip_samples=clip, train=train,
                                 multilabel=self.multilabel, eval_crop=self.cfg.tagging.eval_crop,
                                 min_samples=min_samples, max_bad_retries=d.max_bad_retries)
@@ -444,11 +431,6 @@ class TaggingTask(Task):
         return WeightedClipSampler(weights, seed=seed)
 
     # -- model -----------------------------------------------------------------------------------
-    def build_model(self) -> nn.Module:
-        model = self._model if self._model is not None else self._create_model()
-        self._model = None  # the task keeps no reference to the model it handed out
-        return model
-
     def wrap(self, model: nn.Module) -> nn.Module:
         return TaggingModule(model, self.multilabel, self.cfg.tagging.mixup_alpha)
 
