@@ -13,6 +13,8 @@ from tests.conftest import TINY_AVC
 def test_every_registered_model_states_what_it_takes():
     for name in list_models():
         model = create_model(name, num_classes=3) if name.startswith("audioset_") else create_model(name)
+        if not type(model).__module__.startswith("avcorr."):
+            continue  # registered by another test (tests/oracle_tagger.py: the interface's fallback)
         spec = model.input_spec
         assert isinstance(spec, InputSpec), name
         if spec.kind == "wave":

@@ -107,11 +107,12 @@ def _untrained_run(folder: Path, config: str, overrides: list[str]) -> Path:
     from avcorr.tasks import build_task
 
     cfg = load_config(config, [*overrides, f"train.out_dir={folder}"])
-    model = build_task(cfg).build_model()  # the task resolves what it reads from the data (tagging's classes)
+    task = build_task(cfg)  # the task resolves what it reads from the data (tagging's classes)
+    model = task.build_model()
     (folder / "checkpoints").mkdir(parents=True)
     save_config(cfg, folder / "config.json")
-    save_checkpoint({"model": model.state_dict(), "config": config_to_dict(cfg), "epoch": 1},
-                    folder / "checkpoints" / "best.pt")
+    save_checkpoint({"model": model.state_dict(), "config": config_to_dict(cfg), "resolved": task.resolved,
+                     "epoch": 1}, folder / "checkpoints" / "best.pt")
     return folder
 
 

@@ -126,7 +126,14 @@ class Task(TaskProtocol):
 
 
 def _spec_of(model: nn.Module, name: str) -> InputSpec:
+    """``model.input_spec``; for a model registered without one, what its tagging interface says
+    (integer ``sample_rate`` and ``clip_samples``, or ``input_dim`` for an embedding model)."""
     spec = getattr(model, "input_spec", None)
+    if spec is None and isinstance(getattr(model, "input_dim", None), int):
+        spec = InputSpec(input_dim=model.input_dim)
+    elif spec is None and all(isinstance(getattr(model, a, None), int) for a in ("sample_rate", "clip_samples")):
+        spec = InputSpec.wave(model.sample_rate, clip_samples=model.clip_samples,
+                              min_samples=int(getattr(model, "min_samples", 1)))
     if not isinstance(spec, InputSpec):
         raise ValueError(f"model {name!r} ({type(model).__name__}) has no input_spec (an avcorr.models.InputSpec "
                          f"saying what it takes); the task reads its sample rate and clip length from it")
