@@ -3,8 +3,9 @@
 Every command and library function that uses a training checkpoint (evaluate, localize, separate,
 recognize, tag, retrieve) starts with :func:`load_run`. The checkpoint is read with
 ``weights_only=True`` (:func:`avcorr.engine.checkpoint.load_checkpoint`); the config stored in it
-rebuilds the task and the model (a checkpoint written before a config field existed gets that
-field's default); the weights are loaded and the model is put in eval mode on the device.
+rebuilds the task and the model, with what the run resolved from its data (``checkpoint["resolved"]``,
+e.g. a tagging run's classes; a checkpoint written before a config field existed gets that field's
+default, and one of the old flat config layout is read into the per-task sections); the weights are loaded and the model is put in eval mode on the device.
 
 ``expect`` says what the caller can use, as task names (``"avc"``, ``"localization"``,
 ``"separation"``, ``"tagging"``) or capabilities of the model (``"embedding"``: ``encode_audio`` and
@@ -61,6 +62,8 @@ class Run:
         device: where it runs.
         epoch: the epoch the checkpoint was written after (None when it does not say).
         weights: the checkpoint's state dict on the CPU, when ``keep_weights`` (else None).
+        resolved: what training resolved from the data (:attr:`Task.resolved <avcorr.engine.protocol.Task.resolved>`:
+            a tagging run's ``classes`` and ``label_mode`` ...).
     """
 
     path: Path
@@ -70,6 +73,7 @@ class Run:
     device: torch.device
     epoch: int | None = None
     weights: dict[str, torch.Tensor] | None = None
+    resolved: dict[str, Any] | None = None
 
     @property
     def kind(self) -> str:
@@ -112,13 +116,18 @@ def _mismatch(path: Path, cfg: Config, model: Any, kinds: tuple[str, ...]) -> st
     return (f"{path}: a {cfg.task!r} checkpoint (model {cfg.model.name!r}), not " + " or ".join(wanted))
 
 
-def _check_resolved(path: Path, cfg: Config) -> None:
-    """A tagging run must carry what training resolved from the data (its classes and label mode)."""
+def _check_resolved(path: Path, cfg: Config, resolved: dict[str, Any]) -> None:
+    """A tagging run must carry what training resolved from the data (its classes, label mode and an
+    automatic window), in ``checkpoint["resolved"]`` or (older checkpoints) in its config."""
     if cfg.task == "tagging":
-        if not cfg.data.classes:
-            raise ValueError(f"{path}: the checkpoint's config has no class names (data.classes)")
-        if cfg.data.label_mode not in ("single", "multi"):
-            raise ValueError(f"{path}: unresolved data.label_mode {cfg.data.label_mode!r}")
+        t = cfg.tagging
+        if not (resolved.get("classes") or t.classes):
+            raise ValueError(f"{path}: the checkpoint has no class names (resolved classes or tagging.classes)")
+        mode = resolved.get("label_mode") or t.label_mode
+        if mode not in ("single", "multi"):
+            raise ValueError(f"{path}: unresolved label mode {mode!r} (resolved label_mode or tagging.label_mode)")
+        if t.window == "auto" and "window" not in resolved:
+            raise ValueError(f"{path}: tagging.window='auto' but the checkpoint has no resolved window")
 
 
 def load_run(checkpoint: str | Path, device: str = "auto", expect: str | Iterable[str] | None = None, *,
@@ -150,18 +159,19 @@ def load_run(checkpoint: str | Path, device: str = "auto", expect: str | Iterabl
     kinds = _kinds(expect)
     ckpt = load_checkpoint(path)
     try:
-        cfg = config_from_dict(ckpt["config"])
+        cfg = config_from_dict(ckpt["config"], f"{path}: config")
     except ConfigError as e:
         raise ValueError(f"{path}: the config stored in the checkpoint does not load: {e}") from None
     if kinds and all(k in TASK_KINDS for k in kinds):  # said before a model is built
         problem = _mismatch(path, cfg, None, kinds)
         if problem:
             raise RunKindError(problem)
-    _check_resolved(path, cfg)
+    resolved = ckpt.get("resolved") or {}
+    _check_resolved(path, cfg, resolved)
     if data_root:
         cfg.data.root = str(data_root)
     cfg.model.checkpoint_path = ""  # the weights come from this checkpoint
-    task = build_task(cfg)
+    task = build_task(cfg, resolved)
     model = task.build_model()
     problem = _mismatch(path, cfg, model, kinds)
     if problem:
@@ -173,4 +183,5 @@ def load_run(checkpoint: str | Path, device: str = "auto", expect: str | Iterabl
     dev = resolve_device(device)
     model.to(dev).eval()
     logger.debug("loaded %s run %s (model %s) on %s", cfg.task, path, cfg.model.name, dev)
-    return Run(path, cfg, task, model, dev, ckpt.get("epoch"), ckpt["model"] if keep_weights else None)
+    return Run(path, cfg, task, model, dev, ckpt.get("epoch"), ckpt["model"] if keep_weights else None,
+               task.resolved)

@@ -1,8 +1,9 @@
 """``python -m avcorr.train --config avenet.py [key=value ...] [--resume]``
 
 Trains the model a config describes and writes the run folder (default ``runs/<config name>``):
-``config.json``, ``train.log``, ``metrics.jsonl``, ``checkpoints/{last,best}.pt`` and TensorBoard
-events. Without ``data.root`` it uses the embedded synthetic dataset (generated once into
+``config.json`` (the config as given, written once), ``resolved.json`` (what the task resolved from
+the data, e.g. a tagging run's classes; also in every checkpoint), ``train.log``, ``metrics.jsonl``,
+``checkpoints/{last,best}.pt`` and TensorBoard events. Without ``data.root`` it uses the embedded synthetic dataset (generated once into
 ``$AVCORR_CACHE``). Multi-GPU / multi-node: launch the same command under ``torchrun``.
 """
 
@@ -13,8 +14,9 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
+from ._atomic import write_json
 from ._cli import ArgumentParser, add_common_args
 from .config import Config, ConfigError, apply_overrides, check_config, config_from_dict, load_config, save_config
 
@@ -33,15 +35,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_intermixed_args(argv)
 
 
-def resolve_run(cfg: Config, overrides: Sequence[str], resume: bool) -> tuple[Config, Path]:
-    """The run folder, and on ``--resume`` the checkpoint's config with the overrides re-applied."""
+def resolve_run(cfg: Config, overrides: Sequence[str], resume: bool) -> tuple[Config, Path, dict[str, Any] | None]:
+    """The run folder, and on ``--resume`` the checkpoint's config with the overrides re-applied and
+    what the run resolved from its data (``checkpoint["resolved"]``; None for a fresh run)."""
     out_dir = Path(cfg.train.out_dir or Path("runs") / cfg.name)
     last = out_dir / "checkpoints" / "last.pt"
     if resume and last.is_file():
         from .engine.checkpoint import load_checkpoint
 
-        cfg = apply_overrides(config_from_dict(load_checkpoint(last)["config"]), overrides)
-    return cfg, out_dir
+        state = load_checkpoint(last)
+        cfg = apply_overrides(config_from_dict(state["config"], f"{last}: config"), overrides)
+        return cfg, out_dir, state.get("resolved")
+    return cfg, out_dir, None
 
 
 def check_splits(cfg: Config) -> None:
@@ -52,7 +57,7 @@ def check_splits(cfg: Config) -> None:
     Raises:
         ConfigError: naming the missing folder or file.
     """
-    if not cfg.data.root or (cfg.task == "tagging" and cfg.data.format != "layout"):
+    if not cfg.data.root or (cfg.task == "tagging" and cfg.tagging.format != "layout"):
         return
     from .data.errors import LayoutError
     from .data.layout import VID2GENRE_FILE, available_splits
@@ -86,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     main_process = int(os.environ.get("RANK", "0")) == 0
     try:
         cfg = load_config(args.config, args.overrides)
-        cfg, out_dir = resolve_run(cfg, args.overrides, args.resume)
+        cfg, out_dir, resolved = resolve_run(cfg, args.overrides, args.resume)
         check_config(cfg)
         check_splits(cfg)
     except (ConfigError, ValueError) as e:  # ValueError: a last.pt that cannot be read
@@ -103,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg.data.root = str(ensure_default_dataset(progress=main_process and not args.no_progress))
         logger.info("data.root not set: using the embedded synthetic dataset at %s", cfg.data.root)
     cfg.train.out_dir = str(out_dir)
-    if main_process:
+    if main_process:  # once: the tasks never change the config (what they resolve goes to resolved.json)
         save_config(cfg, out_dir / "config.json")
 
     from .data.errors import BadClipError, LayoutError
@@ -111,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .tasks import build_task
 
     try:  # the data is read (and checked) before any model is built
-        trainer = Trainer(cfg, build_task(cfg), out_dir, resume=args.resume, progress=not args.no_progress)
+        trainer = Trainer(cfg, build_task(cfg, resolved), out_dir, resume=args.resume, progress=not args.no_progress)
     except (ConfigError, LayoutError, BadClipError, FileNotFoundError) as e:
         if main_process:
             print(f"error: {e}", file=sys.stderr)
@@ -120,8 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if main_process:
             print("error: interrupted before training started; nothing was saved", file=sys.stderr)
         return 130
-    if main_process:  # again: building the task may resolve fields from the data (e.g. tagging's classes)
-        save_config(trainer.cfg, out_dir / "config.json")
+    if main_process:  # what building the task resolved from the data (e.g. tagging's classes and label mode)
+        write_json(out_dir / "resolved.json", trainer.task.resolved)
     from .engine.trainer import TrainingInterrupted
 
     try:

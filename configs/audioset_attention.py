@@ -14,7 +14,7 @@
 # audioset_multi_attention (0.360), audioset_single_attention (0.337), audioset_avg_pool (0.300),
 # audioset_max_pool (0.292). Recipe: see configs/common/tagging.py:audioset_attention_paper
 # (batch 500, Adam 1e-3, balanced sampling, 50k iterations). Class names come from
-# DATA/class_labels_indices.csv when present (or data.label_csv=PATH), else class_0 .. class_526.
+# DATA/class_labels_indices.csv when present (or tagging.label_csv=PATH), else class_0 .. class_526.
 # AudioSet has no validation split: as the reference (and panns_cnn14_audioset.py), eval.h5 is
 # evaluated during training and selects best.pt.
 from .common.tagging import audioset_attention_paper
@@ -23,7 +23,7 @@ config = audioset_attention_paper("audioset_feature_attention")
 config.data.train_split = "bal_train.h5"  # relative to data.root; several packs comma-separated
 config.data.val_split = "eval.h5"
 config.data.test_split = "eval.h5"
-config.data.label_csv = ""  # "" = DATA/class_labels_indices.csv when it exists
+config.tagging.label_csv = ""  # "" = DATA/class_labels_indices.csv when it exists
 config.data.num_workers = 2  # small packs sit in RAM; raise it for unbal_train.h5 (read row by row)
 # on bal_train.h5 alone (~22k clips, ~44 iterations per epoch): 50k iterations, evaluated every
 # 23 epochs (~1,000 iterations, as the reference)

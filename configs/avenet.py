@@ -5,9 +5,9 @@
 # at 1/8 width on 96 px frames, with three departures from the paper, each chosen on the development
 # families (embedded, clutter) and kept for the held-out ones (see docs/data.md "Dataset families" and
 # experiments/RESULTS.md):
-#  * the in-batch contrastive objective (loss.name="contrastive": symmetric InfoNCE over the batch plus
+#  * the in-batch contrastive objective (avc.loss="contrastive": symmetric InfoNCE over the batch plus
 #    the paper's head trained on in-batch negatives). The paper's pair cross-entropy
-#    (loss.name="pairs", as avenet_paper.py) stayed at chance for 6 of 10 epochs on clutter;
+#    (avc.loss="pairs", as avenet_paper.py) stayed at chance for 6 of 10 epochs on clutter;
 #  * 3 s of audio around the frame instead of 1 s (as the recent localization work, LVS / EZ-VSL):
 #    a short sound in a long clip (a spoken word, an intermittent source) is inside the window;
 #  * a 64-band log-mel spectrogram of 16 kHz audio (25 ms windows, 10 ms hop: 64 x 300) instead of the
@@ -26,10 +26,10 @@ config.data.audio.win_length = 400  # 25 ms
 config.data.audio.hop_length = 160  # 10 ms -> 300 frames in 3 s
 config.data.audio.n_frames = 300
 config.data.audio.n_mels = 64
-config.data.train_pairs_per_clip = 8  # an epoch = 8 random positives per training clip
-config.data.eval_pairs_per_clip = 4  # evaluation: half positive, half negative pairs, as the paper
-config.loss.name = "contrastive"
-config.loss.temperature = 0.07
+config.avc.train_pairs_per_clip = 8  # an epoch = 8 random positives per training clip
+config.avc.eval_pairs_per_clip = 4  # evaluation: half positive, half negative pairs, as the paper
+config.avc.loss = "contrastive"
+config.avc.temperature = 0.07
 config.optim.lr = 1e-3
 config.optim.schedule = "cosine"
 config.optim.warmup_steps = 50

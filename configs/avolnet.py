@@ -5,7 +5,7 @@
 # departures chosen on the development families (docs/data.md "Dataset families", experiments/RESULTS.md);
 # as in the paper it stayed near chance for the whole budget on `clutter` (test fixed/ciou@0.5 0.04):
 #  * cosine similarity (cells and audio L2-normalised; the calibration's scale starts at 1 / 0.1),
-#  * every other clip of the batch as a negative (loss.negatives="all"; the paper: one per positive),
+#  * every other clip of the batch as a negative (localization.negatives="all"; the paper: one per positive),
 #  * stride-8 maps (the vision tower's last max-pool dropped: 16 x 16 cells at 128 px) and a 64-band
 #    log-mel spectrogram of 16 kHz audio.
 # The paper's objective at these sizes: avolnet_paper.py. The contrastive localizer: ezvsl.py.
@@ -13,7 +13,7 @@ from .common.localization import localization_quickstart
 
 config = localization_quickstart("avolnet")
 config.model.kwargs = {"cosine": True, "temperature": 0.1, "vision_stride": 8}
-config.loss.negatives = "all"
+config.localization.negatives = "all"
 config.data.audio.sample_rate = 16000
 config.data.audio.n_fft = 512
 config.data.audio.win_length = 400  # 25 ms

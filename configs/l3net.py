@@ -4,4 +4,4 @@ import copy
 
 config = copy.deepcopy(_avenet)
 config.model.name = "l3net"
-config.loss.name = "pairs"  # L3-Net has no embedding distance to contrast: the paper's positive / negative pairs
+config.avc.loss = "pairs"  # L3-Net has no embedding distance to contrast: the paper's positive / negative pairs

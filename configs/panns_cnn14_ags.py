@@ -11,10 +11,10 @@
 from .common.tagging import panns_paper
 
 config = panns_paper("panns_cnn14")
-config.data.format = "layout"
-config.data.label_mode = "multi"  # the seeds' clip BCE; "single" trains softmax + cross-entropy instead
-config.data.sampler = "balanced"
-config.data.mixup_alpha = 1.0
+config.tagging.format = "layout"
+config.tagging.label_mode = "multi"  # the seeds' clip BCE; "single" trains softmax + cross-entropy instead
+config.tagging.sampler = "balanced"
+config.tagging.mixup_alpha = 1.0
 config.model.kwargs = {"clip_seconds": 10.0, "spec_augment": True}
 config.optim.lr = 1e-4
 config.train.batch_size = 32

@@ -7,15 +7,15 @@
 #
 # 10 s at 32 kHz, balanced sampling, mixup 1.0, SpecAugment, BCE, batch 32, Adam 1e-3, 600k
 # iterations; mAP on the evaluation set selects best.pt (PANNs reports 0.431 for CNN14). The
-# reference evaluates every 2,000 iterations; here every epoch (one pass of data.sampler's draws).
+# reference evaluates every 2,000 iterations; here every epoch (one pass of tagging.sampler's draws).
 from .common.tagging import panns_paper
 
 config = panns_paper("panns_cnn14")
-config.data.format = "hdf5"
+config.tagging.format = "hdf5"
 config.data.train_split = "indexes/full_train.h5"  # relative to data.root; or a single pack
 config.data.val_split = "hdf5s/eval.h5"
 config.data.test_split = "hdf5s/eval.h5"
-config.data.label_csv = "class_labels_indices.csv"  # AudioSet's index,mid,display_name
+config.tagging.label_csv = "class_labels_indices.csv"  # AudioSet's index,mid,display_name
 config.train.epochs = 10
 config.train.eval_batch_size = 64
 config.data.num_workers = 8

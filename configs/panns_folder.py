@@ -7,7 +7,7 @@
 # (python -m data_tools.make_folder_dataset) it reaches val acc >= 0.9 in a few minutes on 2 CPU cores.
 #
 # Fine-tuning the released AudioSet CNN14 (GPU), as PANNs' transfer recipe does:
-#   model.width=1.0 model.checkpoint_path=/path/Cnn14_mAP=0.431.pth optim.lr=1e-4 data.mixup_alpha=1.0
+#   model.width=1.0 model.checkpoint_path=/path/Cnn14_mAP=0.431.pth optim.lr=1e-4 tagging.mixup_alpha=1.0
 #   'model.kwargs={"clip_seconds": 10.0}' train.batch_size=32
 from .common.tagging import folder_from_scratch
 

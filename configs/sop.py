@@ -17,11 +17,11 @@ config.model.name = "sop_small"
 
 config.data.audio.seconds = 32767 / 11025  # 128 STFT frames
 config.data.audio.n_frames = 128
-config.data.warp_bins = 128
+config.separation.warp_bins = 128
 config.data.image_size = 96
-config.data.frame_stride = 1.0
-config.data.train_pairs_per_clip = 4  # an epoch = 4 random mixtures per training clip
-config.data.eval_pairs_per_clip = 1
+config.separation.frame_stride = 1.0
+config.separation.train_mixtures_per_clip = 4  # an epoch = 4 random mixtures per training clip
+config.separation.eval_mixtures_per_clip = 1
 config.data.num_workers = 2
 
 config.optim.name = "adam"

@@ -17,15 +17,15 @@ a.hop_length = 256  # 256 frames
 a.n_frames = 256  # (informational: the task derives the frames from the window)
 a.gain_jitter = 0.5  # random volume 0.5-1.5 per source while training
 
-config.data.num_mix = 2  # N sources, each scaled by 1/N
-config.data.warp_bins = 256  # log-frequency warp 512 -> 256 bins
-config.data.mask = "binary"  # BCE on |S_n| > 0.5 |X|, weighted by clamp(log1p(|X|), 1e-3, 10)
-config.data.weighted_loss = True
-config.data.frames_per_clip = 3  # max-pooled over time
-config.data.frame_stride = 3.0  # 24 frames at 8 fps
+config.separation.num_mix = 2  # N sources, each scaled by 1/N
+config.separation.warp_bins = 256  # log-frequency warp 512 -> 256 bins
+config.separation.mask = "binary"  # BCE on |S_n| > 0.5 |X|, weighted by clamp(log1p(|X|), 1e-3, 10)
+config.separation.weighted_loss = True
+config.separation.frames_per_clip = 3  # max-pooled over time
+config.separation.frame_stride = 3.0  # 24 frames at 8 fps
 config.data.image_size = 224
-config.data.train_pairs_per_clip = 100  # the public code's dup_trainset: mixtures per clip per epoch
-config.data.eval_pairs_per_clip = 1  # one deterministic mixture per clip
+config.separation.train_mixtures_per_clip = 100  # the public code's dup_trainset: mixtures per clip per epoch
+config.separation.eval_mixtures_per_clip = 1  # one deterministic mixture per clip
 config.data.num_workers = 8
 
 # SGD, lr 1e-3 for the sound net, synthesizer and the frame net's 3x3 conv, 1e-4 for the ResNet trunk

@@ -2,8 +2,8 @@
 
 Example:
     python -m data_tools.gen_weight_file datafiles/train.json --label-csv datafiles/class_labels_indices.csv
-    python -m avcorr.train --config ast_ags.py data.format=ast_json data.sampler=weighted \\
-        data.weight_file=datafiles/train_weight.csv ...
+    python -m avcorr.train --config ast_ags.py tagging.format=ast_json tagging.sampler=weighted \\
+        tagging.weight_file=datafiles/train_weight.csv ...
 
 Each label weighs ``1000 / (count + 0.01)`` where ``count`` is the number of datafile entries that
 have it; an entry weighs the sum of its labels' weights. The file (default: the json's path with

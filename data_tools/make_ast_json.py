@@ -3,9 +3,9 @@
 Examples:
     python -m data_tools.make_ast_json --format layout --root DATA --split train --out datafiles/train.json
     python -m data_tools.make_ast_json --format folder --root DIR --split val --out datafiles/val.json
-    python -m avcorr.train --config ast_ags.py data.format=ast_json data.root=. \\
+    python -m avcorr.train --config ast_ags.py tagging.format=ast_json data.root=. \\
         data.train_split=datafiles/train.json data.val_split=datafiles/val.json \\
-        data.label_csv=datafiles/class_labels_indices.csv
+        tagging.label_csv=datafiles/class_labels_indices.csv
 
 ``labels`` are the classes' mids: those of the layout's ``class_labels_indices.csv`` when it has
 one, else the class names (folder names) with commas replaced by ``_`` (AST splits ``labels`` on

@@ -44,7 +44,7 @@ RECIPES: dict[str, dict[str, Any]] = {
                                                   "a2v/class_recall@1", "v2a/class_recall@1"],
                "retrieval": True},
     "avenet_pairs": {"config": "avenet.py", "metrics": ["avc_acc", "a2v/ndcg@10", "v2a/ndcg@10"],
-                     "retrieval": True, "overrides": ["loss.name=pairs"]},  # the paper's objective, same sizes
+                     "retrieval": True, "overrides": ["avc.loss=pairs"]},  # the paper's objective, same sizes
     "avolnet": {"config": "avolnet.py", "metrics": ["fixed/ciou@0.5", "center/fixed/ciou@0.5", "ciou@0.5",
                                                     "auc_ciou"]},
     "avolnet_paper": {"config": "avolnet_paper.py", "metrics": ["fixed/ciou@0.5", "center/fixed/ciou@0.5", "ciou@0.5",

@@ -68,19 +68,19 @@ def make_tagger(kind: str, folder: Path) -> list[str]:
 
     classes = [f"class {i}" for i in range(527)]
     cfg = Config(task="tagging")
-    cfg.data.classes, cfg.data.label_mode = classes, "multi"
     cfg.model.width = None
     cfg.model.embed_dim = None
     if kind == "vggish_attention":
         cfg.model.name = "audioset_feature_attention"
-        cfg.data.format = "embeddings"
+        cfg.tagging.format = "embeddings"
     elif kind in ("panns_cnn6", "panns_cnn14"):
         cfg.model.name = kind
     else:
         raise SystemExit(f"unknown tagger {kind!r}")
     model = create_model(cfg.model.name, num_classes=527)
     ckpt = folder / f"{kind}.pt"
-    save_checkpoint({"config": config_to_dict(cfg), "model": model.state_dict()}, ckpt)
+    save_checkpoint({"config": config_to_dict(cfg), "resolved": {"classes": classes, "label_mode": "multi"},
+                     "model": model.state_dict()}, ckpt)
     flags = ["--checkpoint", str(ckpt)]
     if kind == "vggish_attention":
         torch.save(create_model("vggish").state_dict(), folder / "vggish.pth")

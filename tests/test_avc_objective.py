@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from avcorr import create_model, train
-from avcorr.config import Config
+from avcorr.config import Config, apply_overrides
 from avcorr.models.avenet import ConvTower
 from avcorr.tasks.avc import AVCModule, AVCTask, ContrastiveAVCModule
 from tests.conftest import TINY_AVC
@@ -67,10 +67,8 @@ def test_objective_errors():
         ContrastiveAVCModule(create_model("test_l3net"))
     with pytest.raises(ValueError, match="temperature"):
         ContrastiveAVCModule(_model(), temperature=0.0)
-    cfg = Config(task="avc")
-    cfg.loss.name = "triplet"
-    with pytest.raises(ValueError, match="loss.name"):
-        AVCTask(cfg)
+    with pytest.raises(ValueError, match="avc.loss"):  # checked when the config is loaded
+        apply_overrides(Config(task="avc"), ["avc.loss=triplet"])
 
 
 def test_unpooled_tower_keeps_twice_the_resolution():
@@ -88,13 +86,13 @@ def test_unpooled_tower_keeps_twice_the_resolution():
 def test_contrastive_training_end_to_end(tiny_root, tmp_path):
     run = tmp_path / "run"
     assert train.main(["--config", "avenet.py", "--no-progress", f"data.root={tiny_root}", f"train.out_dir={run}",
-                       *TINY_AVC, "loss.name=contrastive"]) == 0
+                       *TINY_AVC, "avc.loss=contrastive"]) == 0
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     tr = [r for r in rows if r["split"] == "train"]
     val = [r for r in rows if r["split"] == "val"]
     assert len(tr) == 2 and all(math.isfinite(r["loss"]) and 0 <= r["avc_acc"] <= 1 for r in tr)
     assert len(val) == 2 and all(0 <= r["avc_acc"] <= 1 and r["num_pairs"] == 12 for r in val)
-    assert json.loads((run / "config.json").read_text())["loss"]["name"] == "contrastive"
+    assert json.loads((run / "config.json").read_text())["avc"]["loss"] == "contrastive"
 
 
 def test_class_level_ceiling(tiny_root):
@@ -121,7 +119,7 @@ def test_class_level_ceiling(tiny_root):
 
 def test_training_accuracy_judges_the_pairs_the_module_made():
     """AVCTask.train_metrics: avc_acc over the batch's pairs, or the contrastive module's own pairs."""
-    from avcorr.config import Config
+    from avcorr.config import Config, apply_overrides
     from avcorr.tasks.avc import AVCTask
 
     task = AVCTask(Config())

@@ -37,7 +37,7 @@ def no_model(monkeypatch):
     ("train.epochs=0", "error: train.epochs=0: must be at least 1"),
     ("train.batch_size=0", "error: train.batch_size=0: must be at least 1"),
     ("optim.lr=-0.001", "error: optim.lr=-0.001: must be at least 0"),
-    ("data.positive_fraction=1.5", "error: data.positive_fraction=1.5: must be in [0, 1]"),
+    ("avc.positive_fraction=1.5", "error: avc.positive_fraction=1.5: must be in [0, 1]"),
     ("data.root=/no/such/folder", "error: data.root='/no/such/folder': no such file or folder"),
 ])
 def test_bad_values_rejected_before_anything_runs(override, message, tmp_path, capsys, no_model):

@@ -190,6 +190,21 @@ def test_named_python_files_exist():
     assert not bad, "\n".join(bad)
 
 
+CONFIG_KEY = re.compile(r"(?<![\w./-])((?:data|model|avc|localization|tagging|separation|optim|train)(?:\.[a-z_]+)+)="
+                        r"|`((?:avc|localization|tagging|separation|optim)(?:\.[a-z_]+)+)`")
+
+
+def test_config_keys_named_in_the_docs_exist():
+    """``key=value`` overrides and backticked section keys in the docs are keys of the current config."""
+    from avcorr.config import Config, flat_keys
+
+    keys = set(flat_keys(Config()))
+    bad = [f"{page.relative_to(REPO)}: {key}" for page in PAGES
+           for key in (a or b for a, b in CONFIG_KEY.findall(page.read_text(encoding="utf-8")))
+           if key not in keys and not key.startswith("model.kwargs.") and not key.endswith(".png")]  # separation.png: a file
+    assert not bad, "docs name config keys that do not exist:\n" + "\n".join(bad)
+
+
 def test_every_shipped_config_is_documented():
     text = (REPO / "docs" / "configs.md").read_text(encoding="utf-8")
     missing = [p.name for p in (REPO / "configs").glob("*.py") if p.name != "__init__.py" and p.name not in text]

@@ -17,8 +17,8 @@ from tests.media import make_truncated, make_wav
 
 pytestmark = pytest.mark.ffmpeg
 
-TINY_LOC = [o for o in TINY_AVC if not o.startswith(("model.name=", "data.train_pairs_per_clip=", "train.epochs="))]
-TINY_LOC += ["model.width=null", "model.embed_dim=null", "train.epochs=1", "data.train_pairs_per_clip=1"]
+TINY_LOC = [o for o in TINY_AVC if not o.startswith(("model.name=", "avc.", "train.epochs="))]
+TINY_LOC += ["model.width=null", "model.embed_dim=null", "train.epochs=1", "localization.train_pairs_per_clip=1"]
 LOC_KEYS = ("ciou@0.5", "auc_ciou", "ciou_mean", "fixed/ciou@0.5", "fixed/auc_ciou", "center/ciou@0.5",
             "center/auc_ciou", "center/fixed/ciou@0.5")
 

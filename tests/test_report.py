@@ -93,10 +93,10 @@ def test_cli_and_not_a_run(tmp_path, capsys):
 # -- galleries: the run's checkpoint on a sample of a split ------------------------------------------------------
 
 TINY_LOC = [o for o in TINY_AVC if not o.startswith(("model.name=", "model.width=", "model.embed_dim="))] + [
-    "model.name=test_avolnet", "model.width=null", "model.embed_dim=null"]
+    "model.name=test_avolnet", "model.width=null", "model.embed_dim=null", "localization.train_pairs_per_clip=2"]
 TINY_SOP = ["model.name=test_sop", "data.image_size=32", "data.audio.sample_rate=8000", "data.audio.seconds=1.0",
-            "data.audio.n_fft=254", "data.audio.win_length=254", "data.audio.hop_length=128", "data.warp_bins=32",
-            "data.frames_per_clip=2", "data.frame_stride=0.5", "data.num_workers=0"]
+            "data.audio.n_fft=254", "data.audio.win_length=254", "data.audio.hop_length=128", "separation.warp_bins=32",
+            "separation.frames_per_clip=2", "separation.frame_stride=0.5", "data.num_workers=0"]
 TINY_PANNS = ["model.name=test_panns", "model.width=None", 'model.kwargs={"clip_seconds": 1.0}', "data.num_workers=0"]
 
 
@@ -107,11 +107,12 @@ def _untrained_run(folder: Path, config: str, overrides: list[str]) -> Path:
     from avcorr.tasks import build_task
 
     cfg = load_config(config, [*overrides, f"train.out_dir={folder}"])
-    model = build_task(cfg).build_model()  # the task resolves what it reads from the data (tagging's classes)
+    task = build_task(cfg)  # the task resolves what it reads from the data (tagging's classes)
+    model = task.build_model()
     (folder / "checkpoints").mkdir(parents=True)
     save_config(cfg, folder / "config.json")
-    save_checkpoint({"model": model.state_dict(), "config": config_to_dict(cfg), "epoch": 1},
-                    folder / "checkpoints" / "best.pt")
+    save_checkpoint({"model": model.state_dict(), "config": config_to_dict(cfg), "resolved": task.resolved,
+                     "epoch": 1}, folder / "checkpoints" / "best.pt")
     return folder
 
 

@@ -147,7 +147,7 @@ def test_every_skip_counted_whatever_the_worker_count(tiny_copy, tmp_path, worke
     bad[vids[5]] = "text"
     run = tmp_path / "run"
     # positives only: every clip's own frame and audio are read in the epoch, so every damage is met
-    assert train.main(_args(tiny_copy, run, "train.epochs=1", "data.positive_fraction=1.0",
+    assert train.main(_args(tiny_copy, run, "train.epochs=1", "avc.positive_fraction=1.0",
                             f"data.num_workers={workers}")) == 0
     log = (run / "train.log").read_text()
     assert {v for v in vids if f"skipped clip {v}" in log} == set(bad)

@@ -79,11 +79,11 @@ def test_old_checkpoint_without_new_fields_still_loads(tmp_path):
     """A config written before some fields existed (and no epoch) gets the defaults."""
     from avcorr.config import Config
 
-    path, _ = _checkpoint(tmp_path / "old.pt", overrides=TINY_AVC, drop=("data.positive_fraction", "train.amp"),
+    path, _ = _checkpoint(tmp_path / "old.pt", overrides=TINY_AVC, drop=("avc.positive_fraction", "train.amp"),
                           epoch=None)
     run = load_run(path, "cpu", expect="avc")
     assert run.epoch is None and run.cfg.train.amp == Config().train.amp
-    assert run.cfg.data.positive_fraction == Config().data.positive_fraction
+    assert run.cfg.avc.positive_fraction == Config().avc.positive_fraction
 
 
 def test_bad_checkpoints_name_the_file(tmp_path, avenet_ckpt):

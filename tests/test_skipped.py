@@ -44,7 +44,7 @@ def oracle(tmp_path_factory):
     cfg = Config(task="tagging")
     cfg.model.name, cfg.model.width = "oracle_tone_noise", None
     cfg.model.kwargs = {"sample_rate": 16000, "clip_seconds": 2.0}
-    cfg.data.classes, cfg.data.label_mode = ["Tone", "Noise"], "multi"
+    cfg.tagging.classes, cfg.tagging.label_mode = ["Tone", "Noise"], "multi"
     path = tmp_path_factory.mktemp("oracle") / "best.pt"
     save_checkpoint({"config": config_to_dict(cfg),
                      "model": create_model(cfg.model.name, num_classes=2, **cfg.model.kwargs).state_dict()}, path)

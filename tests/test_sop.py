@@ -22,9 +22,9 @@ from tests.media import make_nan_wav, make_wav
 # Overrides that make sop.py train in seconds on the tiny dataset (2 s clips at 16 kHz, 8 fps, 48 px).
 TINY_SOP = [
     "model.name=test_sop", "data.image_size=32", "data.audio.sample_rate=8000", "data.audio.seconds=1.0",
-    "data.audio.n_fft=254", "data.audio.win_length=254", "data.audio.hop_length=128", "data.warp_bins=32",
-    "data.frames_per_clip=2", "data.frame_stride=0.5", "data.num_workers=0", "data.train_pairs_per_clip=1",
-    "data.eval_pairs_per_clip=1", "train.batch_size=4", "train.eval_batch_size=4", "train.epochs=2",
+    "data.audio.n_fft=254", "data.audio.win_length=254", "data.audio.hop_length=128", "separation.warp_bins=32",
+    "separation.frames_per_clip=2", "separation.frame_stride=0.5", "data.num_workers=0", "separation.train_mixtures_per_clip=1",
+    "separation.eval_mixtures_per_clip=1", "train.batch_size=4", "train.eval_batch_size=4", "train.epochs=2",
     "optim.step_epochs=[1]", "train.eval_every=1", "train.report_gallery=0",
 ]
 TINY_SETTINGS = SpectrogramSettings(n_fft=254, hop_length=128, warp_bins=32)

@@ -59,8 +59,8 @@ def _config(model: str = "test_panns") -> Config:
     cfg.model.kwargs = {"sample_rate": SR, "clip_seconds": 2.0}
     if model == "test_panns":
         cfg.model.kwargs.update({"n_fft": 512, "hop_length": 160, "f_max": 8000.0})
-    cfg.data.classes = list(CLASSES)
-    cfg.data.label_mode = "multi"
+    cfg.tagging.classes = list(CLASSES)
+    cfg.tagging.label_mode = "multi"
     return cfg
 
 
@@ -325,7 +325,7 @@ def embedding_tagger(tmp_path_factory):
     cfg = _config()
     cfg.model.name = "audioset_feature_attention"
     cfg.model.kwargs = {"hidden": 32, "dropout": 0.0}
-    cfg.data.format = "embeddings"
+    cfg.tagging.format = "embeddings"
     head = create_model(cfg.model.name, num_classes=2, **cfg.model.kwargs)
     opt = torch.optim.Adam(head.parameters(), 3e-3)
     head.train()
@@ -380,9 +380,9 @@ def test_any_tagging_checkpoint_ast_single_label(film, tmp_path):
     cfg.model.name = "test_ast"
     cfg.model.width = None
     cfg.model.embed_dim = None
-    cfg.data.format = "folder"
-    cfg.data.classes = ["chirp", "noise", "tone"]
-    cfg.data.label_mode = "single"
+    cfg.tagging.format = "folder"
+    cfg.tagging.classes = ["chirp", "noise", "tone"]
+    cfg.tagging.label_mode = "single"
     torch.manual_seed(0)
     model = create_model("test_ast", num_classes=3)
     save_checkpoint({"config": config_to_dict(cfg), "model": model.state_dict()}, tmp_path / "ast.pt")

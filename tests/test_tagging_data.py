@@ -312,5 +312,5 @@ def test_weighted_sampler_and_weights(tmp_path):
 
 
 def test_a_layout_is_not_taken_for_a_folder_per_class(tiny_root):
-    with pytest.raises(LayoutError, match=r"an avcorr layout split.*data.format=layout"):
+    with pytest.raises(LayoutError, match=r"an avcorr layout split.*tagging.format=layout"):
         folder_source(tiny_root, "val")

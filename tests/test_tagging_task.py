@@ -71,8 +71,8 @@ def test_fit_folder_then_recognize(sounds_root, tmp_path, capsys):
     events = EventAccumulator(str(run), size_guidance={"images": 0}).Reload()
     assert [e.step for e in events.Images("val/ap_per_class")] == [r["step"] for r in val]  # the chart in TensorBoard
     ckpt = load_checkpoint(run / "checkpoints" / "best.pt")
-    assert ckpt["config"]["data"]["classes"] == ["chirp", "noise", "tone"]
-    assert ckpt["config"]["data"]["label_mode"] == "single" and ckpt["config"]["task"] == "tagging"
+    assert ckpt["resolved"]["classes"] == ["chirp", "noise", "tone"]
+    assert ckpt["resolved"]["label_mode"] == "single" and ckpt["config"]["task"] == "tagging"
     assert ckpt["best"] == max(r["acc"] for r in val)  # single-label: best.pt selected on acc
 
     import avcorr
@@ -99,7 +99,7 @@ def test_fit_folder_then_recognize(sounds_root, tmp_path, capsys):
         with torch.no_grad():
             return tagger.model(windows)["logits"].softmax(-1).mean(0)
 
-    classes = ckpt["config"]["data"]["classes"]
+    classes = ckpt["resolved"]["classes"]
     direct = by_hand(tone, 44100)
     top = avcorr.recognize(tmp_path / "long_tone.wav", best, top_k=3)
     assert len(top) == 3 and sum(p for _, p in top) == pytest.approx(1.0, abs=1e-5)  # softmax over the 3 classes
@@ -148,7 +148,7 @@ def test_the_evaluator_returns_values_and_the_task_draws_the_chart(tmp_path, mon
     assert pictures["counts"].tolist() == [2, 1, 1] and pictures["ap_per_class"].tolist() == [1.0, 1.0, 1.0]
     assert pictures["classes"] == ["a", "b", "c"]
     cfg = Config(task="tagging")
-    cfg.data.format, cfg.data.classes, cfg.data.label_mode = "folder", ["a", "b", "c"], "single"
+    cfg.tagging.format, cfg.tagging.classes, cfg.tagging.label_mode = "folder", ["a", "b", "c"], "single"
     task = TaggingTask(cfg)
     out = tmp_path / "out"
     assert task.write_pictures(pictures, out, "lists/my val.json") == [out / "ap_per_class_my_val.png"]
@@ -167,10 +167,10 @@ def test_ast_mixup_balanced_multilabel(sounds_root, tmp_path):
     run = tmp_path / "run"
     assert train.main(["--config", "ast_folder.py", "--no-progress", f"data.root={root}", f"train.out_dir={run}",
                        "model.name=test_ast", "model.kwargs={}", "train.batch_size=6", "train.eval_batch_size=9",
-                       "data.num_workers=0", "optim.warmup_steps=0", "train.epochs=2", "data.mixup_alpha=1.0",
-                       "data.sampler=balanced"]) == 0
+                       "data.num_workers=0", "optim.warmup_steps=0", "train.epochs=2", "tagging.mixup_alpha=1.0",
+                       "tagging.sampler=balanced"]) == 0
     ckpt = load_checkpoint(run / "checkpoints" / "best.pt")
-    assert ckpt["config"]["data"]["label_mode"] == "multi"
+    assert ckpt["resolved"]["label_mode"] == "multi"
     val = [r for r in _rows(run) if r["split"] == "val"]
     assert ckpt["best"] == max(r["mAP"] for r in val)  # multi-label: best.pt selected on mAP
     train_rows = [r for r in _rows(run) if r["split"] == "train"]
@@ -185,11 +185,9 @@ def test_ast_mixup_balanced_multilabel(sounds_root, tmp_path):
 
 def test_bad_settings_and_non_tagging_checkpoint(sounds_root, tmp_path):
     from avcorr.config import load_config
-    from avcorr.tasks import build_task
 
-    cfg = load_config("ast_folder.py", [f"data.root={sounds_root}", "data.sampler=nope"])
-    with pytest.raises(ValueError, match="data.sampler"):
-        build_task(cfg)
+    with pytest.raises(ValueError, match="tagging.sampler"):  # checked when the config is loaded
+        load_config("ast_folder.py", [f"data.root={sounds_root}", "tagging.sampler=nope"])
     ckpt = tmp_path / "avc.pt"
     torch.save({"model": {}, "config": {"task": "avc"}}, ckpt)
     from avcorr.inference.tagging import load_tagger
@@ -206,7 +204,7 @@ def test_shipped_tagging_configs_load():
     for name in ("ast_folder.py", "panns_folder.py", "ast_ags.py", "panns_cnn14_ags.py", "panns_cnn14_audioset.py"):
         cfg = load_config(name)
         assert cfg.task == "tagging" and is_model(cfg.model.name), name
-        assert cfg.data.format in FORMATS and cfg.data.sampler in SAMPLERS and cfg.data.label_mode in LABEL_MODES
+        assert cfg.tagging.format in FORMATS and cfg.tagging.sampler in SAMPLERS and cfg.tagging.label_mode in LABEL_MODES
 
 
 def test_window_starts():
@@ -248,11 +246,13 @@ def test_auto_window_resolved_into_the_checkpoint(tmp_path):
                 make_wav(root / split / kind / f"{kind}{i}.wav", _sound(kind, float(rng.uniform(0.3, 0.6)), SR, rng), SR)
     run = tmp_path / "run"
     assert train.main(["--config", "panns_folder.py", "--no-progress", f"data.root={root}", f"train.out_dir={run}",
-                       *PANNS_TINY, 'model.kwargs={"clip_seconds": 3.0}', "data.window=auto", "train.epochs=1",
+                       *PANNS_TINY, 'model.kwargs={"clip_seconds": 3.0}', "tagging.window=auto", "train.epochs=1",
                        "train.eval_every=1"]) == 0
-    cfg = load_checkpoint(run / "checkpoints" / "best.pt")["config"]
-    assert cfg["data"]["window"] == "model" and cfg["model"]["kwargs"]["clip_seconds"] == 0.6
-    assert cfg["model"]["kwargs"]["time_drop_width"] == 13
-    # the stored config rebuilds the same model without the data
+    ckpt = load_checkpoint(run / "checkpoints" / "best.pt")
+    cfg, window = ckpt["config"], ckpt["resolved"]["window"]
+    assert cfg["tagging"]["window"] == "auto" and cfg["model"]["kwargs"] == {"clip_seconds": 3.0}  # as asked
+    assert window["clip_seconds"] == 0.6 and window["time_drop_width"] == 13
+    assert json.loads((run / "resolved.json").read_text())["window"] == window
+    # the stored config and resolved window rebuild the same model without reading the data
     assert evaluate.main(["--checkpoint", str(run / "checkpoints" / "best.pt"), "--split", "val", "--workers", "0",
                           "--no-progress"]) == 0

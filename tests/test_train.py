@@ -132,7 +132,7 @@ def test_bad_clips_are_skipped_logged_and_counted(tiny_copy, tmp_path):
     bad, vids = _damage(tiny_copy)
     run = tmp_path / "run"
     assert train.main(["--config", "avenet.py", "--no-progress", f"data.root={tiny_copy}", f"train.out_dir={run}",
-                       *TINY_AVC, "train.epochs=3", "data.train_pairs_per_clip=4"]) == 0
+                       *TINY_AVC, "train.epochs=3", "avc.train_pairs_per_clip=4"]) == 0
     log = (run / "train.log").read_text()
     for vid in bad:
         assert f"skipped clip {vid}" in log, vid
@@ -211,7 +211,7 @@ def test_user_data_of_other_rates_sizes_and_multilabel(tmp_path):
     run = tmp_path / "run"
     assert train.main(["--config", "avenet.py", "--no-progress", f"data.root={root}", f"train.out_dir={run}",
                        *TINY_AVC, "data.audio.sample_rate=24000", "train.batch_size=2", "train.epochs=1",
-                       "data.train_pairs_per_clip=4"]) == 0
+                       "avc.train_pairs_per_clip=4"]) == 0
     val = [r for r in _rows(run) if r["split"] == "val"]
     assert val and val[0]["num_pairs"] == 10 and 0.0 <= val[0]["avc_acc"] <= 1.0
     train_rows = [r for r in _rows(run) if r["split"] == "train"]

@@ -99,7 +99,7 @@ def test_tagging_evaluator_constant_predictor_sits_at_the_baseline():
     m = ev.compute()
     assert m["baseline/acc"] == 5 / 8 == m["acc"]  # always the first (and most frequent) class
     assert m["baseline/mAP"] == pytest.approx(np.mean(random_ranking_ap([5, 2, 1], 8)))
-    task = TaggingTask(load_config("panns_folder.py", ["data.classes=['a', 'b', 'c']", "data.label_mode='single'"]))
+    task = TaggingTask(load_config("panns_folder.py", ["tagging.classes=['a', 'b', 'c']", "tagging.label_mode='single'"]))
     assert task.chance_test(m).at_chance
     assert not task.chance_test({**m, "acc": 1.0}).at_chance
 

@@ -217,7 +217,7 @@ def folder_source(root: str | Path, split: str, *, val_fraction: float = 0.1,
     layout_split = next((root / s for s in sub_roots if (root / s / "vid2genre.json").is_file()), None)
     if layout_split is not None:
         raise LayoutError(f"{layout_split}: an avcorr layout split (vid2genre.json, audio/, video/), not a folder "
-                          f"per class: use data.format=layout for it (or python -m data_tools.make_folder_dataset "
+                          f"per class: use tagging.format=layout for it (or python -m data_tools.make_folder_dataset "
                           f"{root} OUT to make a folder per class)")
     if split not in FOLDER_SPLITS:
         raise ValueError(f"split must be one of {FOLDER_SPLITS}, got {split!r}")

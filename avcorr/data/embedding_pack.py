@@ -317,7 +317,7 @@ class EmbeddingPackDataset(Dataset):
             if len(several):
                 r = int(several[0])
                 raise LayoutError(f"{source.name}: clip {source.vid(r)!r} has {int(source.label_counts[r])} labels but "
-                                  f"label_mode is 'single'; use data.label_mode='multi' (or 'auto')")
+                                  f"label_mode is 'single'; use tagging.label_mode='multi' (or 'auto')")
             none = np.flatnonzero(source.label_counts == 0)
             if len(none):
                 self.init_skipped += [(source.vid(int(r)), "no label (single-label training needs one)") for r in none]

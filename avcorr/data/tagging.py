@@ -133,7 +133,7 @@ class TaggingDataset(Dataset):
                     self.init_skipped.append((c.vid, "no label (single-label training needs one)"))
                     continue
                 raise LayoutError(f"{source.name}: clip {c.vid!r} has {len(c.labels)} labels but label_mode is "
-                                  f"'single'; use data.label_mode='multi' (or 'auto')")
+                                  f"'single'; use tagging.label_mode='multi' (or 'auto')")
             clips.append(c)
         self.clips = clips
         for vid, reason in self.init_skipped:

@@ -94,6 +94,16 @@ class Task(abc.ABC):
     def new_evaluator(self) -> Evaluator:
         """A fresh evaluator for one evaluation pass."""
 
+    @property
+    def resolved(self) -> dict[str, Any]:
+        """What the task resolved from the data and the run needs again (JSON-able; default none).
+
+        E.g. a tagging run's classes. The trainer stores it beside the config (``checkpoint["resolved"]``)
+        and the task is rebuilt with it (``build_task(cfg, resolved)``); the config itself is never
+        changed by a task.
+        """
+        return {}
+
     def build_sampler(self, dataset: Dataset, *, train: bool, seed: int, distributed: bool) -> Sampler | None:
         """A task-specific sampler (e.g. class-balanced), or ``None`` for the trainer's default.
 

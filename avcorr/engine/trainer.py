@@ -251,6 +251,7 @@ class Trainer:
             "at_chance": dict(s.at_chance),
             "task": self.cfg.task,
             "config": config_to_dict(self.cfg),
+            "resolved": self.task.resolved,  # what the task resolved from the data (e.g. tagging's classes)
             "avcorr_version": __version__,
         }
         if rng is not None:  # last.pt: what a resume needs to continue exactly

@@ -133,7 +133,8 @@ class _Localizer:
         from ..data.localization import squash_transform
 
         self.model, self.device = model, device
-        self.sr, self.seconds = cfg.data.audio.sample_rate, cfg.data.audio.seconds
+        spec = model.input_spec  # the audio the model takes
+        self.sr, self.seconds = spec.sample_rate, spec.clip_seconds
         self.transform = squash_transform(cfg.data.image_size)
         self.score_name = score_name(model)
 
@@ -374,7 +375,7 @@ def localize_grid(checkpoint: str | Path, out_dir: str | Path, *, data_root: str
     loc = _Localizer(model, cfg, dev)
     root = data_root or cfg.data.root
     index = load_split(root, split)
-    ds = LocalizationDataset(index, sample_rate=cfg.data.audio.sample_rate, seconds=cfg.data.audio.seconds,
+    ds = LocalizationDataset(index, sample_rate=loc.sr, seconds=loc.seconds,
                              image_size=cfg.data.image_size, video_backend=cfg.data.video_backend or None)
     frames, maps, boxes, titles, regions = [], [], [], [], []
     skipped = list(ds.init_skipped)

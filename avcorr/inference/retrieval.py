@@ -55,11 +55,13 @@ class EmbeddingModel:
 
     @property
     def sample_rate(self) -> int:
-        return int(self.cfg.data.audio.sample_rate)
+        """The model's audio rate (``model.input_spec``)."""
+        return int(self.model.input_spec.sample_rate)
 
     @property
     def seconds(self) -> float:
-        return float(self.cfg.data.audio.seconds)
+        """The model's audio window (``model.input_spec``)."""
+        return float(self.model.input_spec.clip_seconds)
 
     @property
     def amp(self) -> bool:

@@ -73,7 +73,7 @@ class Separator:
         self.sample_rate = cfg.data.audio.sample_rate
         self.window = self.task.num_samples
         self.transform = frame_transform(cfg.data.image_size, train=False)
-        self.binary = cfg.data.mask == "binary"
+        self.binary = cfg.separation.mask == "binary"
 
     def frames(self, reader: Any, centre: float) -> torch.Tensor:
         """float (3, Tf, S, S) frames of an open :class:`~avcorr.data.decode.VideoReader` around ``centre`` (s)."""

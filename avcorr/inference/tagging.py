@@ -116,7 +116,8 @@ def _load_cached(path: str, mtime_ns: int, device: str) -> Tagger:
     from ..runs import load_run
 
     run = load_run(path, device, expect="tagging")
-    return Tagger(run.model, list(run.cfg.data.classes), run.cfg.data.label_mode == "multi", run.device, path)
+    classes, mode = run.resolved["classes"], run.resolved["label_mode"]  # type: ignore[index]
+    return Tagger(run.model, list(classes), mode == "multi", run.device, path)
 
 
 def window_starts(num_samples: int, window: int, hop: int) -> list[int]:

@@ -42,6 +42,7 @@ from torch import nn
 
 from ._pretrained import load_checked
 from ._registry import register_model
+from .input_spec import InputSpec
 from .tagging_audio import AST_NORM_MEAN, AST_NORM_STD, KaldiFbank, SpecAugment, do_mixup
 
 __all__ = ["AST", "ASTEncoder", "ast_base", "ast_small", "ast_tiny", "resize_pos_grid", "test_ast"]
@@ -187,6 +188,12 @@ class AST(nn.Module):
             self.mlp_head = nn.Sequential(nn.LayerNorm(embed_dim), nn.Linear(embed_dim, num_classes))
             nn.init.trunc_normal_(self.mlp_head[1].weight, std=0.02)
             nn.init.zeros_(self.mlp_head[1].bias)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """Mono waveforms at ``sample_rate``; ``clip_samples`` fill the fbank's ``n_frames`` exactly."""
+        return InputSpec.wave(self.sample_rate, clip_samples=self.clip_samples,
+                              min_samples=int(getattr(self, "min_samples", 1)))
 
     def forward_features(self, features: torch.Tensor, mixup_lambda: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Everything after the front-end, from a precomputed normalised fbank.

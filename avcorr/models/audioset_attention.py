@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._registry import register_model
+from .input_spec import InputSpec
 
 __all__ = [
     "POOLINGS",
@@ -201,6 +202,11 @@ class AudioSetAttention(nn.Module):
             raise ValueError(f"expected embeddings of shape (B, T >= 1, {self.input_dim}), got {tuple(x.shape)}")
         return ((x.float() - 128.0) / 128.0).transpose(1, 2)
 
+    @property
+    def input_spec(self) -> InputSpec:
+        """Sequences of ``input_dim``-d embeddings (B, T, input_dim), any T >= 1."""
+        return InputSpec(input_dim=self.input_dim)
+
     def forward_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The embedding stack.
 
@@ -239,7 +245,7 @@ class AudioSetAttention(nn.Module):
         """
         if mixup_lambda is not None:
             raise ValueError("the AudioSet embedding heads are trained without mixup (as the reference); "
-                             "set data.mixup_alpha=0")
+                             "set tagging.mixup_alpha=0")
         layers = self.forward_layers(x)
         out: dict[str, torch.Tensor] = {}
         with torch.autocast(device_type=x.device.type, enabled=False):

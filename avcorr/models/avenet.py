@@ -25,6 +25,7 @@ from torch import nn
 
 from ._registry import create_model, register_model
 from .avc_audio import LogSpectrogram
+from .input_spec import InputSpec
 
 __all__ = ["AVENet", "ConvTower", "TaggingAudioTower", "avenet", "avenet_s2", "l3net", "test_avenet", "test_l3net"]
 
@@ -128,7 +129,9 @@ class AVENet(nn.Module):
         vision_width: channel multiplier of the vision tower alone (default: ``width``).
         audio_width: channel multiplier of the audio tower alone (default: ``width``).
         fusion: ``"distance"`` (AVE-Net) or ``"concat"`` (L3-Net).
-        sample_rate: audio sample rate the front-end expects (informational; checked by the data side).
+        sample_rate: audio sample rate the front-end expects (the data side reads it from :attr:`input_spec`).
+        clip_seconds: the audio window the model takes (default: ``n_frames * hop_length / sample_rate``,
+            or the audio backbone's window); part of :attr:`input_spec`.
         n_fft, win_length, hop_length, n_frames: log-spectrogram front-end (paper: 512/480/240/200 at 48 kHz).
         n_mels: mel bands of the front-end; 0 = the paper's linear-frequency spectrogram.
         audio_backbone: a registered tagging model (``"panns_cnn14"``, ``"ast_base"``...) replacing the
@@ -143,7 +146,8 @@ class AVENet(nn.Module):
                  n_fft: int = 512, win_length: int = 480, hop_length: int = 240, n_frames: int = 200, n_mels: int = 0,
                  vision_width: float | None = None, audio_width: float | None = None,
                  audio_backbone: str | None = None, audio_backbone_kwargs: dict[str, Any] | None = None,
-                 audio_backbone_checkpoint: str | None = None, stem_stride: int = 1):
+                 audio_backbone_checkpoint: str | None = None, stem_stride: int = 1,
+                 clip_seconds: float | None = None):
         super().__init__()
         if fusion not in ("distance", "concat"):
             raise ValueError(f"fusion must be 'distance' or 'concat', got {fusion!r}")
@@ -164,6 +168,11 @@ class AVENet(nn.Module):
             self.audio_bn0 = nn.BatchNorm2d(1)  # puts the log-spectrogram on a sane scale
             self.audio = ConvTower(1, _scaled(base, width if audio_width is None else audio_width),
                                    stem_stride=stem_stride)
+        if clip_seconds is None:
+            backbone = getattr(self.audio, "model", None)
+            clip_seconds = (backbone.clip_samples / backbone.sample_rate if hasattr(backbone, "clip_samples")
+                            else n_frames * hop_length / sample_rate)
+        self.clip_seconds = float(clip_seconds)
         vfeat, afeat = self.vision.out_chans, self.audio.out_chans
         if fusion == "distance":
             self.vision_head = nn.Sequential(nn.Linear(vfeat, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, embed_dim))
@@ -176,6 +185,11 @@ class AVENet(nn.Module):
             self.classifier = nn.Sequential(nn.Linear(vfeat + afeat, embed_dim), nn.ReLU(inplace=True), nn.Linear(embed_dim, 2))
 
     # -- towers ------------------------------------------------------------------------------
+    @property
+    def input_spec(self) -> InputSpec:
+        """Mono waveforms of ``clip_seconds`` at ``sample_rate``, ImageNet-normalised RGB frames of any size."""
+        return InputSpec.wave(self.sample_rate, clip_seconds=self.clip_seconds, frames=True)
+
     def audio_features(self, wave: torch.Tensor) -> torch.Tensor:
         """float (B, T) waveform -> audio feature map (B, C, F', T') ((B, C, 1, 1) with an audio backbone)."""
         if self.audio_backbone:

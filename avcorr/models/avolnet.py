@@ -38,6 +38,7 @@ from torch import nn
 from ._registry import register_model
 from .avc_audio import LogSpectrogram
 from .avenet import ConvTower, _scaled
+from .input_spec import InputSpec
 
 __all__ = ["AVOLNet", "avolnet", "ezvsl", "test_avolnet", "test_ezvsl"]
 
@@ -81,13 +82,15 @@ class AVOLNet(nn.Module):
             finer grid is what lets a map outline objects of a few percent of the frame.
         sample_rate: audio sample rate the front-end expects (informational).
         n_fft, win_length, hop_length, n_frames: log-spectrogram front-end (paper: 512/480/240/200 at 48 kHz).
+        clip_seconds: the audio window the model takes (default ``n_frames * hop_length / sample_rate``);
+            part of :attr:`input_spec`, which the data side reads.
         n_mels: mel bands of the front-end; 0 = the paper's linear-frequency spectrogram.
     """
 
     def __init__(self, embed_dim: int = 128, width: float = 1.0, objective: str = "avol", temperature: float = 0.03,
                  prior_prob: float = 0.01, prior_alpha: float = 1.0, vision_width: float | None = None, audio_width: float | None = None,
                  vision_stride: int = 16, cosine: bool = False, sample_rate: int = 48000, n_fft: int = 512, win_length: int = 480, hop_length: int = 240,
-                 n_frames: int = 200, n_mels: int = 0):
+                 n_frames: int = 200, n_mels: int = 0, clip_seconds: float | None = None):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
@@ -103,6 +106,7 @@ class AVOLNet(nn.Module):
         self.normalized = objective == "contrastive" or bool(cosine)
         self.embed_dim = embed_dim
         self.sample_rate = sample_rate
+        self.clip_seconds = float(n_frames * hop_length / sample_rate if clip_seconds is None else clip_seconds)
         self.prior_alpha = prior_alpha
         base = (64, 128, 256, 512)
         self.frontend = LogSpectrogram(n_fft, win_length, hop_length, n_frames, n_mels=n_mels, sample_rate=sample_rate)
@@ -125,6 +129,11 @@ class AVOLNet(nn.Module):
             self.register_buffer("logit_scale", torch.tensor(1.0 / temperature), persistent=False)
 
     # -- towers ------------------------------------------------------------------------------
+    @property
+    def input_spec(self) -> InputSpec:
+        """Mono waveforms of ``clip_seconds`` at ``sample_rate``, ImageNet-normalised RGB frames of any size."""
+        return InputSpec.wave(self.sample_rate, clip_seconds=self.clip_seconds, frames=True)
+
     def audio_embedding(self, wave: torch.Tensor) -> torch.Tensor:
         """float (B, T) waveform -> (B, embed_dim) audio embedding as the maps use it.
 

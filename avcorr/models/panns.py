@@ -39,6 +39,7 @@ from torch import nn
 
 from ._pretrained import load_checked
 from ._registry import register_model
+from .input_spec import InputSpec
 from .tagging_audio import PannsLogMel, SpecAugment, do_mixup
 
 __all__ = ["PANNsCNN", "panns_cnn6", "panns_cnn10", "panns_cnn14", "panns_cnn14_16k", "test_panns"]
@@ -133,6 +134,11 @@ class PANNsCNN(nn.Module):
             self.fc_audioset = nn.Linear(self.embed_dim, num_classes)
             nn.init.xavier_uniform_(self.fc_audioset.weight)
             nn.init.zeros_(self.fc_audioset.bias)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """Mono waveforms at ``sample_rate``, ``clip_samples`` long (any length from :attr:`min_samples`)."""
+        return InputSpec.wave(self.sample_rate, clip_samples=self.clip_samples, min_samples=self.min_samples)
 
     @property
     def min_samples(self) -> int:

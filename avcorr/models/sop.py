@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._registry import load_checkpoint_state, register_model
+from .input_spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 
 __all__ = ["AudioUNet", "FrameNet", "InnerProductSynthesizer", "SoundOfPixels", "sop", "sop_small", "test_sop"]
 
@@ -298,6 +299,12 @@ class SoundOfPixels(nn.Module):
     def encode_visual(self, frames: torch.Tensor) -> torch.Tensor:
         """float (B, 3, Tf, H, W) frames of one video each -> float (B, K) visual vectors in (0, 1)."""
         return self.frame_net(frames)
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """ImageNet-normalised RGB frames of any size and number; the audio input is the mixture's warped
+        magnitude, which the separation task computes (its STFT settings are the task's)."""
+        return InputSpec(mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
     def forward(self, mix_mag_warped: torch.Tensor,
                 frames: torch.Tensor | Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -41,6 +41,7 @@ from torch import nn
 
 from ._pretrained import load_checked
 from ._registry import register_model
+from .input_spec import InputSpec
 
 __all__ = [
     "VGGish",
@@ -299,6 +300,12 @@ class VGGish(nn.Module):
         if postprocessor is not None and self.embed_dim != EMBEDDING_SIZE:
             raise ValueError(f"PCA post-processing needs {EMBEDDING_SIZE}-d embeddings, model has {self.embed_dim}")
         self.postprocessor = postprocessor
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """Mono waveforms at 16 kHz (other rates are resampled in :meth:`forward`), one 0.96 s patch per
+        embedding."""
+        return InputSpec.wave(SAMPLE_RATE, clip_seconds=PATCH_FRAMES / 100)
 
     def forward_features(self, patches: torch.Tensor) -> torch.Tensor:
         """(M, 1, 96, 64) log-mel patches -> (M, embed_dim) raw embeddings."""

@@ -4,10 +4,11 @@
 ``RUN_DIR/report.html``: the run's warnings, its evaluations with the baselines beside the model
 (chance, the centre prior, the mixture) and the class-level ceilings, the learning curves (train and
 validation, baselines dashed), the counters (pairs, skipped clips, throughput) as numbers, the pictures
-the run wrote, and the resolved config. The page is one file with its style inline: no script, no
-server and no network, so it opens from a file URL, in a mail attachment or on a cluster's web share.
-It reads only the run folder (``config.json``, ``metrics.jsonl``, ``eval_*.json``, ``train.log``,
-pictures): building that much loads no model and takes well under a second.
+the run wrote, and the config (with ``resolved.json``, what the run resolved from its data). The page
+is one file with its style inline: no script, no server and no network, so it opens from a file URL,
+in a mail attachment or on a cluster's web share. It reads only the run folder (``config.json``,
+``resolved.json``, ``metrics.jsonl``, ``eval_*.json``, ``train.log``, pictures): building that much
+loads no model and takes well under a second.
 
 Below them comes the task's gallery (:mod:`avcorr.report._gallery`): the run's checkpoint on a seeded
 sample of a split (retrieval queries with their hits, localization maps beside the ground truth,
@@ -164,6 +165,14 @@ def find_evaluations(run_dir: Path) -> list[Path]:
     return [p for p in found if not p.name.endswith(".tmp")]
 
 
+def _read_json(path: Path) -> Any:
+    """The JSON in ``path``, or None when it is missing or not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def build_report(run_dir: str | Path, out: str | Path | None = None, *,
                  gallery: GalleryOptions | bool = True) -> Path:
     """Write the run's HTML report.
@@ -237,8 +246,11 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *,
             sections.append(html_part)
             nav.append((anchor, name))
     if config:
+        resolved = _read_json(run_dir / "resolved.json")  # what the task resolved from the data (classes ...)
+        extra = (f"<details><summary>resolved.json</summary><pre>{esc(json.dumps(resolved, indent=2, sort_keys=True))}"
+                 "</pre></details>" if resolved else "")
         sections.append('<section id="config"><h2>Resolved config</h2><details open><summary>config.json</summary>'
-                        f"<pre>{esc(json.dumps(config, indent=2, sort_keys=True))}</pre></details></section>")
+                        f"<pre>{esc(json.dumps(config, indent=2, sort_keys=True))}</pre></details>{extra}</section>")
         nav.append(("config", "Config"))
     title = f"avcorr run: {run_dir.resolve().name}"
     subtitle = f"report written {time.strftime('%Y-%m-%d %H:%M:%S')} from {run_dir.resolve()}"

@@ -145,8 +145,8 @@ def compute_tagging(checkpoint: Path, split: str | None, opts: GalleryOptions, a
 
     run = load_run(checkpoint, opts.device, expect="tagging")
     name, ds = _tagging_split(run, split)
-    classes = list(run.cfg.data.classes)
-    multilabel = run.cfg.data.label_mode == "multi"
+    classes = list(run.resolved["classes"])  # type: ignore[index]
+    multilabel = run.resolved["label_mode"] == "multi"  # type: ignore[index]
     tagger = Tagger(run.model, classes, multilabel, run.device, str(run.path))
     if tagger.is_embedding_head:
         raise ValueError("the run tags VGGish embedding packs, which hold no audio to listen to")
@@ -310,7 +310,7 @@ def compute_separation(checkpoint: Path, split: str | None, opts: GalleryOptions
     from ._gallery import MAX_AUDIO_SECONDS
 
     sep = Separator(checkpoint, opts.device)
-    sr, num_mix = sep.sample_rate, max(2, int(sep.cfg.data.num_mix))
+    sr, num_mix = sep.sample_rate, max(2, int(sep.cfg.separation.num_mix))
     name, index = _av_split(sep.cfg.data.root, split)
     clips = [c for c in index.clips if c.video is not None]
     if len(clips) < num_mix:
@@ -349,7 +349,7 @@ def compute_separation(checkpoint: Path, split: str | None, opts: GalleryOptions
                                      jpeg=False)})
         items.append(entry)
     return {"split": name, "total": len(clips), "items": items, "skipped": skipped, "model": sep.cfg.model.name,
-            "sample_rate": sr, "mask": sep.cfg.data.mask}
+            "sample_rate": sr, "mask": sep.cfg.separation.mask}
 
 
 def _sound_card(s: dict[str, str], link: Link, caption: str) -> str:

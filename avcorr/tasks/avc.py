@@ -20,7 +20,7 @@ from .base import Evaluator, Task, argmax_hits
 class AVCModule(nn.Module):
     """``batch -> {'loss', 'logits'}`` with the cross-entropy of the correspondence logits.
 
-    This is the paper's objective (``loss.name="pairs"``): every example is a labelled positive or
+    This is the paper's objective (``avc.loss="pairs"``): every example is a labelled positive or
     negative pair.
     """
 
@@ -35,7 +35,7 @@ class AVCModule(nn.Module):
 
 
 class ContrastiveAVCModule(nn.Module):
-    """In-batch contrastive training of AVE-Net (``loss.name="contrastive"``).
+    """In-batch contrastive training of AVE-Net (``avc.loss="contrastive"``).
 
     Training batches hold POSITIVE pairs only (frame ``i`` with the audio centred on it). The loss is
 
@@ -65,10 +65,10 @@ class ContrastiveAVCModule(nn.Module):
     def __init__(self, model: nn.Module, temperature: float = 0.07, pair_weight: float = 1.0, soft_targets: float = 0.0):
         super().__init__()
         if getattr(model, "fusion", None) != "distance":
-            raise ValueError("loss.name='contrastive' needs an embedding model (AVE-Net, fusion='distance'); "
+            raise ValueError("avc.loss='contrastive' needs an embedding model (AVE-Net, fusion='distance'); "
                              f"{type(model).__name__} with fusion={getattr(model, 'fusion', None)!r} has none")
         if temperature <= 0:
-            raise ValueError(f"loss.temperature must be > 0, got {temperature}")
+            raise ValueError(f"avc.temperature must be > 0, got {temperature}")
         self.model = model
         self.temperature, self.pair_weight = float(temperature), float(pair_weight)
         self.infonce = ContrastiveLocalizationLoss(soft_targets=soft_targets)
@@ -130,40 +130,41 @@ class AVCEvaluator(Evaluator):
                 "loss": self.loss_sum / max(1, self.n), "num_pairs": self.n}
 
 
+def create_av_model(cfg) -> nn.Module:
+    """The audio-visual model of ``cfg.model`` (AVE-Net, L3-Net, AVOL-Net ...), its audio front-end and
+    window set from ``data.audio``; the datasets then read the window back from ``model.input_spec``."""
+    m, a = cfg.model, cfg.data.audio
+    return create_model(m.name, checkpoint_path=m.checkpoint_path or None, embed_dim=m.embed_dim, width=m.width,
+                        sample_rate=a.sample_rate, n_fft=a.n_fft, win_length=a.win_length, hop_length=a.hop_length,
+                        n_frames=a.n_frames, n_mels=a.n_mels, clip_seconds=a.seconds, **m.kwargs)
+
+
 class AVCTask(Task):
-    """Builds AVC pair datasets and an AVE-Net / L3-Net from the config."""
+    """Builds AVC pair datasets and an AVE-Net / L3-Net from the config (``data``, ``model``, ``avc``)."""
 
     main_metric = "avc_acc"
     higher_is_better = True
     count_key, count_unit = "num_pairs", "pairs"
     collate_fn = staticmethod(collate_pairs)
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        if cfg.loss.name not in ("pairs", "contrastive"):
-            raise ValueError(f"loss.name must be 'pairs' or 'contrastive' for task 'avc', got {cfg.loss.name!r}")
-
-    def build_model(self) -> nn.Module:
-        m, a = self.cfg.model, self.cfg.data.audio
-        return create_model(m.name, checkpoint_path=m.checkpoint_path or None, embed_dim=m.embed_dim, width=m.width,
-                            sample_rate=a.sample_rate, n_fft=a.n_fft, win_length=a.win_length,
-                            hop_length=a.hop_length, n_frames=a.n_frames, n_mels=a.n_mels, **m.kwargs)
+    def create_model(self) -> nn.Module:
+        return create_av_model(self.cfg)
 
     def wrap(self, model: nn.Module) -> nn.Module:
-        loss = self.cfg.loss
-        if loss.name == "contrastive":
-            return ContrastiveAVCModule(model, temperature=loss.temperature, pair_weight=loss.pair_weight,
-                                        soft_targets=loss.soft_targets)
+        a = self.cfg.avc
+        if a.loss == "contrastive":
+            return ContrastiveAVCModule(model, temperature=a.temperature, pair_weight=a.pair_weight,
+                                        soft_targets=a.soft_targets)
         return AVCModule(model)
 
     def build_dataset(self, split: str, train: bool) -> AVCPairDataset:
-        d = self.cfg.data
-        contrastive = self.cfg.loss.name == "contrastive"
+        d, a, spec = self.cfg.data, self.cfg.avc, self.frame_spec()
+        contrastive = a.loss == "contrastive"
         return AVCPairDataset(
-            load_split(d.root, split), sample_rate=d.audio.sample_rate, seconds=d.audio.seconds,
-            image_size=d.image_size, train=train, augment=d.augment, negatives=d.negatives,
-            positive_fraction=1.0 if (train and contrastive) else d.positive_fraction,
-            pairs_per_clip=d.train_pairs_per_clip if train else d.eval_pairs_per_clip,
+            load_split(d.root, split), sample_rate=spec.sample_rate, seconds=spec.clip_seconds,
+            image_size=d.image_size, train=train, augment=d.augment, negatives=a.negatives,
+            positive_fraction=1.0 if (train and contrastive) else a.positive_fraction,
+            pairs_per_clip=a.train_pairs_per_clip if train else a.eval_pairs_per_clip,
             gain_jitter=d.audio.gain_jitter, seed=self.cfg.train.seed, video_backend=d.video_backend or None,
             max_bad_retries=d.max_bad_retries)
 

@@ -12,10 +12,14 @@ from typing import Any
 
 import torch
 
+from torch import nn
+
 from ..config import Config
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..engine.protocol import Batch, Evaluator
 from ..engine.protocol import Task as TaskProtocol
 from ..metrics.chance import ChanceTest, db_test, proportion_test
+from ..models.input_spec import InputSpec
 
 __all__ = ["Evaluator", "Task", "argmax_hits"]
 
@@ -35,6 +39,9 @@ def argmax_hits(logits: torch.Tensor | None, labels: torch.Tensor | None) -> tup
 class Task(TaskProtocol):
     """Base class of avcorr's task families: builds the pieces of one family from a :class:`Config`.
 
+    ``Task(cfg, resolved)``: ``resolved`` is what an earlier run of the task resolved from its data
+    (:attr:`resolved`, stored in its checkpoints); families that resolve nothing ignore it.
+
     Attributes:
         main_metric: the validation metric that selects ``best.pt``.
         higher_is_better: direction of ``main_metric``.
@@ -50,8 +57,45 @@ class Task(TaskProtocol):
     count_unit: str = "items"
     metric_unit: str = ""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, resolved: dict[str, Any] | None = None):
         self.cfg = cfg
+        self._pending_model: nn.Module | None = None
+        self._input_spec: InputSpec | None = None
+
+    # -- the model and its input contract -----------------------------------------------------
+    def create_model(self) -> nn.Module:
+        """A new model of the family as configured (what :meth:`build_model` hands out)."""
+        raise NotImplementedError
+
+    def input_spec(self) -> InputSpec:
+        """What the model takes (``model.input_spec``): the datasets ask for it, never the config.
+
+        The first call builds the model; :meth:`build_model` then hands out that same model.
+
+        Raises:
+            ValueError: the model has no ``input_spec``.
+        """
+        if self._input_spec is None:
+            self._pending_model = self.create_model()
+            self._input_spec = _spec_of(self._pending_model, self.cfg.model.name)
+        return self._input_spec
+
+    def build_model(self) -> nn.Module:
+        model = self._pending_model if self._pending_model is not None else self.create_model()
+        self._pending_model = None  # the task keeps no reference to the model it handed out
+        return model
+
+    def frame_spec(self) -> InputSpec:
+        """:meth:`input_spec`, checked to take frames normalised as the data pipeline does (ImageNet).
+
+        Raises:
+            ValueError: the model asks for another frame normalisation.
+        """
+        spec = self.input_spec()
+        if (spec.mean, spec.std) != (IMAGENET_MEAN, IMAGENET_STD):
+            raise ValueError(f"model {self.cfg.model.name!r} takes frames normalised with mean {spec.mean} and std "
+                             f"{spec.std}; the frame pipeline normalises with ImageNet's {IMAGENET_MEAN} / {IMAGENET_STD}")
+        return spec
 
     def batch_size(self, batch: Batch) -> int:
         """The examples of a batch: the length of its ``label`` (every family's batches have one), else 1."""
@@ -79,3 +123,18 @@ class Task(TaskProtocol):
             return None
         return proportion_test(metric, value, base, count, baseline_name=self.baseline_name,
                                count_unit=self.count_unit)
+
+
+def _spec_of(model: nn.Module, name: str) -> InputSpec:
+    """``model.input_spec``; for a model registered without one, what its tagging interface says
+    (integer ``sample_rate`` and ``clip_samples``, or ``input_dim`` for an embedding model)."""
+    spec = getattr(model, "input_spec", None)
+    if spec is None and isinstance(getattr(model, "input_dim", None), int):
+        spec = InputSpec(input_dim=model.input_dim)
+    elif spec is None and all(isinstance(getattr(model, a, None), int) for a in ("sample_rate", "clip_samples")):
+        spec = InputSpec.wave(model.sample_rate, clip_samples=model.clip_samples,
+                              min_samples=int(getattr(model, "min_samples", 1)))
+    if not isinstance(spec, InputSpec):
+        raise ValueError(f"model {name!r} ({type(model).__name__}) has no input_spec (an avcorr.models.InputSpec "
+                         f"saying what it takes); the task reads its sample rate and clip length from it")
+    return spec

@@ -43,7 +43,7 @@ from ..data.layout import load_split
 from ..data.localization import LocalizationDataset, collate_localization
 from ..losses import ContrastiveLocalizationLoss, MILLogisticLoss
 from ..metrics.localization import EVAL_SIZE, center_prior_map, localization_cious, localization_summary
-from ..models import create_model
+from .avc import create_av_model
 from .base import Evaluator, Task
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class LocalizationModule(nn.Module):
                  negatives: str = "one"):
         super().__init__()
         if negatives not in ("one", "all"):
-            raise ValueError(f"loss.negatives must be 'one' or 'all', got {negatives!r}")
+            raise ValueError(f"localization.negatives must be 'one' or 'all', got {negatives!r}")
         self.model = model
         self.negatives = negatives
         self.objective = getattr(model, "objective", None)
@@ -219,14 +219,14 @@ class LocalizationTask(Task):
     """Builds AVOL-Net / the contrastive localizer, AVC training pairs and middle-frame evaluation data.
 
     ``model.kwargs`` may carry the model's arguments (``prior_alpha``, ``temperature``,
-    ``vision_width`` ...) and, for the contrastive loss, ``local_loss`` / ``gather_with_grad``.
+    ``vision_width`` ...); the objective's settings are the ``localization`` section (``negatives``,
+    and for the contrastive loss ``local_loss`` / ``gather_with_grad``).
     """
 
     collate_fn = staticmethod(collate_localization)
-    _LOSS_KWARGS = ("local_loss", "gather_with_grad")
     baseline_name, count_key, count_unit = "the centre prior", "num_boxed", "boxed clips"
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, resolved=None):
         super().__init__(cfg)
         self._val_has_boxes: bool | None = None
 
@@ -256,27 +256,24 @@ class LocalizationTask(Task):
         return "baseline/avc_acc" if metric == "avc_acc" else f"center/{metric}"
 
     # -- pieces ------------------------------------------------------------------------------
-    def build_model(self) -> nn.Module:
-        m, a = self.cfg.model, self.cfg.data.audio
-        kwargs = {k: v for k, v in m.kwargs.items() if k not in self._LOSS_KWARGS}
-        return create_model(m.name, checkpoint_path=m.checkpoint_path or None, embed_dim=m.embed_dim, width=m.width,
-                            sample_rate=a.sample_rate, n_fft=a.n_fft, win_length=a.win_length,
-                            hop_length=a.hop_length, n_frames=a.n_frames, n_mels=a.n_mels, **kwargs)
+    def create_model(self) -> nn.Module:
+        return create_av_model(self.cfg)
 
     def wrap(self, model: nn.Module) -> nn.Module:
-        kw = {k: bool(self.cfg.model.kwargs[k]) for k in self._LOSS_KWARGS if k in self.cfg.model.kwargs}
-        return LocalizationModule(model, negatives=self.cfg.loss.negatives, **kw)
+        lc = self.cfg.localization
+        return LocalizationModule(model, local_loss=lc.local_loss, gather_with_grad=lc.gather_with_grad,
+                                  negatives=lc.negatives)
 
     def build_dataset(self, split: str, train: bool):
-        d = self.cfg.data
+        d, spec = self.cfg.data, self.frame_spec()
         index = load_split(d.root, split)
         if train:
             return AVCPairDataset(
-                index, sample_rate=d.audio.sample_rate, seconds=d.audio.seconds, image_size=d.image_size,
-                train=True, augment=d.augment, negatives=d.negatives, positive_fraction=1.0,
-                pairs_per_clip=d.train_pairs_per_clip, gain_jitter=d.audio.gain_jitter, seed=self.cfg.train.seed,
+                index, sample_rate=spec.sample_rate, seconds=spec.clip_seconds, image_size=d.image_size,
+                train=True, augment=d.augment, negatives="clip", positive_fraction=1.0,  # positives only
+                pairs_per_clip=self.cfg.localization.train_pairs_per_clip, gain_jitter=d.audio.gain_jitter, seed=self.cfg.train.seed,
                 video_backend=d.video_backend or None, max_bad_retries=d.max_bad_retries)
-        return LocalizationDataset(index, sample_rate=d.audio.sample_rate, seconds=d.audio.seconds,
+        return LocalizationDataset(index, sample_rate=spec.sample_rate, seconds=spec.clip_seconds,
                                    image_size=d.image_size, video_backend=d.video_backend or None)
 
     def new_evaluator(self) -> LocalizationEvaluator:

@@ -4,7 +4,7 @@ Training: the N sources of a batch are mixed, the mixture's STFT magnitude is wa
 bins, and the model predicts one mask per source from it and the source's frames. Targets are computed
 AFTER the warp, as in the public code: binary masks ``|S_n| > 0.5 |X|`` with BCE, or ratio masks
 ``|S_n| / |X|`` clamped to [0, 5] with L1 on the sigmoid output; both weighted by
-``clamp(log1p(|X|), 1e-3, 10)`` when ``data.weighted_loss`` (the paper's setting). Spectrogram frames
+``clamp(log1p(|X|), 1e-3, 10)`` when ``separation.weighted_loss`` (the paper's setting). Spectrogram frames
 where every source is zero padding (clips shorter than the window) carry no loss.
 
 Evaluation: masks are un-warped, binary masks thresholded at 0.5, multiplied by the mixture
@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config
 from ..data.layout import load_split
 from ..data.separation import SeparationDataset, collate_mixtures
 from ..metrics.separation import mask_statistics, separation_scores, separation_warnings
@@ -184,9 +183,10 @@ class SeparationEvaluator(Evaluator):
 class SeparationTask(Task):
     """Sound-of-Pixels mixtures, model and metrics from the config (``task="separation"``).
 
-    Uses ``data.audio.{sample_rate, seconds, n_fft, win_length, hop_length, gain_jitter}`` and
-    ``data.{num_mix, frames_per_clip, frame_stride, warp_bins, mask, weighted_loss, image_size,
-    train_pairs_per_clip (mixtures per clip per epoch), eval_pairs_per_clip}``.
+    Uses ``data.audio.{sample_rate, seconds, n_fft, win_length, hop_length, gain_jitter}``,
+    ``data.image_size`` and the ``separation`` section (``num_mix``, ``frames_per_clip``,
+    ``frame_stride``, ``warp_bins``, ``mask``, ``weighted_loss``, ``train_mixtures_per_clip``,
+    ``eval_mixtures_per_clip``).
     """
 
     main_metric = "nsdr"
@@ -194,16 +194,11 @@ class SeparationTask(Task):
     baseline_name, metric_unit = "the mixture itself", "dB"  # nsdr: above the mixture by more than 0.5 dB
     collate_fn = staticmethod(collate_mixtures)
 
-    def __init__(self, cfg: Config):
-        super().__init__(cfg)
-        if cfg.data.mask not in MASKS:
-            raise ValueError(f"data.mask must be one of {MASKS}, got {cfg.data.mask!r}")
-
     @property
     def settings(self) -> SpectrogramSettings:
         a = self.cfg.data.audio
         return SpectrogramSettings(n_fft=a.n_fft, hop_length=a.hop_length, win_length=a.win_length,
-                                   warp_bins=self.cfg.data.warp_bins)
+                                   warp_bins=self.cfg.separation.warp_bins)
 
     @property
     def num_samples(self) -> int:
@@ -211,25 +206,26 @@ class SeparationTask(Task):
         a = self.cfg.data.audio
         return int(round(a.seconds * a.sample_rate))
 
-    def build_model(self) -> nn.Module:
+    def create_model(self) -> nn.Module:
         m = self.cfg.model
         return create_model(m.name, checkpoint_path=m.checkpoint_path or None, width=m.width, **m.kwargs)
 
     def wrap(self, model: nn.Module) -> SeparationModule:
-        return SeparationModule(model, self.settings, self.cfg.data.mask, self.cfg.data.weighted_loss)
+        return SeparationModule(model, self.settings, self.cfg.separation.mask, self.cfg.separation.weighted_loss)
 
     def build_dataset(self, split: str, train: bool) -> SeparationDataset:
-        d = self.cfg.data
+        d, s = self.cfg.data, self.cfg.separation
+        self.frame_spec()  # the model takes frames as the pipeline normalises them
         return SeparationDataset(
-            load_split(d.root, split), num_mix=d.num_mix, sample_rate=d.audio.sample_rate,
-            num_samples=self.num_samples, frames_per_clip=d.frames_per_clip, frame_stride=d.frame_stride,
+            load_split(d.root, split), num_mix=s.num_mix, sample_rate=d.audio.sample_rate,
+            num_samples=self.num_samples, frames_per_clip=s.frames_per_clip, frame_stride=s.frame_stride,
             image_size=d.image_size, train=train, augment=d.augment,
-            mixes_per_clip=d.train_pairs_per_clip if train else d.eval_pairs_per_clip,
+            mixes_per_clip=s.train_mixtures_per_clip if train else s.eval_mixtures_per_clip,
             gain_jitter=d.audio.gain_jitter if train else 0.0, seed=self.cfg.train.seed,
             video_backend=d.video_backend or None, max_bad_retries=d.max_bad_retries)
 
     def new_evaluator(self) -> SeparationEvaluator:
-        return SeparationEvaluator(self.settings, self.cfg.data.mask)
+        return SeparationEvaluator(self.settings, self.cfg.separation.mask)
 
     def warnings(self, metrics: dict[str, Any]) -> list[str]:
         """Trivial masks and ``nsdr < 0`` (:func:`~avcorr.metrics.separation.separation_warnings`)."""

@@ -2,27 +2,30 @@
 
 A tagging model takes mono waveforms (B, T) at ``model.sample_rate`` and returns ``{'logits': (B, C),
 'embedding': (B, D)}``; ``model.clip_samples`` is its clip length. This task trains one from
-``cfg.data`` (see :mod:`avcorr.data.tagging` for the four data formats):
+``cfg.data`` and its own section ``cfg.tagging`` (see :mod:`avcorr.data.tagging` for the four data formats):
 
-* **labels**: ``data.label_mode`` ``"multi"`` (sigmoid outputs, binary cross-entropy on each class,
+* **labels**: ``tagging.label_mode`` ``"multi"`` (sigmoid outputs, binary cross-entropy on each class,
   as PANNs and AST train on AudioSet) or ``"single"`` (softmax outputs, cross-entropy; one label
   per clip, e.g. the AGS experiments or a folder per class). ``"auto"`` picks ``"multi"`` when a
   clip of the training or validation data has two or more labels. The resolved mode and the class
-  names are written into ``cfg.data`` (``label_mode``, ``classes``), so every checkpoint carries
-  them (``avcorr.recognize`` needs nothing else).
-* **augmentation**: ``data.mixup_alpha > 0`` mixes consecutive pairs of the batch as PANNs does
+  names are the task's :attr:`TaggingTask.resolved` facts, stored beside the config in every
+  checkpoint (``checkpoint["resolved"]``) and in the run's ``resolved.json`` (``avcorr.recognize``
+  needs nothing else); the config keeps what was asked.
+* **augmentation**: ``tagging.mixup_alpha > 0`` mixes consecutive pairs of the batch as PANNs does
   (``lambda ~ Beta(alpha, alpha)``; the model mixes its features after SpecAugment, the targets
   are mixed with the same coefficients, so a batch of 2N clips trains on N mixtures). SpecAugment
   is part of the models (PANNs: ``model.kwargs.spec_augment``, on by default; AST:
   ``model.kwargs.freqm`` / ``timem``) and is active in training mode only.
-* **sampling**: ``data.sampler`` ``"random"``, ``"balanced"`` (PANNs) or ``"weighted"`` (AST, from
-  ``data.weight_file`` or computed with the same formula).
+* **sampling**: ``tagging.sampler`` ``"random"``, ``"balanced"`` (PANNs) or ``"weighted"`` (AST, from
+  ``tagging.weight_file`` or computed with the same formula).
+* **input**: the datasets ask the model what it takes (:attr:`~avcorr.models.InputSpec`: sample rate,
+  clip length), so the model is built first.
 
-**Embedding heads** (``data.format="embeddings"``): models with ``input_kind == "embedding"`` (the
+**Embedding heads** (``tagging.format="embeddings"``): models with ``input_kind == "embedding"`` (the
 AudioSet attention taggers, :mod:`avcorr.models.audioset_attention`) train on HDF5 embedding packs
 (:mod:`avcorr.data.embedding_pack`; ``data.*_split`` name pack files, several comma-separated);
 batches carry ``embeddings`` (B, T, D) instead of ``wave``. Such a model needs that format and a
-waveform model needs the others (a mismatch is an error), and ``data.mixup_alpha`` must be 0 (the
+waveform model needs the others (a mismatch is an error), and ``tagging.mixup_alpha`` must be 0 (the
 reference trains these heads without mixup).
 
 Evaluation reports ``acc``, ``mAP``, ``AUC``, ``d_prime`` (PANNs/AST convention), ``d_prime_hear``
@@ -41,6 +44,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Config
+from ..config import Config, TaggingConfig
 from ..data.errors import BadClipError
 from ..data.embedding_pack import EmbeddingPackDataset, EmbeddingPackSource, collate_embeddings, open_embedding_source
 from ..data.tagging import (
@@ -75,8 +79,9 @@ __all__ = ["EMBEDDING_FORMAT", "FORMATS", "TASK_FORMATS", "TaggingEvaluator", "T
 
 EMBEDDING_FORMAT = "embeddings"  # HDF5 embedding packs, for models with input_kind == "embedding"
 TASK_FORMATS = (*FORMATS, EMBEDDING_FORMAT)
-SAMPLERS = ("random", "balanced", "weighted")
-LABEL_MODES = ("auto", "single", "multi")
+_HINTS = typing.get_type_hints(TaggingConfig)  # the allowed values are the config's Literal types
+SAMPLERS: tuple[str, ...] = typing.get_args(_HINTS["sampler"])
+LABEL_MODES: tuple[str, ...] = typing.get_args(_HINTS["label_mode"])
 
 
 def is_embedding_model(model: nn.Module) -> bool:
@@ -84,39 +89,42 @@ def is_embedding_model(model: nn.Module) -> bool:
     return getattr(model, "input_kind", "wave") == "embedding"
 
 
-def build_tagging_model(cfg: Config, num_classes: int, *, checkpoint_path: str | None = None) -> nn.Module:
+def build_tagging_model(cfg: Config, num_classes: int, *, checkpoint_path: str | None = None,
+                        window: dict[str, Any] | None = None) -> nn.Module:
     """The registry model of ``cfg.model`` with ``num_classes`` outputs.
 
     A waveform model needs integer ``sample_rate`` and ``clip_samples``; an embedding model
     (``input_kind == "embedding"``) an integer ``input_dim``. Embedding models go with
-    ``data.format="embeddings"`` only, waveform models with the other formats.
+    ``tagging.format="embeddings"`` only, waveform models with the other formats.
 
     Args:
-        cfg: the config (``model.name``, ``model.width``, ``model.embed_dim``, ``model.kwargs``, ``data.format``).
+        cfg: the config (``model.name``, ``model.width``, ``model.embed_dim``, ``model.kwargs``, ``tagging.format``).
         num_classes: classifier outputs.
         checkpoint_path: initial weights (a classifier of another size is skipped by the models'
             loaders, so AudioSet checkpoints fine-tune to any class count).
+        window: model arguments of a resolved ``tagging.window="auto"`` (see :func:`auto_window`),
+            over ``model.kwargs``.
 
     Raises:
         ValueError: not a tagging model, or a model that does not take the data format's input.
     """
     m = cfg.model
     model = create_model(m.name, checkpoint_path=checkpoint_path or None, num_classes=num_classes,
-                         embed_dim=m.embed_dim, width=m.width, **m.kwargs)
-    fmt = cfg.data.format
+                         embed_dim=m.embed_dim, width=m.width, **{**m.kwargs, **(window or {})})
+    fmt = cfg.tagging.format
     if is_embedding_model(model):
         if not isinstance(getattr(model, "input_dim", None), int):
             raise ValueError(f"model {m.name!r} has input_kind 'embedding' but no integer attribute 'input_dim'")
         if fmt != EMBEDDING_FORMAT:
-            raise ValueError(f"model {m.name!r} tags sequences of embeddings, but data.format={fmt!r} gives "
-                             f"waveforms; use data.format={EMBEDDING_FORMAT!r} (HDF5 embedding packs, e.g. made "
+            raise ValueError(f"model {m.name!r} tags sequences of embeddings, but tagging.format={fmt!r} gives "
+                             f"waveforms; use tagging.format={EMBEDDING_FORMAT!r} (HDF5 embedding packs, e.g. made "
                              f"by data_tools/pack_vggish_embeddings.py) or a waveform model (PANNs, AST)")
         return model
     for attr in ("sample_rate", "clip_samples"):
         if not isinstance(getattr(model, attr, None), int):
             raise ValueError(f"model {m.name!r} is not a tagging model: it has no integer attribute {attr!r}")
     if fmt == EMBEDDING_FORMAT:
-        raise ValueError(f"data.format={EMBEDDING_FORMAT!r} gives embedding sequences, but model {m.name!r} takes "
+        raise ValueError(f"tagging.format={EMBEDDING_FORMAT!r} gives embedding sequences, but model {m.name!r} takes "
                          f"waveforms; use an embedding model (audioset_feature_attention, audioset_*) or a "
                          f"waveform format ({', '.join(FORMATS)})")
     return model
@@ -212,7 +220,7 @@ class TaggingEvaluator(Evaluator):
         return dict(self._per_class)
 
 
-WINDOW_QUANTILE = 0.95  # data.window="auto" covers this share of the training clips whole
+WINDOW_QUANTILE = 0.95  # tagging.window="auto" covers this share of the training clips whole
 MIN_WINDOW_SECONDS = 0.5
 
 
@@ -255,15 +263,15 @@ def auto_window(model: nn.Module, durations: np.ndarray) -> dict[str, Any]:
         ValueError: a model whose window this cannot set, or no durations.
     """
     if durations.size == 0:
-        raise ValueError("data.window='auto': no training clip could be measured")
+        raise ValueError("tagging.window='auto': no training clip could be measured")
     if not (hasattr(model, "clip_samples") and hasattr(model, "sample_rate")):
-        raise ValueError(f"data.window='auto' knows how to set the window of PANNs and AST models, not of "
+        raise ValueError(f"tagging.window='auto' knows how to set the window of PANNs and AST models, not of "
                          f"{type(model).__name__}")
     current = model.clip_samples / model.sample_rate
     want = float(np.quantile(durations, WINDOW_QUANTILE))
     seconds = min(current, max(MIN_WINDOW_SECONDS, math.ceil(want * 10 - 1e-6) / 10))
     if seconds >= current - 1e-9:
-        logger.info("data.window='auto': the training clips (%.2f s at the %d%% quantile) fill the model's "
+        logger.info("tagging.window='auto': the training clips (%.2f s at the %d%% quantile) fill the model's "
                     "%.2f s window; kept", want, round(WINDOW_QUANTILE * 100), current)
         return {}
     ratio = seconds / current
@@ -278,58 +286,67 @@ def auto_window(model: nn.Module, durations: np.ndarray) -> dict[str, Any]:
         if spec is not None and hasattr(spec, "time_drop_width"):
             kwargs["time_drop_width"] = max(2, int(round(spec.time_drop_width * ratio)))
     else:
-        raise ValueError(f"data.window='auto' knows how to set the window of PANNs and AST models, not of "
-                         f"{type(model).__name__}; set its clip length in model.kwargs and data.window='model'")
-    logger.info("data.window='auto': %d%% of the training clips last at most %.2f s; window %.2f s instead of "
+        raise ValueError(f"tagging.window='auto' knows how to set the window of PANNs and AST models, not of "
+                         f"{type(model).__name__}; set its clip length in model.kwargs and tagging.window='model'")
+    logger.info("tagging.window='auto': %d%% of the training clips last at most %.2f s; window %.2f s instead of "
                 "%.2f s (%s)", round(WINDOW_QUANTILE * 100), want, seconds, current,
                 ", ".join(f"{k}={v}" for k, v in kwargs.items()))
     return kwargs
 
 
 class TaggingTask(Task):
-    """Builds tagging datasets, a tagging model and its loss from the config (module docstring)."""
+    """Builds tagging datasets, a tagging model and its loss from the config (module docstring).
+
+    Args:
+        cfg: the config (``data``, ``model`` and ``tagging``).
+        resolved: what an earlier run resolved from the data (:attr:`resolved`, from a checkpoint or
+            ``resolved.json``); the data is not read again for what it holds.
+    """
 
     collate_fn = staticmethod(collate_tagging)
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, resolved: dict[str, Any] | None = None):
         super().__init__(cfg)
-        d = cfg.data
-        for key, value, allowed in (("data.format", d.format, TASK_FORMATS), ("data.sampler", d.sampler, SAMPLERS),
-                                    ("data.label_mode", d.label_mode, LABEL_MODES),
-                                    ("data.eval_crop", d.eval_crop, ("center", "full")),
-                                    ("data.window", d.window, ("model", "auto"))):
-            if value not in allowed:
-                raise ValueError(f"{key}={value!r}: expected one of {', '.join(allowed)}")
-        if d.mixup_alpha < 0:
-            raise ValueError(f"data.mixup_alpha must be >= 0, got {d.mixup_alpha}")
-        if d.format == EMBEDDING_FORMAT:
-            if d.mixup_alpha > 0:
-                raise ValueError(f"data.mixup_alpha={d.mixup_alpha}: the embedding heads (data.format="
+        d, t = cfg.data, cfg.tagging
+        if t.format == EMBEDDING_FORMAT:
+            if t.mixup_alpha > 0:
+                raise ValueError(f"tagging.mixup_alpha={t.mixup_alpha}: the embedding heads (tagging.format="
                                  f"{EMBEDDING_FORMAT!r}) are trained without mixup, as the reference; "
-                                 f"set data.mixup_alpha=0")
+                                 f"set tagging.mixup_alpha=0")
             self.collate_fn = collate_embeddings  # batches carry 'embeddings' instead of 'wave'
         self._sources: dict[str, TagSource | EmbeddingPackSource] = {}
-        self._model: nn.Module | None = None
-        self._info: dict[str, int] | None = None
-        if not d.classes or d.label_mode == "auto":
+        given = dict(resolved or {})
+        self.classes: list[str] = list(given.get("classes") or t.classes)
+        self.label_mode: str = given.get("label_mode") or t.label_mode
+        self._window: dict[str, Any] | None = given.get("window") if t.window == "auto" else None
+        if not self.classes or self.label_mode == "auto":
             train = self._source(d.train_split)
-            if not d.classes:
-                d.classes = list(train.classes)
-            if d.label_mode == "auto":
+            if not self.classes:
+                self.classes = list(train.classes)
+            if self.label_mode == "auto":
                 multi = train.is_multilabel
                 if not multi and d.val_split:
                     try:
                         multi = self._source(d.val_split).is_multilabel
                     except (OSError, ValueError) as e:  # LayoutError is a ValueError
                         logger.warning("label_mode 'auto': validation data not readable (%s); using the training data", e)
-                d.label_mode = "multi" if multi else "single"
-            logger.info("tagging: %d classes, %s-label (%s)", len(d.classes), d.label_mode,
-                        ", ".join(d.classes[:10]) + (" ..." if len(d.classes) > 10 else ""))
+                self.label_mode = "multi" if multi else "single"
+            logger.info("tagging: %d classes, %s-label (%s)", len(self.classes), self.label_mode,
+                        ", ".join(self.classes[:10]) + (" ..." if len(self.classes) > 10 else ""))
+
+    @property
+    def resolved(self) -> dict[str, Any]:  # type: ignore[override]
+        """``classes`` and ``label_mode`` (``single`` / ``multi``) as the run uses them, and for
+        ``tagging.window="auto"`` the ``window`` (model arguments) once the model was built."""
+        out: dict[str, Any] = {"classes": list(self.classes), "label_mode": self.label_mode}
+        if self._window is not None:
+            out["window"] = dict(self._window)
+        return out
 
     # -- selection metric ----------------------------------------------------------------------
     @property
     def multilabel(self) -> bool:
-        return self.cfg.data.label_mode == "multi"
+        return self.label_mode == "multi"
 
     @property
     def main_metric(self) -> str:  # type: ignore[override]
@@ -342,7 +359,7 @@ class TaggingTask(Task):
     def _split_file(self, split: str) -> str:
         """For the file formats, ``train``/``val``/``test`` name the config's files (``data.*_split``)."""
         d = self.cfg.data
-        if d.format in ("layout", "folder"):
+        if self.cfg.tagging.format in ("layout", "folder"):
             return split
         return {"train": d.train_split, "val": d.val_split, "test": d.test_split}.get(split, split)
 
@@ -353,74 +370,56 @@ class TaggingTask(Task):
 
     def _source(self, split: str) -> TagSource | EmbeddingPackSource:
         if split not in self._sources:
-            d = self.cfg.data
-            if d.format == EMBEDDING_FORMAT:
+            d, t = self.cfg.data, self.cfg.tagging
+            if t.format == EMBEDDING_FORMAT:
                 self._sources[split] = open_embedding_source(d.root, self._split_file(split),
-                                                             label_csv=d.label_csv or None, classes=d.classes or None)
+                                                             label_csv=t.label_csv or None, classes=self.classes or None)
                 return self._sources[split]
-            self._sources[split] = open_source(d.format, d.root, self._split_file(split), label_csv=d.label_csv or None,
-                                               val_fraction=d.val_fraction, classes=d.classes or None)
+            self._sources[split] = open_source(t.format, d.root, self._split_file(split), label_csv=t.label_csv or None,
+                                               val_fraction=t.val_fraction, classes=self.classes or None)
         return self._sources[split]
 
-    def _model_info(self) -> dict[str, int]:
-        if self._info is None:
-            self._model = self._create_model()
-        assert self._info is not None
-        return self._info
-
-    def _create_model(self) -> nn.Module:
-        m = build_tagging_model(self.cfg, len(self.cfg.data.classes),
-                                checkpoint_path=self.cfg.model.checkpoint_path or None)
-        if self.cfg.data.window == "auto" and not is_embedding_model(m):
-            self._resolve_window(m)
-            m = build_tagging_model(self.cfg, len(self.cfg.data.classes),
-                                    checkpoint_path=self.cfg.model.checkpoint_path or None)
-        if is_embedding_model(m):
-            self._info = {"input_dim": int(m.input_dim)}
-        else:
-            self._info = {"sample_rate": int(m.sample_rate), "clip_samples": int(m.clip_samples),
-                          "min_samples": int(getattr(m, "min_samples", 1))}
+    def create_model(self) -> nn.Module:
+        ckpt = self.cfg.model.checkpoint_path or None
+        m = build_tagging_model(self.cfg, len(self.classes), checkpoint_path=ckpt, window=self._window)
+        if self.cfg.tagging.window == "auto" and self._window is None and not is_embedding_model(m):
+            self._window = self._resolve_window(m)
+            m = build_tagging_model(self.cfg, len(self.classes), checkpoint_path=ckpt, window=self._window)
         return m
 
-    def _resolve_window(self, model: nn.Module) -> None:
-        """``data.window="auto"``: fit the model's window to the training clips (see :func:`auto_window`).
-
-        The resolved window goes into ``model.kwargs`` and ``data.window`` becomes ``"model"``, so the
-        stored config rebuilds the same model without reading the data again.
-        """
+    def _resolve_window(self, model: nn.Module) -> dict[str, Any]:
+        """``tagging.window="auto"``: the model arguments that fit its window to the training clips
+        (:func:`auto_window`); they become part of :attr:`resolved`, so a checkpoint rebuilds the same
+        model without reading the data again."""
         src = self._source(self.cfg.data.train_split)
-        durations = clip_durations(src.clips)
-        kwargs = auto_window(model, durations)
-        if kwargs:
-            self.cfg.model.kwargs = {**self.cfg.model.kwargs, **kwargs}
-        self.cfg.data.window = "model"
+        return auto_window(model, clip_durations(src.clips))
 
     def build_dataset(self, split: str, train: bool) -> TaggingDataset | EmbeddingPackDataset:
         d = self.cfg.data
-        info = self._model_info()
-        if d.format == EMBEDDING_FORMAT:
+        spec = self.input_spec()  # what the model takes: the data follows it
+        if self.cfg.tagging.format == EMBEDDING_FORMAT:
             ds: TaggingDataset | EmbeddingPackDataset = EmbeddingPackDataset(
                 self._source(split), train=train, multilabel=self.multilabel,  # type: ignore[arg-type]
-                input_dim=info["input_dim"], max_bad_retries=d.max_bad_retries)
+                input_dim=spec.input_dim, max_bad_retries=d.max_bad_retries)
         else:
-            sr, clip, min_samples = info["sample_rate"], info["clip_samples"], info["min_samples"]
+            sr, clip, min_samples = spec.sample_rate, spec.clip_samples, spec.min_samples
             ds = TaggingDataset(self._source(split), sample_rate=sr, clip_samples=clip, train=train,
-                                multilabel=self.multilabel, eval_crop=d.eval_crop, min_samples=min_samples,
-                                max_bad_retries=d.max_bad_retries)
+                                multilabel=self.multilabel, eval_crop=self.cfg.tagging.eval_crop,
+                                min_samples=min_samples, max_bad_retries=d.max_bad_retries)
         logger.info("%s: %d clips (%s)", ds.name, len(ds), "train" if train else "eval")
         return ds
 
     def build_sampler(self, dataset, *, train: bool, seed: int, distributed: bool):
-        d = self.cfg.data
+        d = self.cfg.tagging
         if not train or d.sampler == "random":
             return None
         if d.sampler == "balanced":
             # per-class lists, never a dense (N, C) matrix (1 GB for AudioSet's embedding packs)
             return BalancedClassSampler.from_class_lists(dataset.class_indices(), len(dataset), seed=seed)
         if d.weight_file:
-            src = self._source(d.train_split)
+            src = self._source(self.cfg.data.train_split)
             if not src.num_rows:
-                raise ValueError(f"data.weight_file needs a datafile format (ast_json, hdf5 or embeddings), "
+                raise ValueError(f"tagging.weight_file needs a datafile format (ast_json, hdf5 or embeddings), "
                                  f"not {d.format!r}")
             rows = read_weight_file(self._root_path(d.weight_file), expected=src.num_rows)
             if isinstance(dataset, EmbeddingPackDataset):  # one weight per pack row, packs in order
@@ -432,16 +431,11 @@ class TaggingTask(Task):
         return WeightedClipSampler(weights, seed=seed)
 
     # -- model -----------------------------------------------------------------------------------
-    def build_model(self) -> nn.Module:
-        model = self._model if self._model is not None else self._create_model()
-        self._model = None  # the task keeps no reference to the model it handed out
-        return model
-
     def wrap(self, model: nn.Module) -> nn.Module:
-        return TaggingModule(model, self.multilabel, self.cfg.data.mixup_alpha)
+        return TaggingModule(model, self.multilabel, self.cfg.tagging.mixup_alpha)
 
     def new_evaluator(self) -> TaggingEvaluator:
-        return TaggingEvaluator(list(self.cfg.data.classes), self.multilabel)
+        return TaggingEvaluator(list(self.classes), self.multilabel)
 
     def train_metrics(self, batch: dict[str, Any], out: dict[str, torch.Tensor]) -> dict[str, tuple[float, float]]:
         """``acc`` (argmax against the first label) of a step's clips; none for a mixup step (no logits)."""

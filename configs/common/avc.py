@@ -17,7 +17,7 @@ def avc_paper() -> Config:
     cfg.data.audio.hop_length = 240  # 5 ms -> 200 frames per second
     cfg.data.audio.n_frames = 200
     cfg.data.audio.gain_jitter = 0.2
-    cfg.data.negatives = "clip"
+    cfg.avc.negatives = "clip"
     cfg.optim.name = "adam"
     cfg.optim.lr = 1e-4
     cfg.optim.weight_decay = 1e-5

@@ -20,8 +20,7 @@ def localization_quickstart(model: str) -> Config:
     cfg.data.audio.hop_length = 480  # 10 ms hop -> 100 frames per second
     cfg.data.audio.n_frames = 100
     cfg.data.audio.gain_jitter = 0.2
-    cfg.data.negatives = "clip"  # audio of another clip (in-batch), no labels used
-    cfg.data.train_pairs_per_clip = 8  # an epoch = 8 random positives per training clip
+    cfg.localization.train_pairs_per_clip = 8  # an epoch = 8 random positives per training clip
     cfg.optim.name = "adam"
     cfg.optim.lr = 1e-3
     cfg.optim.weight_decay = 1e-5

@@ -12,10 +12,10 @@ def tagging_config(model: str) -> Config:
     """A tagging run of ``model`` with avcorr's generic defaults (random order, no mixup)."""
     cfg = Config(task="tagging")
     cfg.model.name = model
-    cfg.data.format = "layout"
-    cfg.data.label_mode = "auto"  # single-label (softmax + CE) unless a clip has 2+ labels
-    cfg.data.sampler = "random"
-    cfg.data.eval_crop = "center"
+    cfg.tagging.format = "layout"
+    cfg.tagging.label_mode = "auto"  # single-label (softmax + CE) unless a clip has 2+ labels
+    cfg.tagging.sampler = "random"
+    cfg.tagging.eval_crop = "center"
     cfg.optim.name = "adam"
     cfg.optim.weight_decay = 0.0
     return cfg
@@ -27,9 +27,9 @@ def panns_paper(model: str = "panns_cnn14") -> Config:
     (the reference also sets amsgrad, which OptimConfig does not offer), 600k iterations,
     evaluation every 2000 iterations."""
     cfg = tagging_config(model)
-    cfg.data.label_mode = "multi"
-    cfg.data.sampler = "balanced"
-    cfg.data.mixup_alpha = 1.0
+    cfg.tagging.label_mode = "multi"
+    cfg.tagging.sampler = "balanced"
+    cfg.tagging.mixup_alpha = 1.0
     cfg.model.kwargs = {"clip_seconds": 10.0, "spec_augment": True}
     cfg.optim.lr = 1e-3
     cfg.train.batch_size = 32
@@ -44,11 +44,11 @@ def ast_paper(model: str = "ast_base") -> Config:
     BCE, batch 12, Adam lr 1e-5 (5e-5 on balanced AudioSet) with weight decay 5e-7, 5 epochs, lr
     halved every epoch from epoch 2. The reference mixes half of the clips (mixup=0.5, lambda ~
     Beta(10, 10)) in the loader and uses Adam betas (0.95, 0.999); here mixup pairs every clip
-    (PANNs style) with ``data.mixup_alpha`` and Adam keeps its default betas."""
+    (PANNs style) with ``tagging.mixup_alpha`` and Adam keeps its default betas."""
     cfg = tagging_config(model)
-    cfg.data.label_mode = "multi"
-    cfg.data.sampler = "weighted"
-    cfg.data.mixup_alpha = 10.0
+    cfg.tagging.label_mode = "multi"
+    cfg.tagging.sampler = "weighted"
+    cfg.tagging.mixup_alpha = 10.0
     cfg.model.kwargs = {"freqm": 48, "timem": 192, "fstride": 10, "tstride": 10, "n_frames": 1024}
     cfg.optim.lr = 1e-5
     cfg.optim.weight_decay = 5e-7
@@ -63,17 +63,17 @@ def ast_paper(model: str = "ast_base") -> Config:
 def audioset_attention_paper(model: str = "audioset_feature_attention") -> Config:
     """AudioSet attention taggers on the released embeddings (Kong et al. 2019; Yu et al. 2018), as
     the reference ``qiuqiangkong/audioset_classification`` (pytorch/main.py, core.py) trains them:
-    10 x 128 uint8 embeddings per clip (``data.format="embeddings"``), 3 hidden layers of 1024
+    10 x 128 uint8 embeddings per clip (``tagging.format="embeddings"``), 3 hidden layers of 1024
     units with dropout 0.5 (the model's defaults), balanced sampling ("balance_in_batch"), binary
     cross-entropy, no mixup, batch 500, Adam lr 1e-3 with no decay and no weight decay (the
     reference also sets eps 1e-7, which OptimConfig does not offer), 50,000 iterations. The
     reference evaluates every 1,000 iterations and reports the average of the predictions of
     iterations 10k-50k every 5k; here ``best.pt`` is the best evaluation."""
     cfg = tagging_config(model)
-    cfg.data.format = "embeddings"
-    cfg.data.label_mode = "multi"
-    cfg.data.sampler = "balanced"
-    cfg.data.mixup_alpha = 0.0
+    cfg.tagging.format = "embeddings"
+    cfg.tagging.label_mode = "multi"
+    cfg.tagging.sampler = "balanced"
+    cfg.tagging.mixup_alpha = 0.0
     cfg.optim.lr = 1e-3
     cfg.optim.weight_decay = 0.0
     cfg.optim.schedule = "constant"
@@ -87,13 +87,13 @@ def folder_from_scratch(model: str) -> Config:
     """``model`` trained from scratch on a folder-per-class dataset, sized for a CPU (the shared part
     of ``ast_folder.py`` and ``panns_folder.py``): lr 1e-3 with a cosine schedule, batch 16 (32 in
     evaluation), 10 epochs, gradients clipped at 5, one loader worker, and the window fitted to the
-    clips (``data.window="auto"``: sounds of a second in a 3 s window were mostly padding, and time
+    clips (``tagging.window="auto"``: sounds of a second in a 3 s window were mostly padding, and time
     masks sized for 3 s could erase them; on short synthetic sounds this took val accuracy from 0.68
     to 0.91 (AST) and 0.93 (PANNs), see experiments/RESULTS.md)."""
     cfg = tagging_config(model)
-    cfg.data.format = "folder"
-    cfg.data.window = "auto"  # clips shorter than the model's window: the window (and its time masks) shrink to fit
-    cfg.data.val_fraction = 0.1  # used only when DIR has no train/ val/ sub-folders
+    cfg.tagging.format = "folder"
+    cfg.tagging.window = "auto"  # clips shorter than the model's window: the window (and its time masks) shrink to fit
+    cfg.tagging.val_fraction = 0.1  # used only when DIR has no train/ val/ sub-folders
     cfg.data.num_workers = 1
     cfg.optim.lr = 1e-3
     cfg.optim.schedule = "cosine"

@@ -1,11 +1,14 @@
-"""Typed experiment configs: Python config files, strict ``a.b=value`` overrides, (de)serialisation.
+"""Loading configs: Python config files, strict ``a.b=value`` overrides, checks, (de)serialisation.
 
 A config file is a plain Python file (see ``configs/``) that builds a :class:`Config` and binds it to
 the module-level name ``config``. It may import shared pieces relative to its own folder
-(``from .common.avc import avc_config``) and edit attributes.
+(``from .common.avc import avc_paper``) and edit attributes. Every value is type-checked when the
+file has run (``Literal`` fields: one of their values).
 
 Overrides given on the command line (``train.lr=1e-3``) are parsed as Python literals, must name an
 existing field (an unknown key is an error listing the valid keys) and must match the field's type.
+Keys of the old flat layout (``data.mask``, ``loss.name`` ...) are accepted everywhere a config comes
+in and moved to their sections by :mod:`avcorr.config._legacy`.
 """
 
 from __future__ import annotations
@@ -20,156 +23,23 @@ import importlib.util
 import sys
 import types
 import typing
-from dataclasses import dataclass, field
+import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
-from ._atomic import write_json
+from .._atomic import write_json
+from ._legacy import LOCALIZATION_KWARGS, migrate_keys, new_key
+from .schema import Config
 
-__all__ = [
-    "AudioConfig",
-    "Config",
-    "ConfigError",
-    "DataConfig",
-    "LossConfig",
-    "ModelConfig",
-    "OptimConfig",
-    "TrainConfig",
-    "apply_overrides",
-    "check_config",
-    "config_from_dict",
-    "config_to_dict",
-    "find_config_file",
-    "flat_keys",
-    "load_config",
-]
+__all__ = ["ConfigError", "apply_overrides", "check_config", "check_types", "closest_keys", "config_from_dict",
+           "config_to_dict", "find_config_file", "flat_keys", "load_config", "migrate_config", "save_config",
+           "set_key"]
+
+logger = logging.getLogger("avcorr.config")
 
 
 class ConfigError(ValueError):
     """A config file or an override is invalid."""
-
-
-@dataclass
-class AudioConfig:
-    """Audio input read by the data pipeline and fed to the model's front-end."""
-
-    sample_rate: int = 48000  # every clip is resampled to this rate
-    seconds: float = 1.0  # length of one audio window
-    n_fft: int = 512  # 257 frequency bins, as in Objects that Sound
-    win_length: int = 480  # 10 ms at 48 kHz
-    hop_length: int = 240  # 5 ms at 48 kHz: 1 s -> 200 frames
-    n_frames: int = 200  # spectrogram frames kept (cropped / zero-padded)
-    n_mels: int = 0  # AVC / localization: mel bands of the log-spectrogram; 0 = linear frequency (the paper)
-    gain_jitter: float = 0.0  # training only: random gain in [1 - g, 1 + g]
-
-
-@dataclass
-class DataConfig:
-    """Where the data is and how training examples are drawn from it."""
-
-    root: str = ""  # dataset ROOT in the seed layout; "" = the embedded synthetic dataset
-    train_split: str = "train"
-    val_split: str = "val"
-    test_split: str = "test"
-    image_size: int = 224
-    augment: bool = True  # random resized crop, flip, brightness/saturation jitter (train only)
-    audio: AudioConfig = field(default_factory=AudioConfig)
-    negatives: str = "clip"  # "clip": audio of any other clip (paper); "class": of another labelled class (uses labels)
-    positive_fraction: float = 0.5
-    train_pairs_per_clip: int = 1  # training pairs per clip per epoch
-    eval_pairs_per_clip: int = 2  # deterministic evaluation pairs per clip (half positive)
-    video_backend: str = ""  # "" = fastest available; "torchcodec" or "decord"
-    num_workers: int = 2
-    max_bad_retries: int = 20  # consecutive bad clips tolerated before the run stops
-    # -- task "tagging" only (avcorr.data.tagging); the defaults change nothing for the other tasks --
-    format: str = "layout"  # "layout" (ROOT in the seed layout), "folder" (ROOT/<class>/<file>), "hdf5" (PANNs packs), "ast_json", "embeddings" (AudioSet embedding packs)
-    classes: list[str] = field(default_factory=list)  # output classes in order; [] = read from the data (then stored here)
-    label_csv: str = ""  # class_labels_indices.csv for "hdf5" / "ast_json"; "" = ROOT/class_labels_indices.csv
-    label_mode: str = "auto"  # "single" (softmax, cross-entropy), "multi" (sigmoid, BCE), "auto" (multi if a clip has 2+ labels)
-    val_fraction: float = 0.1  # "folder" without train/ val/ sub-folders: share of clips held out (by content hash)
-    eval_crop: str = "center"  # evaluation input: "center" window of the model's clip length, or the "full" clip
-    window: str = "model"  # tagging window: "model" (its clip length) or "auto" (about the training clips' length, time masks scaled alike; resolved into model.kwargs)
-    sampler: str = "random"  # training order: "random", "balanced" (PANNs: cycle over classes), "weighted" (AST: rare labels)
-    weight_file: str = ""  # sampler "weighted": AST weight file (one float per training clip); "" = computed from the labels
-    mixup_alpha: float = 0.0  # mixup of clip pairs, lambda ~ Beta(alpha, alpha) (PANNs: 1.0); 0 = off
-    # -- task "separation" only (Sound of Pixels, avcorr.data.separation); the defaults change nothing for the others --
-    num_mix: int = 2  # sources mixed per example (N); each is scaled by 1/N before mixing
-    frames_per_clip: int = 3  # frames per source, max-pooled over time by the frame net
-    frame_stride: float = 3.0  # seconds between those frames (paper: 24 frames at 8 fps), kept inside the clip
-    warp_bins: int = 256  # log-frequency bins the networks see (paper: 256); 0 = the linear STFT bins
-    mask: str = "binary"  # "binary" (BCE; thresholded at 0.5 for evaluation) or "ratio" (L1, targets clamped to [0, 5])
-    weighted_loss: bool = True  # weight the loss by clamp(log1p(|mixture|), 1e-3, 10), as the paper
-
-
-@dataclass
-class LossConfig:
-    """The training objective of the audio-visual tasks (``task="avc"``; ``negatives`` for AVOL-Net)."""
-
-    name: str = "pairs"  # "pairs": the paper's cross-entropy on positive / negative pairs; "contrastive": in-batch InfoNCE + the pair head
-    temperature: float = 0.07  # "contrastive": softmax temperature of the cosine similarities
-    pair_weight: float = 1.0  # "contrastive": weight of the pair head's cross-entropy on in-batch negatives
-    negatives: str = "one"  # localization, AVOL-Net's logistic loss: "one" negative per positive (the paper) or "all" other clips of the batch
-    soft_targets: float = 0.0  # "contrastive": share of each InfoNCE target spread over the pairs whose audio sounds alike (0 = one-hot)
-
-
-@dataclass
-class ModelConfig:
-    """Which registered model to build. ``None`` fields are not passed, so the model's defaults stand."""
-
-    name: str = "avenet"
-    embed_dim: int | None = None
-    width: float | None = None  # channel multiplier of the conv towers (1.0 = paper)
-    checkpoint_path: str = ""  # initialise from a local checkpoint file
-    kwargs: dict[str, Any] = field(default_factory=dict)  # further model arguments, e.g. {"vision_width": 0.25}
-
-
-@dataclass
-class OptimConfig:
-    """Optimiser and learning-rate schedule."""
-
-    name: str = "adam"  # "adam", "adamw" or "sgd"
-    lr: float = 1e-4
-    weight_decay: float = 1e-5
-    momentum: float = 0.9  # sgd only
-    lr_mult: dict[str, float] = field(default_factory=dict)  # {"parameter-name prefix": lr multiplier}
-    schedule: str = "constant"  # "constant", "cosine" or "step"
-    warmup_steps: int = 0
-    step_epochs: list[int] = field(default_factory=list)  # "step": epochs at which lr *= step_gamma
-    step_gamma: float = 0.1
-
-
-@dataclass
-class TrainConfig:
-    """The training loop."""
-
-    epochs: int = 10
-    batch_size: int = 32  # per process
-    eval_batch_size: int = 64
-    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1"
-    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 + grad scaling)
-    channels_last: bool = False
-    compile: bool = False  # torch.compile the model
-    grad_clip: float = 0.0  # max gradient norm; 0 = off
-    seed: int = 0
-    out_dir: str = ""  # "" = runs/<config name>
-    log_every: int = 20  # steps between log lines / TensorBoard points
-    eval_every: int = 1  # epochs between validation passes
-    max_steps: int = 0  # stop after this many optimiser steps; 0 = no limit
-    num_threads: int = 0  # torch CPU threads per process; 0 = torch default
-    report_gallery: int = 24  # clips in the report's gallery written at the end (model on a test sample); 0 = none
-
-
-@dataclass
-class Config:
-    """A whole experiment."""
-
-    name: str = ""  # run name; "" = the config file's name
-    task: str = "avc"
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -178,7 +48,7 @@ class Config:
 
 def _builtin_config_dirs() -> list[Path]:
     """Folders holding the configs shipped with avcorr (source checkout and installed copy)."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # the avcorr package
     dirs = [here.parent / "configs", here / "configs"]
     return [d for d in dirs if d.is_dir()]
 
@@ -248,7 +118,40 @@ def load_config(name: str | Path, overrides: Sequence[str] = ()) -> Config:
     cfg = copy.deepcopy(cfg)
     if not cfg.name:
         cfg.name = path.stem
+    migrate_config(cfg, str(path))
+    try:
+        check_types(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     apply_overrides(cfg, overrides)
+    return cfg
+
+
+def migrate_config(cfg: Config, where: str = "config") -> Config:
+    """Move what a config file set under the old flat keys into the per-task sections (in place).
+
+    ``config.data.mask = ...`` / ``config.loss.name = ...`` of an old file were recorded by the
+    dataclasses (:mod:`avcorr.config.schema`); the contrastive localizer's loss flags in
+    ``model.kwargs`` move to ``localization``. Running it twice changes nothing.
+
+    Args:
+        cfg: the config, changed in place.
+        where: what it came from, for the log line.
+
+    Returns:
+        ``cfg``.
+    """
+    old: dict[str, Any] = {}
+    for holder in (cfg, cfg.data):
+        old.update(holder.__dict__.pop("_legacy_values", {}))
+    if cfg.task == "localization":
+        for k in LOCALIZATION_KWARGS:
+            if k in cfg.model.kwargs:
+                old[f"model.kwargs.{k}"] = cfg.model.kwargs[k]
+        if any(k in cfg.model.kwargs for k in LOCALIZATION_KWARGS):
+            cfg.model.kwargs = {k: v for k, v in cfg.model.kwargs.items() if k not in LOCALIZATION_KWARGS}
+    for key, value in migrate_keys(old, cfg.task, where).items():
+        set_key(cfg, key, value)
     return cfg
 
 
@@ -292,6 +195,10 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
     args = typing.get_args(tp)
     if tp is Any:
         return value
+    if origin is Literal:
+        if value in args and type(value) in {type(a) for a in args}:
+            return value
+        raise ConfigError(f"{key}={value!r}: must be one of {', '.join(repr(a) for a in args)}")
     if origin in (typing.Union, types.UnionType):
         for a in args:
             try:
@@ -345,6 +252,9 @@ def set_key(cfg: Any, key: str, value: Any) -> None:
     """Set dotted ``key`` on a config dataclass after checking it exists and the type matches."""
     parts = key.split(".")
     obj = cfg
+    if isinstance(cfg, Config) and new_key(key, cfg.task) is not None:  # an old flat key
+        ((key, value),) = migrate_keys({key: value}, cfg.task, "override").items()
+        parts = key.split(".")
     for i, p in enumerate(parts):
         names = {f.name: f for f in dataclasses.fields(obj)}
         if p not in names:
@@ -376,6 +286,8 @@ def apply_overrides(cfg: Config, overrides: Sequence[str]) -> Config:
         key, text = ov.split("=", 1)
         key = key.strip()
         set_key(cfg, key, _parse_value(text.strip()))
+    if isinstance(cfg, Config):
+        migrate_config(cfg, "override")  # e.g. the localizer's loss flags given in model.kwargs
     return cfg
 
 
@@ -403,14 +315,16 @@ _RULES: dict[str, tuple[Any, str]] = {
     "optim.lr": _at_least(0), "optim.weight_decay": _at_least(0), "optim.momentum": _between(0, 1),
     "optim.warmup_steps": _at_least(0), "optim.step_gamma": _POSITIVE,
     "data.image_size": _at_least(1), "data.num_workers": _at_least(0), "data.max_bad_retries": _at_least(0),
-    "data.positive_fraction": _between(0, 1), "data.train_pairs_per_clip": _at_least(1),
-    "data.eval_pairs_per_clip": _at_least(1), "data.val_fraction": _between(0, 1, open_hi=True),
-    "data.mixup_alpha": _at_least(0), "data.num_mix": _at_least(1), "data.frames_per_clip": _at_least(1),
-    "data.frame_stride": _at_least(0), "data.warp_bins": _at_least(0),
+    "avc.positive_fraction": _between(0, 1), "avc.train_pairs_per_clip": _at_least(1),
+    "avc.eval_pairs_per_clip": _at_least(1), "avc.pair_weight": _at_least(0), "avc.temperature": _POSITIVE,
+    "avc.soft_targets": _between(0, 1, open_hi=True), "localization.train_pairs_per_clip": _at_least(1),
+    "tagging.val_fraction": _between(0, 1, open_hi=True), "tagging.mixup_alpha": _at_least(0),
+    "separation.num_mix": _at_least(1), "separation.frames_per_clip": _at_least(1),
+    "separation.frame_stride": _at_least(0), "separation.warp_bins": _at_least(0),
+    "separation.train_mixtures_per_clip": _at_least(1), "separation.eval_mixtures_per_clip": _at_least(1),
     "data.audio.sample_rate": _POSITIVE, "data.audio.seconds": _POSITIVE, "data.audio.n_fft": _POSITIVE,
     "data.audio.win_length": _POSITIVE, "data.audio.hop_length": _POSITIVE, "data.audio.n_frames": _POSITIVE,
     "data.audio.n_mels": _at_least(0), "data.audio.gain_jitter": _between(0, 1, open_hi=True),
-    "loss.temperature": _POSITIVE, "loss.pair_weight": _at_least(0),
     "model.embed_dim": _at_least(1), "model.width": _POSITIVE,
 }
 
@@ -473,9 +387,64 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
     return obj
 
 
-def config_from_dict(data: dict[str, Any]) -> Config:
-    """Rebuild a :class:`Config` from :func:`config_to_dict` output (e.g. from a checkpoint)."""
-    return _from_dict(Config, data, "")
+def config_from_dict(data: dict[str, Any], where: str = "stored config") -> Config:
+    """Rebuild a :class:`Config` from :func:`config_to_dict` output (e.g. from a checkpoint).
+
+    A dict of the old flat layout (``data.mask``, ``loss.*``, ``data.classes`` ...: checkpoints and
+    ``config.json`` files written before the per-task sections) is read into the sections.
+
+    Args:
+        data: the dict.
+        where: what it came from, for the log line about old keys.
+
+    Raises:
+        ConfigError: an unknown key or a value of the wrong type, named.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: expected a mapping, got {type(data).__name__}")
+    data = copy.deepcopy(data)
+    task = data.get("task", "avc")
+    old: dict[str, Any] = {}
+    section = data.get("data")
+    if isinstance(section, dict):
+        old.update({f"data.{k}": section.pop(k) for k in list(section) if new_key(f"data.{k}", task)})
+    loss = data.pop("loss", None)
+    if isinstance(loss, dict):
+        old.update({f"loss.{k}": v for k, v in loss.items()})  # an unknown one is named below
+    kwargs = data.get("model", {}).get("kwargs") if isinstance(data.get("model"), dict) else None
+    if task == "localization" and isinstance(kwargs, dict):
+        old.update({f"model.kwargs.{k}": kwargs.pop(k) for k in LOCALIZATION_KWARGS if k in kwargs})
+    unknown = [k for k in old if new_key(k, task) is None]
+    if unknown:
+        raise ConfigError(f"unknown config keys {sorted(unknown)}")
+    cfg = _from_dict(Config, data, "")
+    for key, value in migrate_keys(old, task, where).items():
+        set_key(cfg, key, value)
+    return cfg
+
+
+def check_types(cfg: Any, prefix: str = "") -> Any:
+    """Check (and convert: int -> float) every field of a config against its type, in place.
+
+    Args:
+        cfg: a :class:`Config` or one of its sections.
+        prefix: the dotted path of ``cfg`` (for the messages).
+
+    Returns:
+        ``cfg``.
+
+    Raises:
+        ConfigError: one line naming the key, the bad value and what it must be
+            (``separation.mask='soft': must be one of 'binary', 'ratio'``).
+    """
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            check_types(value, f"{prefix}{f.name}.")
+        else:
+            setattr(cfg, f.name, _check_type(value, hints[f.name], prefix + f.name))
+    return cfg
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
