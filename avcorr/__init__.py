@@ -9,7 +9,7 @@ Where things are: :mod:`avcorr.runs` loads a trained run for inference (:func:`~
 ``avcorr.evaluate``, ``avcorr.localize``, ``avcorr.separate``, ``avcorr.retrieve``, ``avcorr.tag`` and
 ``avcorr.recognize`` are the command lines (``python -m avcorr.<command>``), thin shells over them.
 
-Import rules (``tests/test_import_rules.py`` checks them on the source):
+Import rules (``tests/house/test_import_rules.py`` checks them on the source):
 
 * Layers. ``metrics``, ``viz``, ``losses``, ``retrieval``, ``models``, ``data`` and ``config``
   import no other part of avcorr: they take arrays, tensors and models as given objects. ``engine``

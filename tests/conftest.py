@@ -38,7 +38,7 @@ TINY_AVC = [
     "data.audio.win_length=160", "data.audio.hop_length=160", "data.audio.n_frames=100", "data.audio.seconds=1.0",
     "data.audio.n_mels=0", "data.num_workers=0",
     "avc.train_pairs_per_clip=2", "avc.eval_pairs_per_clip=2", "train.batch_size=4", "train.eval_batch_size=8",
-    "train.epochs=2", "optim.warmup_steps=0", "train.report_gallery=0",  # galleries: tests/test_report.py
+    "train.epochs=2", "optim.warmup_steps=0", "train.report_gallery=0",  # galleries: tests/commands/test_report.py
 ]
 
 

@@ -3,7 +3,7 @@
 The numbers are those of ``mir_eval.separation.bss_eval_sources(reference, estimate,
 compute_permutation=False)`` (512-tap distortion filters), as the Sound-of-Pixels code reports them.
 They are computed with ``fast_bss_eval`` (same definitions; equal to mir_eval to ~1e-6 dB in
-``tests/test_separation_metrics.py``, and batched), through its torch backend: its numpy backend
+``tests/metrics/test_separation_metrics.py``, and batched), through its torch backend: its numpy backend
 fails under numpy >= 2 (``np.linalg.solve`` no longer broadcasts a vector right-hand side). Without
 fast_bss_eval, mir_eval is used.
 

@@ -12,7 +12,7 @@ only) plus binary searches for the positives: for a positive scoring ``v``, the 
 and AP and AUC are sums over positives. Ties are handled exactly as scikit-learn's
 ``average_precision_score`` (one precision-recall point per distinct score) and
 ``roc_auc_score`` (a tied positive/negative pair counts one half). The result equals
-scikit-learn's per-class values to ~1e-15 (``tests/test_tagging_metrics.py``); over 20,000 x 527
+scikit-learn's per-class values to ~1e-15 (``tests/metrics/test_tagging_metrics.py``); over 20,000 x 527
 scores it is >= 10x faster than the per-class scikit-learn loop and faster than one
 ``torch.sort`` of the matrix (``experiments/bench_tagging.py``).
 

@@ -19,7 +19,7 @@ from avcorr.engine.checkpoint import load_checkpoint
 from avcorr.engine.protocol import Evaluator, Task
 from avcorr.engine.trainer import Trainer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # Keys that belong to avcorr's task families (their batches, module outputs and metrics).
 TASK_KEYS = ("label", "labels", "logits", "avc_acc", "acc", "mAP", "target", "image", "audio", "audios", "wave",

@@ -97,7 +97,7 @@ def _untrained(path, config, overrides, root):
 
 @pytest.fixture(scope="module")
 def avol_ckpt(media_root, tmp_path_factory):
-    from tests.test_localize import TINY_LOC
+    from tests.commands.test_localize import TINY_LOC
 
     return _untrained(tmp_path_factory.mktemp("ckpt") / "avol.pt", "avolnet.py", [*TINY_LOC, "model.name=test_avolnet"],
                       media_root)
@@ -174,7 +174,7 @@ def test_retrieve_and_separate_on_such_clips(media_root, tmp_path, capsys):
                                                        "--device", "cpu"])
     assert rc == 0 and "rank" in stdout
 
-    from tests.test_sop import TINY_SOP
+    from tests.tasks.test_sop import TINY_SOP
 
     sop = _untrained(tmp_path / "sop.pt", "sop.py", TINY_SOP, media_root)
     out = tmp_path / "sep"

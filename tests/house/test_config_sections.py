@@ -178,7 +178,7 @@ def test_old_tagging_checkpoint_loads_with_its_classes(tmp_path):
 
 def test_tagging_run_writes_config_once_and_keeps_resolved_facts_beside_it(tmp_path, monkeypatch):
     from avcorr.runs import load_run
-    from tests.test_tagging_task import PANNS_TINY, _make_folder_dataset
+    from tests.tasks.test_tagging_task import PANNS_TINY, _make_folder_dataset
 
     root = _make_folder_dataset(tmp_path / "sounds", per_class=(3, 2))
     writes = []

@@ -297,7 +297,7 @@ def test_killed_build_leaves_no_finished_folder(tmp_path: Path) -> None:
     root = tmp_path / "ds"
     code = ("import sys; from data_tools.make_synthetic_family import make_family; "
             "make_family('wide', sys.argv[1], scale='tiny', workers=1, clips_per_class=(6, 0, 0))")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(root)], cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.Popen([sys.executable, "-c", code, str(root)], cwd=Path(__file__).resolve().parents[2])
     try:
         deadline = time.monotonic() + 60
         while not list(tmp_path.glob(".ds.tmp-*/train/video/*.mp4")):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # The trees checked: the library and the project's own tools (tests may import private names).
 TREES = ("avcorr", "data_tools", "experiments", "configs")
 

@@ -16,7 +16,7 @@ from avcorr.engine.checkpoint import load_checkpoint
 from avcorr.tasks.base import Task
 from tests.conftest import TINY_AVC
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # 12 training clips x 2 pairs / batch 4 = 6 steps per epoch; 6 val clips x 2 pairs / batch 8 = 2 val batches,
 # so Task.to_device is called 8 times per epoch: calls 1-6 train epoch 1, 7-8 validate it, 9-14 train epoch 2
 STEPS, CALLS_PER_EPOCH = 6, 8
@@ -139,7 +139,7 @@ def test_random_states_round_trip_through_a_checkpoint(tmp_path):
 @pytest.mark.parametrize("workers", [0, 1, 2])
 def test_every_skip_counted_whatever_the_worker_count(tiny_copy, tmp_path, workers):
     """With loader workers, the skips of the first batches they build used to be lost (5 of 6 reported)."""
-    from tests.test_train import _damage
+    from tests.commands.test_train import _damage
 
     bad, vids = _damage(tiny_copy)
     text = tiny_copy / "train" / "video" / f"{vids[5]}.mp4"

@@ -15,7 +15,7 @@ from avcorr.engine.checkpoint import load_checkpoint
 from tests.conftest import TINY_AVC
 from tests.media import make_nan_wav, make_truncated, make_video, make_wav
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _rows(run):

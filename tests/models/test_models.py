@@ -29,10 +29,10 @@ def test_paper_geometry():
     assert a.shape == (1, 512, 16, 12) and v.shape == (1, 512, 14, 14)
 
 
-TAGGING_TEST_MODELS = {"test_panns", "test_ast", "test_vggish"}  # waveform-only: tests/test_panns.py, test_ast.py, test_vggish.py
+TAGGING_TEST_MODELS = {"test_panns", "test_ast", "test_vggish"}  # waveform-only: tests/models/test_panns.py, test_ast.py, test_vggish.py
 
 
-SEPARATION_TEST_MODELS = {"test_sop"}  # (mixture magnitude, frames) -> masks: tests/test_sop.py
+SEPARATION_TEST_MODELS = {"test_sop"}  # (mixture magnitude, frames) -> masks: tests/tasks/test_sop.py
 
 
 @pytest.mark.parametrize("name", [n for n in avcorr.list_models("test_*")

@@ -7,7 +7,7 @@ lookup in avcorr/_ffmpeg.py and the shared command-line arguments in avcorr/_cli
 import re
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _sources(*trees: str):

@@ -42,7 +42,7 @@ from tests.media import frame_index, make_video
 
 pytestmark = pytest.mark.ffmpeg
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 CLASS_CSV = """index,mid,display_name
 0,/m/09x0r,"Speech"

@@ -16,7 +16,7 @@ from avcorr.tasks.avc import AVCTask
 from tests.conftest import TINY_AVC
 from tests.media import make_video, make_wav
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 recognize = importlib.import_module("avcorr.recognize_cli")  # the command (avcorr.recognize is the function)
 
 
