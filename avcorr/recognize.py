@@ -3,15 +3,8 @@
 Tags audio files with a tagging checkpoint written by ``avcorr.train`` (task ``tagging``): the
 checkpoint holds the model, its class names and whether it is single- or multi-label.
 
-Any file ffmpeg reads works (wav, flac, mp3, the audio track of an mp4 ...), at any sample rate
-and channel count: channels are averaged and the audio is resampled to the model's rate. A clip
-shorter than the model's window (``clip_samples``) is zero-padded at the end; a longer one is cut
-into windows of ``clip_samples`` every ``hop`` seconds (default: half a window; the last window
-ends at the end of the clip) whose class probabilities are pooled: ``mean`` (default: an estimate
-of the clip's label distribution, right for single-label models and for sounds that last) or
-``max`` (a class counts when any window hears it: better for short events in long recordings with
-multi-label models). Probabilities are softmax outputs for single-label models (they sum to 1
-over the classes) and sigmoid outputs for multi-label ones (each in [0, 1] independently).
+What files work, how long clips are windowed and pooled, and what the probabilities are: see
+:mod:`avcorr.inference.tagging`.
 
 A file that cannot be read is skipped and named with the reason on stderr (with ``--json``, also as
 ``{"file": ..., "skipped": reason}`` on stdout); the others are still tagged, and the exit status is 1.

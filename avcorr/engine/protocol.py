@@ -142,7 +142,8 @@ class Task(abc.ABC):
         return []
 
     def tensorboard_media(self, pictures: dict[str, Any]) -> list[tuple[str, str, Any]]:
-        """What TensorBoard shows of one validation besides the curves, from :meth:`Evaluator.pictures`.
+        """What TensorBoard shows of one validation besides the curves and the PNGs :meth:`write_pictures`
+        wrote (the trainer shows those itself), from :meth:`Evaluator.pictures`.
 
         Returns:
             ``(kind, tag, value)`` items: ``("picture", tag, uint8 (H, W, 3) RGB array)`` or

@@ -356,8 +356,8 @@ class Trainer:
                                         progress=self.progress, desc="val")
             metrics = evaluator.compute()
             pictures = evaluator.pictures()
-            self.task.write_pictures(pictures, self.out_dir, self.cfg.data.val_split)
-            self._write_media(pictures)
+            written = self.task.write_pictures(pictures, self.out_dir, self.cfg.data.val_split)
+            self._write_media(pictures, written)
             self.state.last_val = metrics
             test = self.task.chance_test(metrics)
             self._log_metrics("val", metrics, {"at_chance": test.at_chance} if test is not None else None)
@@ -526,11 +526,22 @@ class Trainer:
             self.writer.flush()
         return self.state
 
-    def _write_media(self, pictures: dict[str, Any]) -> None:
-        """The task's images and sounds of this validation in TensorBoard (a failure is logged, not raised)."""
+    def _write_media(self, pictures: dict[str, Any], written: list[Path]) -> None:
+        """This validation's pictures in TensorBoard: the PNGs the task just wrote (tagged by their name without
+        the split, e.g. ``val/ap_per_class``) and the task's own images and sounds (a failure is logged, not raised)."""
         if self.writer is None:
             return
         try:
+            suffix = "_" + Path(self.cfg.data.val_split).stem
+            for path in written:
+                if Path(path).suffix.lower() == ".png":
+                    import cv2
+
+                    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                    if image is not None:
+                        tag = Path(path).stem.removesuffix(suffix)
+                        self.writer.add_image(f"val/{tag}", image[..., ::-1].copy(), self.state.step,
+                                              dataformats="HWC")
             for kind, tag, value in self.task.tensorboard_media(pictures):
                 if kind == "picture":
                     self.writer.add_image(f"val/{tag}", value, self.state.step, dataformats="HWC")

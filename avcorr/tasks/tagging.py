@@ -442,19 +442,6 @@ class TaggingTask(Task):
         hits = argmax_hits(out.get("logits"), batch.get("label"))
         return {"acc": hits} if hits is not None else {}
 
-    def tensorboard_media(self, pictures: dict[str, Any]) -> list[tuple[str, str, Any]]:
-        """The per-class AP chart of the validation, as a picture."""
-        if not pictures:
-            return []
-        import tempfile
-
-        import cv2
-
-        with tempfile.TemporaryDirectory() as tmp:
-            written = self.write_pictures(pictures, Path(tmp), "val")
-            image = cv2.imread(str(written[0])) if written else None
-        return [("picture", "ap_per_class", cv2.cvtColor(image, cv2.COLOR_BGR2RGB))] if image is not None else []
-
     def write_pictures(self, pictures: dict[str, Any], out_dir: Path, split: str) -> list[Path]:
         """The per-class AP chart ``out_dir/ap_per_class_<split>.png`` (``<split>``: the stem of the split's
         name, characters other than letters, digits, ``_.-`` replaced); a chart that cannot be drawn is logged."""
