@@ -35,6 +35,7 @@ __all__ = [
     "FSDD_SOURCE",
     "SPLITS",
     "Recording",
+    "copy_or_link",
     "make_fsdd_folder",
     "official_split",
     "read_recording",
@@ -230,7 +231,7 @@ def make_fsdd_folder(fsdd_dir: str | os.PathLike[str], out: str | os.PathLike[st
             for rec in recordings:
                 dst = tmp / rec.split / DIGIT_NAMES[rec.digit] / rec.name
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                _copy_or_link(rec.path, dst, link)
+                copy_or_link(rec.path, dst, link)
                 counts[rec.split] += 1
                 bar.update(1)
         write_skipped(tmp / "skipped.csv", skipped)
@@ -246,7 +247,7 @@ def make_fsdd_folder(fsdd_dir: str | os.PathLike[str], out: str | os.PathLike[st
     return out
 
 
-def _copy_or_link(src: Path, dst: Path, link: bool) -> None:
+def copy_or_link(src: Path, dst: Path, link: bool) -> None:
     if link:
         try:
             os.link(src, dst)

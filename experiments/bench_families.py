@@ -9,11 +9,15 @@ Families (see docs/data.md, "Dataset families"):
 * ``embedded``  the embedded synthetic dataset (generated into the cache when missing);
 * ``clutter``, ``wide``  ``python -m data_tools.make_synthetic_family NAME DIR/NAME``;
 * ``digits``  ``python -m data_tools.make_digits_family FSDD DIR/digits`` (real recordings and scans);
+* ``ltcommands``  audio only, for the tagging recipes: the Lithuanian Speech Commands (real recordings,
+  20 words, 28 speakers) split by speaker, ``python -m data_tools.make_speech_commands_folder
+  SRC/dataset DIR/ltcommands-folders`` (``--lt-commands SRC`` builds it);
 
 each family is expected at ``--data DIR/<family>`` (built there with ``--build`` when missing; the
 digits family needs ``--fsdd``). Tagging recipes read ``DIR/<family>-folders`` (a folder per class:
 ``data_tools.make_folder_dataset`` of the layout, or for ``digits`` every FSDD recording with the
-official split, ``make_digits_family --folder``).
+official split, ``make_digits_family --folder``). Audio-only families are skipped by the audio-visual
+recipes.
 
 Example (the table in experiments/RESULTS.md)::
 
@@ -54,8 +58,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "ast_folder": {"config": "ast_folder.py", "metrics": ["acc", "mAP"], "folders": True},
     "panns_folder": {"config": "panns_folder.py", "metrics": ["acc", "mAP"], "folders": True},
 }
-FAMILIES = ("embedded", "clutter", "wide", "digits")
+FAMILIES = ("embedded", "clutter", "wide", "digits", "ltcommands")
 HELD_OUT = ("wide", "digits")  # never used to choose a hyperparameter
+AUDIO_ONLY = ("ltcommands",)  # folders of recordings only: tagging recipes
 
 
 def machine() -> str:
@@ -75,7 +80,8 @@ def machine() -> str:
         if not torch.cuda.is_available() else f"{model}, {cores} cores, {torch.cuda.get_device_name()}"
 
 
-def family_root(data: Path, family: str, folders: bool, *, build: bool, fsdd: Path | None) -> Path:
+def family_root(data: Path, family: str, folders: bool, *, build: bool, fsdd: Path | None,
+                lt_commands: Path | None = None) -> Path:
     """The dataset root of ``family`` (a folder per class when ``folders``), built when asked."""
     if family == "embedded" and not folders:
         from avcorr.data.synthetic import ensure_default_dataset
@@ -86,7 +92,12 @@ def family_root(data: Path, family: str, folders: bool, *, build: bool, fsdd: Pa
         return root
     if not build:
         raise FileNotFoundError(f"{root}: missing; build it (see this module's docstring) or pass --build")
-    if folders and family != "digits":
+    if family == "ltcommands":
+        if lt_commands is None:
+            raise FileNotFoundError("the ltcommands family needs --lt-commands (a copy of the Lithuanian Speech Commands)")
+        src = lt_commands / "dataset" if (lt_commands / "dataset").is_dir() else lt_commands
+        _run([sys.executable, "-m", "data_tools.make_speech_commands_folder", str(src), str(root), "--no-progress"])
+    elif folders and family != "digits":
         layout = family_root(data, family, False, build=build, fsdd=fsdd)
         _run([sys.executable, "-m", "data_tools.make_folder_dataset", str(layout), str(root)])
     elif family == "digits":
@@ -197,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.bench_families", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, help="folder holding (or receiving, with --build) the families")
     p.add_argument("--fsdd", type=Path, default=None, help="a copy of the Free Spoken Digit Dataset (digits family)")
+    p.add_argument("--lt-commands", type=Path, default=None,
+                   help="a copy of https://github.com/kolesov93/lt_speech_commands (ltcommands family)")
     p.add_argument("--build", action="store_true", help="build missing families")
     p.add_argument("--families", default=",".join(FAMILIES))
     p.add_argument("--recipes", default="avenet,avolnet,ezvsl,sop,ast_folder,panns_folder")
@@ -220,8 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"machine: {machine()}", flush=True)
         for recipe in recipes:
             for fam in families:
+                if fam in AUDIO_ONLY and not RECIPES[recipe].get("folders"):
+                    continue
                 root = family_root(args.data, fam, bool(RECIPES[recipe].get("folders")), build=args.build,
-                                   fsdd=args.fsdd)
+                                   fsdd=args.fsdd, lt_commands=args.lt_commands)
                 for seed in seeds:
                     r = run_one(recipe, fam, seed, root, args.out, args.extra)
                     shown = ", ".join(f"{m} {r['test'].get(m)}" for m in RECIPES[recipe]["metrics"])

@@ -30,9 +30,15 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
 
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, steps_per_epoch: int,
-                    epochs: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up then ``constant``, ``cosine`` (to 0 at the last step) or ``step`` decay."""
+                    epochs: int, max_steps: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up then ``constant``, ``cosine`` (to 0 at the last step) or ``step`` decay.
+
+    The last step is ``steps_per_epoch * epochs``, or ``max_steps`` when that comes first (a run
+    stopped by ``train.max_steps`` still ends its cosine at 0).
+    """
     total = max(1, steps_per_epoch * epochs)
+    if max_steps > 0:
+        total = min(total, max_steps)
     if cfg.schedule not in ("constant", "cosine", "step"):
         raise ValueError(f"optim.schedule must be 'constant', 'cosine' or 'step', got {cfg.schedule!r}")
 

@@ -218,7 +218,7 @@ class Trainer:
         if t.compile:
             self.train_module = torch.compile(self.train_module)
         self.optimizer = build_optimizer(self.model, cfg.optim)
-        self.scheduler = build_scheduler(self.optimizer, cfg.optim, len(self.train_loader), t.epochs)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, len(self.train_loader), t.epochs, t.max_steps)
         amp_fp16 = t.amp and self.device.type == "cuda" and not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp_fp16)
         self.state = TrainState()

@@ -35,11 +35,11 @@ def test_unknown_optimizer_and_schedule():
         build_scheduler(opt, OptimConfig(schedule="poly"), 10, 2)
 
 
-def _lrs(cfg, steps_per_epoch, epochs):
+def _lrs(cfg, steps_per_epoch, epochs, max_steps=0):
     opt = build_optimizer(_Net(), cfg)
-    sched = build_scheduler(opt, cfg, steps_per_epoch, epochs)
+    sched = build_scheduler(opt, cfg, steps_per_epoch, epochs, max_steps)
     out = []
-    for _ in range(steps_per_epoch * epochs):
+    for _ in range(min(steps_per_epoch * epochs, max_steps or steps_per_epoch * epochs)):
         out.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
@@ -53,6 +53,15 @@ def test_warmup_then_cosine_to_zero():
     assert lrs[-1] < 0.02
     mid = 4 + (20 - 4) // 2
     assert lrs[mid] == pytest.approx(0.5 * (1 + math.cos(math.pi * (mid - 4) / 16)))
+
+
+def test_cosine_ends_at_max_steps_when_that_comes_first():
+    lrs = _lrs(OptimConfig(name="sgd", lr=1.0, schedule="cosine", warmup_steps=2), 10, 100, max_steps=30)
+    assert len(lrs) == 30
+    assert lrs[-1] < 0.01  # reached the end of its cosine at step 30, not at step 1000
+    assert lrs[16] == pytest.approx(0.5 * (1 + math.cos(math.pi * 14 / 28)))
+    longer = _lrs(OptimConfig(name="sgd", lr=1.0, schedule="cosine", warmup_steps=2), 10, 2, max_steps=30)
+    assert len(longer) == 20 and longer[-1] < 0.02  # epochs come first: max_steps changes nothing
 
 
 def test_step_schedule_by_epoch():
