@@ -137,6 +137,12 @@ class LabelSpace:
     def names(self, indices: Iterable[int]) -> tuple[str, ...]:
         """The display names of class indices, in the order given.
 
+        Args:
+            indices: positions in :attr:`classes`.
+
+        Returns:
+            one name per index.
+
         Raises:
             IndexError: an index outside ``0 .. C-1``.
         """
@@ -148,7 +154,14 @@ class LabelSpace:
         return tuple(out)
 
     def pairs(self, clips: Sequence[Clip], source: str = "") -> tuple[np.ndarray, np.ndarray]:
-        """Every (clip, class) label as two arrays: int64 (L,) clip position (ascending) and int64 (L,) class index.
+        """Every (clip, class) label of ``clips`` as two aligned arrays (L labels in all).
+
+        Args:
+            clips: N clips.
+            source: where the clips come from, named in the error.
+
+        Returns:
+            int64 (L,) position of the clip in ``clips`` (ascending) and int64 (L,) class index.
 
         Raises:
             LayoutError: a label that is not a class (see :meth:`index`).
@@ -165,7 +178,14 @@ class LabelSpace:
         return np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
 
     def multi_hot(self, clips: Sequence[Clip], source: str = "") -> np.ndarray:
-        """bool (N, C) matrix: row ``i`` marks the classes of ``clips[i]``.
+        """The clips' labels as a multi-hot matrix.
+
+        Args:
+            clips: N clips.
+            source: where the clips come from, named in the error.
+
+        Returns:
+            bool (N, C): row ``i`` marks the classes of ``clips[i]``.
 
         Raises:
             LayoutError: a label that is not a class (see :meth:`index`).
