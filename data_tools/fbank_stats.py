@@ -30,7 +30,7 @@ def fbank_stats(source, *, sample_rate: int = 16000, n_mels: int = 128, n_frames
     """Mean and std of the raw fbank values of ``source``'s clips.
 
     Args:
-        source: an :class:`avcorr.data.tagging.TagSource`.
+        source: an :class:`avcorr.data.records.Manifest`.
         sample_rate, n_mels, n_frames: the front-end's settings.
         batch_size: clips per fbank batch.
         num_workers: DataLoader workers decoding audio.

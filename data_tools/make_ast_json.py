@@ -45,10 +45,10 @@ def make_ast_json(source, mids: Sequence[str], out: str | Path, *, relative: boo
     out.parent.mkdir(parents=True, exist_ok=True)
     data = []
     for c in source.clips:
-        if c.path is None:
+        if c.media is None:
             continue
-        wav = os.path.relpath(c.path, out.parent) if relative else str(Path(c.path).absolute())
-        data.append({"wav": wav, "labels": ",".join(mids[i] for i in c.labels)})
+        wav = os.path.relpath(c.media, out.parent) if relative else str(c.media.absolute())
+        data.append({"wav": wav, "labels": ",".join(mids[i] for i in source.label_space.indices(c.labels))})
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     tmp.write_text(json.dumps({"data": data}, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, out)
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from avcorr.data.skipped import clip_paths, skipped_beside, skipped_rows, write_skipped_csv
 
-    listed = write_skipped_csv(skipped_beside(args.out), skipped_rows(src.skipped, clip_paths(src.clips)))
+    listed = write_skipped_csv(skipped_beside(args.out), skipped_rows(src.skipped, clip_paths(src.clips, audio_first=True)))
     print(f"wrote {args.out}: {n} entries; classes in {csv_path}")
     for vid, reason in src.skipped:
         print(f"skipped {vid}: {reason}", file=sys.stderr)

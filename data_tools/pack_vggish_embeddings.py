@@ -100,7 +100,7 @@ def pack(source, net, out: str | Path, *, frames: int = 10, pad: str = "silence"
     """Write the embedding pack of the clips of ``source``.
 
     Args:
-        source: an :class:`avcorr.data.tagging.TagSource` with file-based clips.
+        source: an :class:`avcorr.data.records.Manifest` with file-based clips.
         net: VGGish with its post-processor (:func:`avcorr.models.vggish.load_vggish`).
         out: the ``.h5`` to write (through a temporary file).
         frames: embeddings (seconds) per clip.
@@ -128,8 +128,8 @@ def pack(source, net, out: str | Path, *, frames: int = 10, pad: str = "silence"
     out.parent.mkdir(parents=True, exist_ok=True)
     csv_path = out.with_name("class_labels_indices.csv")
     write_csv = _check_label_csv(csv_path, source.classes)
-    clips = [c for c in source.clips if c.path is not None]
-    skipped = list(source.skipped) + [(c.vid, "not a file-based clip") for c in source.clips if c.path is None]
+    clips = [c for c in source.clips if c.media is not None]
+    skipped = list(source.skipped) + [(c.vid, "not a file-based clip") for c in source.clips if c.media is None]
     n_cls = len(source.classes)
     id_len = max([11] + [len(c.vid.encode()) for c in clips])
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
@@ -141,9 +141,9 @@ def pack(source, net, out: str | Path, *, frames: int = 10, pad: str = "silence"
             ids = hf.create_dataset("video_id_list", shape=(len(clips),), maxshape=(None,), dtype=f"S{id_len}")
             for c in tqdm(clips, desc=f"embed {out.name}", disable=not progress, dynamic_ncols=True):
                 try:
-                    wave = decode.read_audio(c.path, 0.0, None, SAMPLE_RATE)
+                    wave = decode.read_audio(c.media, 0.0, None, SAMPLE_RATE)
                     if not bool(torch.isfinite(wave).all()):
-                        raise BadClipError(c.path, "NaN or Inf samples")
+                        raise BadClipError(str(c.media), "NaN or Inf samples")
                     x = embed_clip(net, wave, frames, pad)
                 except BadClipError as e:
                     logger.warning("skipped clip %s: %s", c.vid, e)
@@ -151,7 +151,7 @@ def pack(source, net, out: str | Path, *, frames: int = 10, pad: str = "silence"
                     continue
                 xs[n] = x
                 row = np.zeros(n_cls, dtype=bool)
-                row[list(c.labels)] = True
+                row[list(source.label_space.indices(c.labels))] = True
                 ys[n] = row
                 ids[n] = c.vid.encode()
                 n += 1
@@ -163,7 +163,7 @@ def pack(source, net, out: str | Path, *, frames: int = 10, pad: str = "silence"
             tmp.unlink()
     if write_csv:
         write_label_csv(csv_path, source.classes)
-    listed = write_skipped_csv(skipped_beside(out), skipped_rows(skipped, clip_paths(source.clips)))
+    listed = write_skipped_csv(skipped_beside(out), skipped_rows(skipped, clip_paths(source.clips, audio_first=True)))
     return {"clips": n, "skipped": skipped, "skipped_csv": listed}
 
 

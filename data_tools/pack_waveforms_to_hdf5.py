@@ -55,7 +55,7 @@ def pack(source, out: str | Path, *, sample_rate: int = 32000, clip_seconds: flo
     """Write a PANNs waveform pack of the clips of ``source``.
 
     Args:
-        source: an :class:`avcorr.data.tagging.TagSource` with file-based clips.
+        source: an :class:`avcorr.data.records.Manifest` with file-based clips.
         out: the ``.h5`` to write (through a temporary file).
         sample_rate: rate of the stored waveforms.
         clip_seconds: stored length; longer clips are cut, shorter ones zero-padded at the end.
@@ -75,8 +75,8 @@ def pack(source, out: str | Path, *, sample_rate: int = 32000, clip_seconds: flo
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     clip_samples = int(round(clip_seconds * sample_rate))
-    clips = [c for c in source.clips if c.path is not None]
-    skipped = list(source.skipped) + [(c.vid, "not a file-based clip") for c in source.clips if c.path is None]
+    clips = [c for c in source.clips if c.media is not None]
+    skipped = list(source.skipped) + [(c.vid, "not a file-based clip") for c in source.clips if c.media is None]
     name_len = max([20] + [len(c.vid.encode()) for c in clips])
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     n = 0
@@ -90,7 +90,7 @@ def pack(source, out: str | Path, *, sample_rate: int = 32000, clip_seconds: flo
             hf.attrs.create("sample_rate", data=sample_rate, dtype=np.int32)
             for c in tqdm(clips, desc=f"pack {out.name}", disable=not progress):
                 try:
-                    x = decode.read_audio(c.path, 0.0, clip_seconds, sample_rate).numpy()
+                    x = decode.read_audio(c.media, 0.0, clip_seconds, sample_rate).numpy()
                 except BadClipError as e:
                     logger.warning("skipped clip %s: %s", c.vid, e)
                     skipped.append((c.vid, str(e)))
@@ -98,7 +98,7 @@ def pack(source, out: str | Path, *, sample_rate: int = 32000, clip_seconds: flo
                 names[n] = c.vid.encode()
                 waves[n] = float32_to_int16(x[:clip_samples])
                 row = np.zeros(len(source.classes), dtype=bool)
-                row[list(c.labels)] = True
+                row[list(source.label_space.indices(c.labels))] = True
                 targets[n] = row
                 n += 1
             for ds in (names, waves, targets):
@@ -108,7 +108,7 @@ def pack(source, out: str | Path, *, sample_rate: int = 32000, clip_seconds: flo
         if tmp.exists():
             tmp.unlink()
     write_label_csv(out.with_name("class_labels_indices.csv"), source.classes)
-    listed = write_skipped_csv(skipped_beside(out), skipped_rows(skipped, clip_paths(source.clips)))
+    listed = write_skipped_csv(skipped_beside(out), skipped_rows(skipped, clip_paths(source.clips, audio_first=True)))
     return {"clips": n, "skipped": skipped, "skipped_csv": listed}
 
 

@@ -1,7 +1,8 @@
 """Data: the dataset layout, decoding, datasets and the embedded synthetic dataset.
 
 Imports no other part of avcorr (rules in :mod:`avcorr`). What other packages use is public:
-``layout`` (the layout and its clips), ``decode`` (video / audio reading), ``wav`` (torch-free WAV
+``records`` (the clip record, label space and manifest every format is read into), ``layout`` (the
+vid2genre layout), ``decode`` (video / audio reading), ``wav`` (torch-free WAV
 parsing), ``skipped`` (the ``skipped.csv`` of a command), the datasets (``avc``, ``localization``,
 ``separation``, ``tagging``, ``embed``) and ``synthetic``; ``_``-modules are this package's own.
 """

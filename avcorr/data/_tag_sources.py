@@ -1,4 +1,5 @@
-"""Where tagging clips come from: the four :class:`TagSource` readers and the folder-per-class writer.
+"""Where tagging clips come from: the four readers of a :class:`~avcorr.data.records.Manifest` and the
+folder-per-class writer.
 
 Used through :mod:`avcorr.data.tagging` (which re-exports every public name here); the module
 docstring there describes each format, how duplicates are found and how splits are made.
@@ -10,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,7 +19,8 @@ import numpy as np
 from .._atomic import atomic_path
 
 from .errors import LayoutError
-from .layout import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, _parse_class_labels, _Sink, load_split
+from .layout import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, load_split, read_class_csv
+from .records import Clip, LabelSpace, Manifest
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +28,6 @@ __all__ = [
     "FOLDER_SPLITS",
     "FORMATS",
     "MEDIA_EXTENSIONS",
-    "TagClip",
-    "TagSource",
     "ast_json_source",
     "folder_source",
     "hdf5_source",
@@ -42,76 +41,25 @@ MEDIA_EXTENSIONS = AUDIO_EXTENSIONS + VIDEO_EXTENSIONS
 FOLDER_SPLITS = ("train", "val", "test")
 
 
-@dataclass(frozen=True)
-class TagClip:
-    """One labelled clip.
-
-    Args:
-        vid: the clip's id (file stem, relative path or audio name; for messages and outputs).
-        labels: class indices.
-        path: the media file, for file-based sources.
-        h5: ``(pack file, row)`` for HDF5 packs.
-        row: position of the clip's entry in its source file (json entry, HDF5 row), -1 where the
-            source has no order (layout, folders); AST weight files are indexed by it.
-    """
-
-    vid: str
-    labels: tuple[int, ...]
-    path: str | None = None
-    h5: tuple[str, int] | None = None
-    row: int = -1
+def _file_clip(vid: str, labels: tuple[str, ...], path: Path, row: int = -1) -> Clip:
+    """A clip read from one file: a video extension puts it in ``video``, any other in ``audio``."""
+    if path.suffix.lower() in VIDEO_EXTENSIONS:
+        return Clip(vid, labels, video=path, row=row)
+    return Clip(vid, labels, audio=path, row=row)
 
 
-@dataclass
-class TagSource:
-    """Clips and class names read from one split of one source.
-
-    Args:
-        name: a description for messages (``ROOT/train``, a json file ...).
-        clips: the usable clips.
-        classes: class names; ``clip.labels`` index into them.
-        skipped: ``(vid, reason)`` of entries left out while reading.
-        multilabel: True when some clip of the dataset has two or more labels (for the layout and
-            folder sources: of ANY split, so every split agrees); None = look at ``clips``.
-        num_rows: entries in the source file (json entries, HDF5 rows); 0 where not applicable.
-    """
-
-    name: str
-    clips: list[TagClip]
-    classes: list[str]
-    skipped: list[tuple[str, str]]
-    multilabel: bool | None = None
-    num_rows: int = 0
-
-    @property
-    def is_multilabel(self) -> bool:
-        """Whether the data is multi-label (see ``multilabel``)."""
-        if self.multilabel is not None:
-            return self.multilabel
-        return any(len(c.labels) > 1 for c in self.clips)
-
-    def targets(self) -> np.ndarray:
-        """bool (N, C) multi-hot matrix of the clips' labels."""
-        out = np.zeros((len(self.clips), len(self.classes)), dtype=bool)
-        for i, c in enumerate(self.clips):
-            out[i, list(c.labels)] = True
-        return out
-
-
-def _remap(labels_by_name: Sequence[str], classes: list[str], where: str) -> tuple[int, ...]:
-    lookup = {name: i for i, name in enumerate(classes)}
-    try:
-        return tuple(dict.fromkeys(lookup[n] for n in labels_by_name))
-    except KeyError as err:
-        raise LayoutError(f"{where}: label {err.args[0]!r} is not one of the {len(classes)} classes "
-                          f"({', '.join(classes[:8])}{' ...' if len(classes) > 8 else ''})") from None
+def _multilabel(clips: Sequence[Clip]) -> bool:
+    return any(len(c.labels) > 1 for c in clips)
 
 
 # ---------------------------------------------------------------------------------------------- sources
 
 
-def layout_source(root: str | Path, split: str, classes: Sequence[str] | None = None) -> TagSource:
-    """Clips of one split of the seed layout (see :mod:`avcorr.data.layout`).
+def layout_source(root: str | Path, split: str, classes: Sequence[str] | None = None) -> Manifest:
+    """Clips of one split of the vid2genre layout (see :mod:`avcorr.data.layout`).
+
+    The clips are the layout's own records (:func:`~avcorr.data.layout.load_split`); a clip with
+    neither an audio nor a video file is skipped.
 
     Args:
         root: the dataset root.
@@ -122,16 +70,16 @@ def layout_source(root: str | Path, split: str, classes: Sequence[str] | None = 
         LayoutError: from :func:`~avcorr.data.layout.load_split`, or a label not in ``classes``.
     """
     index = load_split(root, split)
-    names = list(classes) if classes else list(index.classes)
+    space = LabelSpace(list(classes) if classes else list(index.classes), index.is_multilabel)
     clips, skipped = [], []
     v2g = index.root / split / "vid2genre.json"
     for clip in index.clips:
-        media = clip.audio if clip.audio is not None else clip.video
-        if media is None:
+        if clip.media is None:
             skipped.append((clip.vid, "no audio or video file"))
             continue
-        clips.append(TagClip(clip.vid, _remap(clip.labels, names, f"{v2g}: id {clip.vid!r}"), path=str(media)))
-    return TagSource(f"{index.root / split}", clips, names, skipped, multilabel=index.is_multilabel)
+        space.indices(clip.labels, f"{v2g}: id {clip.vid!r}")  # every label must be a class
+        clips.append(clip)
+    return Manifest(f"{index.root / split}", clips, space, skipped)
 
 
 _DIGESTS: dict[tuple[str, int, int], bytes] = {}  # (path, size, mtime_ns) -> digest, per process
@@ -198,7 +146,7 @@ def _hash_fraction(digest: bytes) -> float:
 
 
 def folder_source(root: str | Path, split: str, *, val_fraction: float = 0.1,
-                  classes: Sequence[str] | None = None) -> TagSource:
+                  classes: Sequence[str] | None = None) -> Manifest:
     """Clips of a folder-per-class tree (see the module docstring for duplicates and splits).
 
     Args:
@@ -244,27 +192,27 @@ def folder_source(root: str | Path, split: str, *, val_fraction: float = 0.1,
         raise LayoutError(f"{root}: class folder(s) {unknown} are not among the {len(names)} classes {names}")
     entries = [(p, cls) for cls, files in tree.items() for p in files]
     groups = _group_identical(entries, hash_all=not explicit)
-    lookup = {n: i for i, n in enumerate(names)}
-    clips: list[TagClip] = []
+    order = {n: i for i, n in enumerate(names)}
+    clips: list[Clip] = []
     base = root / split if explicit else root
     for files, cls_set, digest in groups:
         if not explicit:
             in_val = _hash_fraction(digest) < val_fraction  # type: ignore[arg-type]
             if in_val != (split == "val"):
                 continue
-        labels = tuple(sorted(lookup[c] for c in cls_set))
+        labels = tuple(sorted(cls_set, key=order.__getitem__))
         vid = files[0].relative_to(base).as_posix()
-        clips.append(TagClip(vid, labels, path=str(files[0])))
+        clips.append(_file_clip(vid, labels, files[0]))
     for cls, files in tree.items():
         if not files:
             logger.warning("%s: class folder %s has no audio files", base, cls)
-    per_class = np.bincount([i for c in clips for i in c.labels], minlength=len(names))
-    empty = [names[i] for i in np.flatnonzero(per_class == 0)]
+    used = {name for c in clips for name in c.labels}
+    empty = [n for n in names if n not in used]
     if empty and clips:
         logger.warning("%s (%s): no clip of class(es) %s in this split", base, split, ", ".join(empty[:10]))
     # hash split: the groups span both splits, so both agree; explicit splits: this split's clips
-    multi = any(len(g[1]) > 1 for g in groups) if not explicit else None
-    return TagSource(f"{base} ({split})", clips, names, [], multilabel=multi)
+    multi = any(len(g[1]) > 1 for g in groups) if not explicit else _multilabel(clips)
+    return Manifest(f"{base} ({split})", clips, LabelSpace(names, multi))
 
 
 def read_label_csv(path: str | Path) -> list[tuple[int, str, str]]:
@@ -276,7 +224,7 @@ def read_label_csv(path: str | Path) -> list[tuple[int, str, str]]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise LayoutError(f"{path}: class label csv not found")
-    labels = _parse_class_labels(path, _Sink(strict=True)) or []
+    labels = read_class_csv(path)
     rows = sorted((c.index, c.mid, c.display_name) for c in labels)
     if [r[0] for r in rows] != list(range(len(rows))):
         raise LayoutError(f"{path}: indices must be 0 .. {len(rows) - 1} (each once)")
@@ -296,7 +244,7 @@ def _decode_name(x: Any) -> str:
 
 
 def hdf5_source(path: str | Path, *, label_csv: str | Path | None = None,
-                classes: Sequence[str] | None = None) -> TagSource:
+                classes: Sequence[str] | None = None) -> Manifest:
     """Clips of a PANNs HDF5 pack, or of a PANNs index file pointing into packs.
 
     Args:
@@ -346,12 +294,12 @@ def hdf5_source(path: str | Path, *, label_csv: str | Path | None = None,
         if not name:
             skipped.append((f"{path.name}#{i}", "empty audio_name: the packer did not find this clip"))
             continue
-        clips.append(TagClip(name, tuple(int(j) for j in np.flatnonzero(target[i])), h5=ref, row=i))
-    return TagSource(str(path), clips, cls_names, skipped, num_rows=len(names))
+        clips.append(Clip(name, tuple(cls_names[j] for j in np.flatnonzero(target[i])), h5=ref, row=i))
+    return Manifest(str(path), clips, LabelSpace(cls_names, _multilabel(clips)), skipped, num_rows=len(names))
 
 
 def ast_json_source(path: str | Path, *, label_csv: str | Path,
-                    classes: Sequence[str] | None = None) -> TagSource:
+                    classes: Sequence[str] | None = None) -> Manifest:
     """Clips of an AST datafile ``{"data": [{"wav": path, "labels": "mid1,mid2"}, ...]}``.
 
     Relative ``wav`` paths are resolved against the json file's folder. Labels are mids (or
@@ -379,27 +327,27 @@ def ast_json_source(path: str | Path, *, label_csv: str | Path,
     cls_names = [r[2] for r in rows]
     if classes and list(classes) != cls_names:
         raise LayoutError(f"{path}: classes of {label_csv} differ from the configured classes")
-    lookup = {mid: i for i, mid, _ in rows}
-    lookup.update({name: i for i, _, name in rows})
+    lookup = {mid: name for _, mid, name in rows}  # a label is a mid or a display name
+    lookup.update({name: name for _, _, name in rows})
     clips = []
     for k, entry in enumerate(data):
         if not isinstance(entry, dict) or not isinstance(entry.get("wav"), str) or not isinstance(entry.get("labels"), str):
             raise LayoutError(f"{path}: entry {k} must be an object with string 'wav' and 'labels'")
         wav = entry["wav"]
-        full = wav if os.path.isabs(wav) else str(path.parent / wav)
+        full = Path(wav) if os.path.isabs(wav) else path.parent / wav
         labels = [s.strip() for s in entry["labels"].split(",") if s.strip()]
         unknown = [s for s in labels if s not in lookup]
         if unknown:
             raise LayoutError(f"{path}: entry {k} ({wav}): label(s) {unknown} not in {label_csv}")
-        clips.append(TagClip(Path(wav).stem, tuple(dict.fromkeys(lookup[s] for s in labels)), path=full, row=k))
-    return TagSource(str(path), clips, cls_names, [], num_rows=len(data))
+        clips.append(_file_clip(Path(wav).stem, tuple(dict.fromkeys(lookup[s] for s in labels)), full, row=k))
+    return Manifest(str(path), clips, LabelSpace(cls_names, _multilabel(clips)), num_rows=len(data))
 
 
 FORMATS = ("layout", "folder", "hdf5", "ast_json")
 
 
 def open_source(fmt: str, root: str | Path, split: str, *, label_csv: str | Path | None = None,
-                val_fraction: float = 0.1, classes: Sequence[str] | None = None) -> TagSource:
+                val_fraction: float = 0.1, classes: Sequence[str] | None = None) -> Manifest:
     """Read one split of a dataset in any of the :data:`FORMATS`.
 
     Args:
@@ -447,7 +395,7 @@ def layout_to_folders(root: str | Path, out: str | Path, *, splits: Sequence[str
     system allows, else copies.
 
     Args:
-        root: a dataset root in the seed layout (e.g. the synthetic dataset).
+        root: a dataset root in the vid2genre layout (e.g. the synthetic dataset).
         out: the folder to write (must not exist or be empty).
         splits: splits to convert (absent ones are skipped).
         link: hard-link instead of copying where possible.

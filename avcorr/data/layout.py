@@ -11,7 +11,9 @@ Every avcorr tool reads (and the preparation tools write) this layout::
         audio/<vid>.wav            also .flac .mp3 .ogg .m4a (.wav preferred)
         boxes.json                 optional: {vid: [[x1, y1, x2, y2], ...]} normalized to [0, 1]
 
-:func:`load_split` turns one split into a :class:`SplitIndex` (a list of :class:`Clip`) and raises
+:func:`load_split` turns one split into a :class:`SplitIndex` (a list of :class:`Clip` and the
+split's :class:`LabelSpace`, both defined in :mod:`avcorr.data.records`, the records every data
+format is read into) and raises
 :class:`~avcorr.data.errors.LayoutError`, naming the file, at the first structural problem.
 :func:`validate` checks a whole root and reports *every* problem it finds in a
 :class:`ValidationReport` instead of stopping at the first.
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from avcorr.data.errors import LayoutError
+from avcorr.data.records import Box, ClassLabel, Clip, LabelSpace
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +52,14 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "ClassLabel",
     "Clip",
+    "LabelSpace",
     "Problem",
     "SplitIndex",
     "ValidationReport",
     "available_splits",
     "check_vid",
     "load_split",
+    "read_class_csv",
     "read_class_labels",
     "validate",
 ]
@@ -76,68 +81,41 @@ _CSV_HEADER = ["index", "mid", "display_name"]
 _SPLIT_ALIASES = {"training": "train", "valid": "val", "validation": "val", "dev": "val",
                   "eval": "test", "testing": "test"}
 
-Box = tuple[float, float, float, float]
-
 
 # ----------------------------------------------------------------------------------------------
-# Public records
-
-
-@dataclass(frozen=True)
-class ClassLabel:
-    """One row of ``class_labels_indices.csv``.
-
-    Args:
-        index: the csv's ``index`` column.
-        mid: the machine id, e.g. ``"/m/07y_7"``.
-        display_name: the human-readable name, e.g. ``"Violin, fiddle"``.
-    """
-
-    index: int
-    mid: str
-    display_name: str
-
-
-@dataclass(frozen=True)
-class Clip:
-    """One clip of a split.
-
-    Args:
-        vid: the clip id (YouTube-like).
-        labels: display names (mids mapped through the csv when present), without duplicates.
-        video: absolute path of the video file, or None when there is none for this id.
-        audio: absolute path of the audio file, or None when there is none for this id.
-        boxes: boxes of the sounding object(s), each ``(x1, y1, x2, y2)`` normalized to [0, 1].
-    """
-
-    vid: str
-    labels: tuple[str, ...]
-    video: Path | None
-    audio: Path | None
-    boxes: tuple[Box, ...] = ()
+# A split's clips (the records themselves, Clip and LabelSpace, are in records.py)
 
 
 @dataclass
 class SplitIndex:
-    """The clips of one split and the class list shared by every split of the root.
+    """The clips of one split and the label space shared by every split of the root.
 
     Args:
         root: the dataset root (absolute).
         split: one of :data:`SPLITS`.
         clips: clips in ``vid2genre.json`` order.
-        classes: class display names: the csv order when the csv is present, else the sorted union
-            of the labels of all splits of the root, so class indices agree between splits.
-        is_multilabel: True when some clip of the root (any split) has more than one label.
+        label_space: the classes (display names: the csv order when the csv is present, else the
+            sorted union of the labels of all splits of the root, so class indices agree between
+            splits) and whether some clip of the root (any split) has more than one label.
     """
 
     root: Path
     split: str
     clips: list[Clip]
-    classes: list[str]
-    is_multilabel: bool = False
+    label_space: LabelSpace
 
     def __len__(self) -> int:
         return len(self.clips)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class display names (``label_space.classes``)."""
+        return self.label_space.classes
+
+    @property
+    def is_multilabel(self) -> bool:
+        """True when some clip of the root (any split) has more than one label."""
+        return self.label_space.multilabel
 
     @cached_property
     def class_to_index(self) -> dict[str, int]:
@@ -152,15 +130,13 @@ class SplitIndex:
 
         Returns:
             one index per label, in label order (empty for an unlabelled clip).
+
+        Raises:
+            LayoutError: a label that is not a class; the message names the split's
+                ``vid2genre.json``, the clip id and the label.
         """
-        lookup = self.class_to_index
-        try:
-            return [lookup[label] for label in clip.labels]
-        except KeyError as err:
-            raise LayoutError(
-                f"{self.root / self.split / VID2GENRE_FILE}: id {clip.vid!r}: label {err.args[0]!r} "
-                f"is not one of the {len(self.classes)} classes of this root"
-            ) from None
+        where = f"{self.root / self.split / VID2GENRE_FILE}: id {clip.vid!r}"
+        return list(self.label_space.indices(clip.labels, where))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -335,7 +311,23 @@ def read_class_labels(root: str | Path) -> list[ClassLabel] | None:
     path = Path(root).expanduser() / CLASS_LABELS_FILE
     if not path.exists():
         return None
-    return _parse_class_labels(path, _Sink(strict=True))
+    return read_class_csv(path)
+
+
+def read_class_csv(path: str | Path) -> list[ClassLabel]:
+    """Read a class csv in the AudioSet format (``index,mid,display_name``) at any path.
+
+    Args:
+        path: the csv file.
+
+    Returns:
+        the classes in file order.
+
+    Raises:
+        LayoutError: the file cannot be read or is malformed (see :func:`read_class_labels`); the
+            message names the file and the line.
+    """
+    return _parse_class_labels(Path(path).expanduser(), _Sink(strict=True)) or []
 
 
 class _JsonObject(dict):
@@ -642,7 +634,7 @@ def load_split(root: str | Path, split: str) -> SplitIndex:
         clips.append(Clip(vid, clip_labels, video, audio, boxes.get(vid, ())))
     if n_without_media:
         logger.debug("%s: %d of %d ids have no media file", split_dir, n_without_media, len(clips))
-    index = SplitIndex(info.root, split, clips, info.classes, info.is_multilabel)
+    index = SplitIndex(info.root, split, clips, LabelSpace(info.classes, info.is_multilabel))
     logger.debug("loaded %s: %d clips, %d classes", split_dir, len(clips), len(index.classes))
     return index
 

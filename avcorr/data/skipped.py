@@ -34,19 +34,21 @@ def skipped_beside(output: str | Path) -> Path:
     return output.with_name(f"{output.stem}_skipped.csv")
 
 
-def clip_paths(clips: Iterable[Any]) -> dict[str, str]:
-    """Id -> the main file of each clip: its video, else its audio file, else its ``path``.
+def clip_paths(clips: Iterable[Any], *, audio_first: bool = False) -> dict[str, str]:
+    """Id -> the main file of each clip: its video, else its audio file (``audio_first``: the other way round).
 
     Args:
-        clips: objects with a ``vid`` and ``video`` / ``audio`` / ``path`` attributes
-            (:class:`~avcorr.data.layout.Clip`, the tagging sources' clips).
+        clips: objects with a ``vid`` and ``video`` / ``audio`` attributes (:class:`~avcorr.data.records.Clip`).
+        audio_first: name the audio file where there is one (what a sound-only reader such as the
+            tagging dataset decodes, :attr:`~avcorr.data.records.Clip.media`).
 
     Returns:
         ``{vid: path}`` (clips without any file are left out).
     """
     out: dict[str, str] = {}
+    order = ("audio", "video") if audio_first else ("video", "audio")
     for clip in clips:
-        for attr in ("video", "audio", "path"):
+        for attr in order:
             path = getattr(clip, attr, None)
             if path:
                 out[str(clip.vid)] = os.fspath(path)

@@ -1,8 +1,11 @@
 """Labelled audio clips for supervised tagging (PANNs, AST): four sources, one dataset, two samplers.
 
-Sources - each returns a :class:`TagSource` (the clips with their label indices, and the class names):
+Sources - each returns a :class:`~avcorr.data.records.Manifest`: the clips as
+:class:`~avcorr.data.records.Clip` records (labels as class names; the sound is read from
+``Clip.media``, or from ``Clip.h5`` for HDF5 packs) and the :class:`~avcorr.data.records.LabelSpace`
+that maps the names to indices:
 
-* :func:`layout_source` - a split of the seed layout (``vid2genre.json``; the clip's
+* :func:`layout_source` - a split of the vid2genre layout (``vid2genre.json``; the clip's
   ``audio/<vid>.wav``, else the audio track of ``video/<vid>.mp4``).
 * :func:`folder_source` - a folder per class, ``ROOT/<class>/<file>`` (audio files, or videos whose
   audio track is used; sub-folders inside a class folder are searched too). A clip that sits in two
@@ -61,8 +64,6 @@ from ._tag_sources import (  # re-exported: the public names, and the constants 
     FOLDER_SPLITS as FOLDER_SPLITS,
     FORMATS as FORMATS,
     MEDIA_EXTENSIONS as MEDIA_EXTENSIONS,
-    TagClip,
-    TagSource,
     _h5py,
     ast_json_source,
     folder_source,
@@ -73,13 +74,12 @@ from ._tag_sources import (  # re-exported: the public names, and the constants 
     read_label_csv,
 )
 from .errors import BadClipError, LayoutError
+from .records import Clip, Manifest
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "BalancedClassSampler",
-    "TagClip",
-    "TagSource",
     "TaggingDataset",
     "WeightedClipSampler",
     "ast_json_source",
@@ -102,7 +102,7 @@ class TaggingDataset(Dataset):
     """Fixed-length waveforms and multi-hot targets for a tagging model (see the module docstring).
 
     Args:
-        source: clips and classes from one of the source functions.
+        source: clips and label space from one of the source functions.
         sample_rate: the model's rate; audio is resampled to it.
         clip_samples: the model's clip length in samples (training windows, evaluation centre windows).
         train: random windows and bad-clip replacement (training) or deterministic windows (evaluation).
@@ -113,13 +113,14 @@ class TaggingDataset(Dataset):
         max_bad_retries: training: bad clips in a row tolerated while drawing one example.
     """
 
-    def __init__(self, source: TagSource, *, sample_rate: int, clip_samples: int, train: bool,
+    def __init__(self, source: Manifest, *, sample_rate: int, clip_samples: int, train: bool,
                  multilabel: bool, eval_crop: str = "center", min_samples: int = 1, max_bad_retries: int = 20):
         if eval_crop not in ("center", "full"):
             raise ValueError(f"eval_crop must be 'center' or 'full', got {eval_crop!r}")
         if sample_rate <= 0 or clip_samples <= 0:
             raise ValueError(f"sample_rate and clip_samples must be positive, got {sample_rate}, {clip_samples}")
         self.name = source.name
+        self.label_space = source.label_space
         self.classes = list(source.classes)
         self.sample_rate, self.clip_samples, self.train = int(sample_rate), int(clip_samples), train
         self.multilabel, self.eval_crop = multilabel, eval_crop
@@ -152,17 +153,13 @@ class TaggingDataset(Dataset):
     @property
     def targets(self) -> np.ndarray:
         """bool (N, C) labels of the clips (for samplers and weights)."""
-        out = np.zeros((len(self.clips), len(self.classes)), dtype=bool)
-        for i, c in enumerate(self.clips):
-            out[i, list(c.labels)] = True
-        return out
+        return self.label_space.multi_hot(self.clips, self.name)
 
     def class_indices(self) -> list[np.ndarray]:
         """C int64 arrays: the indices of each class's clips, ascending (for the balanced sampler)."""
         from ._tag_samplers import group_by_class
 
-        rows = np.repeat(np.arange(len(self.clips)), [len(c.labels) for c in self.clips])
-        cols = np.array([lab for c in self.clips for lab in c.labels], dtype=np.int64)
+        rows, cols = self.label_space.pairs(self.clips, self.name)
         return group_by_class(rows, cols, len(self.classes))
 
     # -- reading -----------------------------------------------------------------------------
@@ -176,16 +173,17 @@ class TaggingDataset(Dataset):
             return 0, None
         return (total - self.clip_samples) // 2, self.clip_samples
 
-    def _read_file(self, i: int, clip: TagClip, rng: np.random.Generator | None) -> torch.Tensor:
+    def _read_file(self, i: int, clip: Clip, rng: np.random.Generator | None) -> torch.Tensor:
+        path = str(clip.media)
         dur = self._durations.get(i)
         if dur is None:
-            dur = decode.probe_audio(clip.path).duration  # type: ignore[arg-type]
+            dur = decode.probe_audio(path).duration
             self._durations[i] = dur
         sr = self.sample_rate
         start, length = self._window(int(math.floor(dur * sr)), rng)
         if length is None:
-            return decode.read_audio(clip.path, 0.0, None, sr)  # type: ignore[arg-type]
-        return decode.read_audio(clip.path, start / sr, length / sr, sr)  # type: ignore[arg-type]
+            return decode.read_audio(path, 0.0, None, sr)
+        return decode.read_audio(path, start / sr, length / sr, sr)
 
     def _pack(self, file: str):
         if self._h5_pid != os.getpid():  # h5py handles must not cross a fork
@@ -204,7 +202,7 @@ class TaggingDataset(Dataset):
             self._h5_rates[file] = int(f.attrs["sample_rate"])
         return f
 
-    def _read_h5(self, clip: TagClip, rng: np.random.Generator | None) -> torch.Tensor:
+    def _read_h5(self, clip: Clip, rng: np.random.Generator | None) -> torch.Tensor:
         file, row = clip.h5  # type: ignore[misc]
         f = self._pack(file)
         if not 0 <= row < f["waveform"].shape[0]:
@@ -234,10 +232,11 @@ class TaggingDataset(Dataset):
         """
         clip = self.clips[i]
         wave = self._read_h5(clip, rng) if clip.h5 is not None else self._read_file(i, clip, rng)
+        where = str(clip.media) if clip.media is not None else clip.vid
         if wave.numel() == 0:
-            raise BadClipError(clip.path or clip.vid, "no audio samples")
+            raise BadClipError(where, "no audio samples")
         if not bool(torch.isfinite(wave).all()):
-            raise BadClipError(clip.path or clip.vid, "NaN or Inf samples")
+            raise BadClipError(where, "NaN or Inf samples")
         want = self.clip_samples if (self.train or self.eval_crop == "center") else max(wave.numel(), self.min_samples)
         if self.train or self.eval_crop == "center":
             wave = wave[: self.clip_samples]
@@ -254,9 +253,10 @@ class TaggingDataset(Dataset):
             wave = self.load(i, rng)
         except BadClipError as e:
             raise ClipFailed(clip.vid, str(e)) from e
+        labels = self.label_space.indices(clip.labels, f"{self.name}: id {clip.vid!r}")
         target = torch.zeros(len(self.classes), dtype=torch.float32)
-        target[list(clip.labels)] = 1.0
-        label = clip.labels[0] if not self.multilabel else -1
+        target[list(labels)] = 1.0
+        label = labels[0] if not self.multilabel else -1
         return {"wave": wave, "target": target, "label": label, "vid": clip.vid}
 
     def __getitem__(self, i: int) -> dict[str, Any]:

@@ -86,8 +86,10 @@ def _clip_files(dataset, root: str, split: str) -> dict[str, str]:
     from ..data.skipped import clip_paths
     from ..data.errors import LayoutError
     from ..data.layout import VID2GENRE_FILE, load_split
+    from ..data.tagging import TaggingDataset
 
-    paths = clip_paths(getattr(dataset, "clips", ()))
+    # a tagging dataset reads each clip's sound: its audio file, else its video's track
+    paths = clip_paths(getattr(dataset, "clips", ()), audio_first=isinstance(dataset, TaggingDataset))
     if root and (Path(root) / split / VID2GENRE_FILE).is_file():
         try:
             paths = {**clip_paths(load_split(root, split).clips), **paths}

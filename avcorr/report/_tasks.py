@@ -155,10 +155,11 @@ def compute_tagging(checkpoint: Path, split: str | None, opts: GalleryOptions, a
     seconds_tagger = None
     for n, i in enumerate(sample_indices(len(clips), opts.n, opts.seed)):
         clip = clips[i]
-        truth = [classes[c] for c in clip.labels]
+        truth = list(clip.labels)
         stem = f"t{n:05d}"
+        path = clip.media
         try:
-            if clip.path is None:  # an HDF5 pack: the window the evaluation reads
+            if path is None:  # an HDF5 pack: the window the evaluation reads
                 window = ds.load(i)
                 wave = window.numpy()
                 probs = tagger.probabilities(window[None])[0].numpy()
@@ -166,12 +167,12 @@ def compute_tagging(checkpoint: Path, split: str | None, opts: GalleryOptions, a
                 top = [(classes[c], float(probs[c])) for c in order]
                 entry = {**assets.sound(stem, wave, tagger.sample_rate), "seconds": wave.size / tagger.sample_rate}
             else:
-                top = recognize(clip.path, tagger, top_k=TOP_K)
-                entry = {**assets.audio_file(stem, clip.path), "seconds": probe_audio(clip.path).duration}
+                top = recognize(path, tagger, top_k=TOP_K)
+                entry = {**assets.audio_file(stem, path), "seconds": probe_audio(path).duration}
                 if entry["seconds"] >= TIMELINE_MIN_SECONDS:
                     if seconds_tagger is None:
                         seconds_tagger = SecondTagger(WaveScorer(run.model, multilabel, run.device), classes)
-                    result = tag_file(clip.path, seconds_tagger)
+                    result = tag_file(path, seconds_tagger)
                     plot_probs(result, assets.folder / f"{stem}_timeline.png", top=min(8, len(classes)),
                                title=f"{clip.vid}: top classes per second")
                     entry["timeline"] = f"{stem}_timeline.png"

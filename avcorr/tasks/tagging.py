@@ -55,12 +55,12 @@ from torch import nn
 
 from ..config import Config, TaggingConfig
 from ..data.errors import BadClipError
+from ..data.records import Manifest
 from ..data.embedding_pack import EmbeddingPackDataset, EmbeddingPackSource, collate_embeddings, open_embedding_source
 from ..data.tagging import (
     BalancedClassSampler,
     TaggingDataset,
     FORMATS,
-    TagSource,
     WeightedClipSampler,
     collate_tagging,
     label_rarity_weights,
@@ -231,13 +231,13 @@ def clip_durations(clips, limit: int = 2000) -> np.ndarray:
     """
     from ..data import decode
 
-    files = [c for c in clips if c.path]
+    files = [c.media for c in clips if c.media is not None]
     if len(files) > limit:
         files = [files[i] for i in np.linspace(0, len(files) - 1, limit).astype(int)]
     out = []
-    for c in files:
+    for path in files:
         try:
-            out.append(decode.probe_audio(c.path).duration)
+            out.append(decode.probe_audio(str(path)).duration)
         except (BadClipError, OSError, ValueError):
             continue
     return np.asarray([d for d in out if d and d > 0], dtype=np.float64)
@@ -314,7 +314,7 @@ class TaggingTask(Task):
                                  f"{EMBEDDING_FORMAT!r}) are trained without mixup, as the reference; "
                                  f"set tagging.mixup_alpha=0")
             self.collate_fn = collate_embeddings  # batches carry 'embeddings' instead of 'wave'
-        self._sources: dict[str, TagSource | EmbeddingPackSource] = {}
+        self._sources: dict[str, Manifest | EmbeddingPackSource] = {}
         given = dict(resolved or {})
         self.classes: list[str] = list(given.get("classes") or t.classes)
         self.label_mode: str = given.get("label_mode") or t.label_mode
@@ -368,7 +368,7 @@ class TaggingTask(Task):
         q = Path(p).expanduser()
         return q if q.is_absolute() or not d.root else Path(d.root).expanduser() / q
 
-    def _source(self, split: str) -> TagSource | EmbeddingPackSource:
+    def _source(self, split: str) -> Manifest | EmbeddingPackSource:
         if split not in self._sources:
             d, t = self.cfg.data, self.cfg.tagging
             if t.format == EMBEDDING_FORMAT:

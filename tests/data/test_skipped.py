@@ -28,6 +28,8 @@ def test_rows_name_each_clip_once_with_its_file(tmp_path):
              Clip("b", ("x",), None, tmp_path / "audio" / "b.wav")]
     paths = clip_paths(clips)
     assert paths == {"a": str(tmp_path / "video" / "a.mp4"), "b": str(tmp_path / "audio" / "b.wav")}
+    # what a sound-only reader (the tagging dataset) decodes: the audio file where there is one
+    assert clip_paths(clips, audio_first=True) == {"a": str(tmp_path / "audio" / "a.wav"), "b": paths["b"]}
     rows = skipped_rows([("a", f"{paths['a']}: not a readable video file"), ("b", "no video file"),
                          ("a", "again"), ("c", "gone, with a comma")], paths)
     assert rows == [{"id": "a", "path": paths["a"], "reason": "not a readable video file"},
