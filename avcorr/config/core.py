@@ -309,7 +309,7 @@ _POSITIVE = ((lambda v: v > 0), "must be positive")
 
 # key -> (test of a finite value, what the value must be); None values (model defaults) are not checked
 _RULES: dict[str, tuple[Any, str]] = {
-    "train.epochs": _at_least(1), "train.batch_size": _at_least(1), "train.eval_batch_size": _at_least(1),
+    "train.epochs": _at_least(0), "train.batch_size": _at_least(1), "train.eval_batch_size": _at_least(1),
     "train.log_every": _at_least(1), "train.eval_every": _at_least(1), "train.max_steps": _at_least(0),
     "train.grad_clip": _at_least(0), "train.seed": _at_least(0), "train.num_threads": _at_least(0),
     "optim.lr": _at_least(0), "optim.weight_decay": _at_least(0), "optim.momentum": _between(0, 1),
@@ -338,7 +338,8 @@ def _get(cfg: Any, key: str) -> Any:
 def check_config(cfg: Config) -> Config:
     """Check the values a run cannot start with, before anything is built; returns ``cfg``.
 
-    Numbers must be in range (``train.epochs >= 1``, ``train.batch_size >= 1``, ``optim.lr >= 0`` ...,
+    Numbers must be in range (``train.epochs >= 0``, 0 only with a ``train.max_steps`` budget,
+    ``train.batch_size >= 1``, ``optim.lr >= 0`` ...,
     finite), ``optim.lr_mult`` multipliers non-negative, and a ``data.root`` that is set must exist.
 
     Raises:
@@ -352,6 +353,9 @@ def check_config(cfg: Config) -> Config:
             raise ConfigError(f"{key}={value!r}: must be a finite number")
         if not ok(value):
             raise ConfigError(f"{key}={value!r}: {must}")
+    if cfg.train.epochs == 0 and cfg.train.max_steps == 0:
+        raise ConfigError("train.epochs=0: means 'until train.max_steps', so set train.max_steps > 0 "
+                          "(or give train.epochs >= 1)")
     for prefix, mult in cfg.optim.lr_mult.items():
         if not (math.isfinite(mult) and mult >= 0):
             raise ConfigError(f"optim.lr_mult[{prefix!r}]={mult!r}: must be a non-negative number")

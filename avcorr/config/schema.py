@@ -165,7 +165,7 @@ class OptimConfig:
 class TrainConfig:
     """The training loop."""
 
-    epochs: int = 10
+    epochs: int = 10  # passes over the training set; 0 = no epoch limit, train.max_steps is the budget
     batch_size: int = 32  # per process
     eval_batch_size: int = 64
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1"
@@ -177,7 +177,7 @@ class TrainConfig:
     out_dir: str = ""  # "" = runs/<config name>
     log_every: int = 20  # steps between log lines / TensorBoard points
     eval_every: int = 1  # epochs between validation passes
-    max_steps: int = 0  # stop after this many optimiser steps; 0 = no limit
+    max_steps: int = 0  # stop after this many optimiser steps (the lr schedule ends there too); 0 = no limit
     num_threads: int = 0  # torch CPU threads per process; 0 = torch default
     report_gallery: int = 24  # clips in the report's gallery written at the end (model on a test sample); 0 = none
 

@@ -33,12 +33,13 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, steps_per_epoc
                     epochs: int, max_steps: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up then ``constant``, ``cosine`` (to 0 at the last step) or ``step`` decay.
 
-    The last step is ``steps_per_epoch * epochs``, or ``max_steps`` when that comes first (a run
-    stopped by ``train.max_steps`` still ends its cosine at 0).
+    The last step is ``steps_per_epoch * epochs``, or ``max_steps`` when that comes first or when
+    ``epochs`` is 0 (no epoch limit): a run stopped by ``train.max_steps`` still ends its cosine at 0.
     """
-    total = max(1, steps_per_epoch * epochs)
+    total = steps_per_epoch * epochs if epochs > 0 else max_steps
     if max_steps > 0:
         total = min(total, max_steps)
+    total = max(1, total)
     if cfg.schedule not in ("constant", "cosine", "step"):
         raise ValueError(f"optim.schedule must be 'constant', 'cosine' or 'step', got {cfg.schedule!r}")
 

@@ -373,11 +373,21 @@ class Trainer:
         """Record whether the main validation metric is at its baseline; warn in plain words when it is."""
         if test is None:  # the main metric has no baseline (e.g. the loss)
             return
-        epoch, epochs = self.state.epoch, self.cfg.train.epochs
+        epoch = self.state.epoch
         self.state.at_chance[epoch] = test.at_chance
         if test.at_chance:
-            outlook = "the model has not learned yet" if epoch < epochs else "the run ends without having learned"
-            logger.warning("%s after epoch %d of %d: %s", test.describe("val"), epoch, epochs, outlook)
+            outlook = "the run ends without having learned" if self._budget_spent() else "the model has not learned yet"
+            logger.warning("%s after epoch %d%s: %s", test.describe("val"), epoch, self._of_epochs(), outlook)
+
+    def _budget_spent(self) -> bool:
+        """Whether training is over: ``train.epochs`` done (when set) or ``train.max_steps`` reached."""
+        t = self.cfg.train
+        return bool((t.epochs and self.state.epoch >= t.epochs) or (t.max_steps and self.state.step >= t.max_steps))
+
+    def _of_epochs(self) -> str:
+        """`` of N`` for messages, or the step budget when ``train.epochs`` is 0."""
+        t = self.cfg.train
+        return f" of {t.epochs}" if t.epochs else f" (budget {t.max_steps} steps)"
 
     def _stop_requested(self) -> bool:
         """Whether a stop signal reached any process (all of them agree, so they stop at the same step)."""
@@ -431,7 +441,7 @@ class Trainer:
         sampler.set_epoch(self.state.epoch)  # type: ignore[union-attr]
         sampler.skip(p.positions)  # type: ignore[union-attr]
         t0 = time.time() - p.seconds
-        bar = progress_bar(self.train_loader, desc=f"epoch {self.state.epoch + 1}/{t.epochs}", initial=p.steps,
+        bar = progress_bar(self.train_loader, desc=f"epoch {self.state.epoch + 1}" + (f"/{t.epochs}" if t.epochs else ""), initial=p.steps,
                            disable=not self.progress, dynamic_ncols=True, leave=False)
         try:
             for batch in bar:
@@ -475,7 +485,7 @@ class Trainer:
     def _validate_if_due(self) -> None:
         """Validate epoch ``state.epoch`` when due, then write ``last.pt`` (the end of an epoch)."""
         t = self.cfg.train
-        if self.state.epoch % max(1, t.eval_every) == 0 or self.state.epoch >= t.epochs:
+        if self.state.epoch % max(1, t.eval_every) == 0 or self._budget_spent():
             self.validate()
             self._validated = True
         with self._critical():
@@ -484,7 +494,7 @@ class Trainer:
             self._save_last(self._snapshot)
 
     def fit(self) -> TrainState:
-        """Train until ``train.epochs`` (or ``train.max_steps``).
+        """Train until ``train.epochs`` (when not 0) or ``train.max_steps`` (when not 0), whichever comes first.
 
         SIGINT (Ctrl-C) and SIGTERM stop the run at the next step boundary (or after the validation in
         progress), save ``last.pt`` there, and raise :class:`TrainingInterrupted`; ``--resume``
@@ -501,7 +511,7 @@ class Trainer:
                     self._validate_if_due()
                     if self._stop_requested():
                         raise _StopRequested
-                while self.state.epoch < t.epochs and not (t.max_steps and self.state.step >= t.max_steps):
+                while not self._budget_spent():
                     metrics = self._train_epoch()
                     self._end_epoch(metrics)
                     if self._stop_requested():
@@ -598,7 +608,8 @@ def summary(trainer: Trainer) -> str:
     lines = [
         f"avcorr.train finished: {cfg.name} (task {cfg.task}, model {cfg.model.name})",
         f"  run folder     {trainer.out_dir}",
-        f"  trained        {s.epoch}/{cfg.train.epochs} epochs, {s.step} steps in {mins}m{secs:02d}s "
+        f"  trained        {s.epoch}{'/' + str(cfg.train.epochs) if cfg.train.epochs else ''} epochs, {s.step}"
+        f"{'/' + str(cfg.train.max_steps) if cfg.train.max_steps else ''} steps in {mins}m{secs:02d}s "
         f"on {trainer.device} x{trainer.world_size}, {speed:.1f} samples/s",
         f"  best val {metric:<8s} {best} at epoch {s.best_epoch} -> {trainer.ckpt_dir / 'best.pt'}",
         "  last val       " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"

@@ -127,3 +127,24 @@ def test_stale_temporaries_removed_only_when_their_writer_is_gone(tmp_path):
         p.write_bytes(b"")
     assert remove_stale_temporaries(tmp_path) == [dead]
     assert live.exists() and other.exists() and remove_stale_temporaries(tmp_path / "missing") == []
+
+
+def test_a_step_budget_without_an_epoch_limit(tiny_root, tmp_path):
+    """train.epochs=0 + train.max_steps: train exactly that many steps, validate at the end, cosine ends at 0."""
+    import json
+
+    from avcorr import train
+    from tests.conftest import TINY_AVC
+
+    run = tmp_path / "run"
+    args = ["--config", "avenet.py", "--no-progress", f"data.root={tiny_root}", f"train.out_dir={run}", *TINY_AVC,
+            "train.epochs=0", "train.max_steps=9", "optim.schedule=cosine"]
+    assert train.main(args) == 0  # 6 steps an epoch on the tiny set: the budget ends inside epoch 2
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["split"], r["epoch"], r["step"]) for r in rows] == [("train", 1, 6), ("val", 1, 6), ("train", 2, 9),
+                                                                   ("val", 2, 9)]
+    ckpt = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert (ckpt["epoch"], ckpt["step"]) == (2, 9)
+    assert ckpt["scheduler"]["_last_lr"][0] == pytest.approx(0.0, abs=1e-12)  # the cosine ended with the budget
+    log = (run / "train.log").read_text()
+    assert "2 epochs, 9/9 steps" in log

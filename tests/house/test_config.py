@@ -94,7 +94,8 @@ def test_values_checked():
     from avcorr.config import check_config
 
     assert check_config(load_config("avenet.py")).train.epochs >= 1  # the shipped config passes
-    for override, match in [("train.epochs=-1", r"train.epochs=-1: must be at least 1"),
+    for override, match in [("train.epochs=-1", r"train.epochs=-1: must be at least 0"),
+                            ("train.epochs=0", r"train.epochs=0: means 'until train.max_steps'"),
                             ("train.eval_batch_size=0", "train.eval_batch_size=0"),
                             ("optim.lr=-1e-3", r"optim.lr=-0.001: must be at least 0"),
                             ("optim.lr=1e999", "optim.lr=inf: must be a finite number"), ("optim.momentum=1.5", r"must be in \[0, 1\]"),
