@@ -86,7 +86,10 @@ def audioset_attention_paper(model: str = "audioset_feature_attention") -> Confi
 def folder_from_scratch(model: str) -> Config:
     """``model`` trained from scratch on a folder-per-class dataset, sized for a CPU (the shared part
     of ``ast_folder.py`` and ``panns_folder.py``): lr 1e-3 with a cosine schedule, batch 16 (32 in
-    evaluation), 10 epochs, gradients clipped at 5, one loader worker, and the window fitted to the
+    evaluation), 3,000 optimiser steps whatever the dataset's size (``train.epochs=0``: on the 355
+    real one-second recordings of 20 words of the ``ltcommands`` development family, 10 epochs were
+    only 230 steps and PANNs stopped at test acc 0.50; with 3,000 steps it reached 1.00, see
+    experiments/RESULTS.md), gradients clipped at 5, one loader worker, and the window fitted to the
     clips (``tagging.window="auto"``: sounds of a second in a 3 s window were mostly padding, and time
     masks sized for 3 s could erase them; on short synthetic sounds this took val accuracy from 0.68
     to 0.91 (AST) and 0.93 (PANNs), see experiments/RESULTS.md)."""
@@ -99,6 +102,7 @@ def folder_from_scratch(model: str) -> Config:
     cfg.optim.schedule = "cosine"
     cfg.train.batch_size = 16
     cfg.train.eval_batch_size = 32
-    cfg.train.epochs = 10
+    cfg.train.epochs = 0  # no epoch limit: a budget of optimiser steps, whatever the dataset's size
+    cfg.train.max_steps = 3000
     cfg.train.grad_clip = 5.0
     return cfg
