@@ -39,6 +39,8 @@ Example:
 
 from __future__ import annotations
 
+import argparse
+
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -69,8 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     batch_size={"help": "context windows per forward pass (default 16)"})
     p.add_argument("--chunk", type=float, default=60.0, help="seconds decoded at a time (default 60)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
-    add_common_args(p, "device")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_common_args(p, "device", "no_progress")
+    p.add_argument("--quiet", dest="no_progress", action="store_true", help=argparse.SUPPRESS)  # the old name
     args = p.parse_args(argv)
     from ._cli import error_exit, setup_logging
 
@@ -103,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for f in inputs:
         out = Path(args.out) if args.out else Path(f).parent
         try:
-            result = tag_file(f, tagger, args.left, args.right, chunk_seconds=args.chunk, progress=not args.quiet)
+            result = tag_file(f, tagger, args.left, args.right, chunk_seconds=args.chunk, progress=not args.no_progress)
         except (FileNotFoundError, DecodeError, ValueError) as e:
             print(f"error: skipped {f}: {e}", file=sys.stderr)
             reason = e.reason if isinstance(e, DecodeError) else str(e)

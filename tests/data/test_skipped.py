@@ -71,7 +71,7 @@ def test_tag_names_the_files_it_skips(oracle, tmp_path, capsys):
     assert rows["text"]["path"] == str(text) and not rows["text"]["reason"].startswith(str(text))
     assert rows["missing"]["path"] == str(missing)
     # the next run in the same folder replaces the list
-    assert tag.main(["--checkpoint", str(oracle), "--input", str(good), "--out", str(out), "--quiet",
+    assert tag.main(["--checkpoint", str(oracle), "--input", str(good), "--out", str(out), "--no-progress",
                      "--no-plot"]) == 0
     assert _read(out / "skipped.csv") == []
     # without --out, the outputs and the list go beside each input
