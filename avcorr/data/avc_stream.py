@@ -126,7 +126,7 @@ class AVCShardStream(IterableDataset):
 
     def __init__(self, folder: str, *, sample_rate: int, seconds: float = 1.0, image_size: int = 224, train: bool = True,
                  augment: bool = True, negatives: str = "clip", positive_fraction: float = 0.5, pairs_per_clip: int = 1,
-                 gain_jitter: float = 0.0, seed: int = 0, shuffle: int = 1000, pair_buffer: int = 16,
+                 gain_jitter: float = 0.0, seed: int = 0, shuffle: int = 256, pair_buffer: int = 16,
                  batch_size: int = 1, rank: int | None = None, world_size: int | None = None):
         if negatives not in ("clip", "class"):
             raise ValueError(f"negatives must be 'clip' or 'class', got {negatives!r}")
