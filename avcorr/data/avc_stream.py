@@ -13,6 +13,10 @@ worker pairs them as they pass:
   a frame time of its own clip, as in the per-sample path); with ``negatives="class"`` the other clip
   shares no label with the frame's.
 
+In training the drawn pairs then pass through a second shuffle buffer (``shuffle x pairs_per_clip``
+pairs), so that a batch mixes many clips instead of holding a few clips' ``pairs_per_clip`` pairs each
+(which in-batch contrastive losses would also take as each other's negatives).
+
 Frames are the stored ones (``--frames-per-clip`` per clip, already resized and centre-cropped to
 ``--size``); only the frames a pair uses are decoded. The frame transform (crop, flip, jitter,
 normalisation) and the audio gain jitter are those of the per-sample path, and the audio front-end is
@@ -48,7 +52,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .shards import BadSample, ShardDataset, ShardError, read_manifest
+from .shards import BadSample, ShardDataset, ShardError, _buffer_shuffle, read_manifest
 from .transforms import frame_transform
 
 logger = logging.getLogger(__name__)
@@ -114,7 +118,8 @@ class AVCShardStream(IterableDataset):
         pairs_per_clip: examples per clip per pass.
         gain_jitter: training only, random audio gain in ``[1 - g, 1 + g]``.
         seed: seed of the shard order, the buffers and the pairs.
-        shuffle: training shuffle buffer, in clips (evaluation never shuffles).
+        shuffle: training shuffle buffers: of clips (before pairing), and of ``shuffle x pairs_per_clip`` drawn
+            pairs (after; the clips they use stay in memory); evaluation never shuffles.
         pair_buffer: clips a worker keeps to draw negatives from.
         batch_size: training: each rank's pairs per epoch are a whole number of these batches.
         rank, world_size: this process's DDP rank and the number of ranks; None = from ``torch.distributed``
@@ -153,6 +158,7 @@ class AVCShardStream(IterableDataset):
         self.negatives, self.positive_fraction = negatives, float(positive_fraction)
         self.pairs_per_clip, self.gain_jitter, self.seed = max(1, int(pairs_per_clip)), float(gain_jitter), int(seed)
         self.pair_buffer, self.batch_size = max(2, int(pair_buffer)), max(1, int(batch_size)) if train else 1
+        self.pair_shuffle = max(0, int(shuffle)) * self.pairs_per_clip  # training: drawn pairs shuffled (0: none)
         self.transform = frame_transform(image_size, train=train, augment=augment)
         self.shards = ShardDataset.from_manifest(self.folder, shuffle=shuffle if train else 0, seed=seed, rank=rank,
                                                  world_size=world_size, skip_errors=True)
@@ -227,7 +233,21 @@ class AVCShardStream(IterableDataset):
 
     def _pairs(self, epoch: int, worker: int, num_workers: int, rng: np.random.Generator,
                skipped: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
-        """One pass over this worker's shards: the pairs of each clip, in stream order (``skipped`` filled in place)."""
+        """One pass over this worker's shards: the items (``skipped`` filled in place, emptied into the items).
+
+        Training shuffles the drawn pairs through a buffer of ``pair_shuffle`` pairs before building them,
+        so that a batch holds pairs of many clips rather than the ``pairs_per_clip`` pairs of a few (which
+        would also be each other's in-batch negatives).
+        """
+        specs = self._specs(epoch, worker, num_workers, rng, skipped)
+        if self.train and self.pair_shuffle > 1:
+            specs = _buffer_shuffle(specs, self.pair_shuffle, rng)
+        for spec in specs:
+            yield self._make(spec, skipped)
+
+    def _specs(self, epoch: int, worker: int, num_workers: int, rng: np.random.Generator,
+               skipped: list[tuple[str, str]]) -> Iterator[tuple]:
+        """The drawn pairs of one pass, clip after clip, as :meth:`_clip_pairs` specs."""
         window: deque[dict[str, Any]] = deque(maxlen=self.pair_buffer)
         pending: deque[dict[str, Any]] = deque()
         unpaired = [0]
@@ -245,9 +265,9 @@ class AVCShardStream(IterableDataset):
             window.append(sample)
             pending.append(sample)
             if len(pending) > lookahead:
-                yield from self._clip_pairs(pending.popleft(), window, rng, skipped, unpaired)
+                yield from self._clip_pairs(pending.popleft(), window, rng, unpaired)
         while pending:
-            yield from self._clip_pairs(pending.popleft(), window, rng, skipped, unpaired)
+            yield from self._clip_pairs(pending.popleft(), window, rng, unpaired)
         if unpaired[0]:
             logger.warning("%s: rank %d worker %d found no clip %s among the last %d clips for %d negative(s): they "
                            "became positives (use more clips per shard or a larger pair buffer)", self.folder,
@@ -255,15 +275,15 @@ class AVCShardStream(IterableDataset):
                            "frame's", self.pair_buffer, unpaired[0])
 
     def _clip_pairs(self, sample: dict[str, Any], window: deque, rng: np.random.Generator,
-                    skipped: list[tuple[str, str]], unpaired: list[int]) -> Iterator[dict[str, Any]]:
-        """The ``pairs_per_clip`` pairs of one clip (negatives from ``window``); counts in ``unpaired[0]`` the
-        negatives that found no other clip."""
+                    unpaired: list[int]) -> Iterator[tuple]:
+        """Draw the ``pairs_per_clip`` pairs of one clip (negatives from ``window``) as specs
+        ``(sample, k, positive, audio source, audio centre, gain, transform seed)``; counts in ``unpaired[0]``
+        the negatives that found no other clip."""
         labels = set(sample.get("labels", ()))
         for k in range(self.pairs_per_clip):
             r = rng if self.train else np.random.default_rng([self.seed, _vid_key(sample["vid"]), k])
             positive = bool(r.random() < self.positive_fraction) if self.train else k % 2 == 0
-            t = float(sample["frame_times"][k])
-            source, at = sample, t
+            source, at = sample, float(sample["frame_times"][k])
             if not positive:
                 others = [c for c in window if c["vid"] != sample["vid"]
                           and not (self.negatives == "class" and labels & set(c.get("labels", ())))]
@@ -273,21 +293,29 @@ class AVCShardStream(IterableDataset):
                 else:
                     source = others[int(r.integers(len(others)))]
                     at = float(source["frame_times"][int(r.integers(len(source["frame_times"])))])
-            wave = audio_window(source, at, self.seconds)
-            if self.train and self.gain_jitter > 0:
-                wave = wave * np.float32(r.uniform(1 - self.gain_jitter, 1 + self.gain_jitter))
-            with _torch_seed(int(r.integers(2**62))):
-                image = self.transform(sample["frames"][k])
-            item = {
-                "image": image,
-                "audio": torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)),
-                "label": torch.tensor(int(positive)),
-                "shares_label": torch.tensor(not positive and bool(labels & set(source.get("labels", ())))),
-                "time": torch.tensor(t, dtype=torch.float32),
-                "audio_time": torch.tensor(at, dtype=torch.float32),
-                "vid": sample["vid"],
-                "audio_vid": source["vid"],
-                "skipped": list(skipped),
-            }
-            skipped.clear()
-            yield item
+            gain = float(r.uniform(1 - self.gain_jitter, 1 + self.gain_jitter)) if self.train and self.gain_jitter > 0 \
+                else 1.0
+            yield sample, k, positive, source, at, gain, int(r.integers(2**62))
+
+    def _make(self, spec: tuple, skipped: list[tuple[str, str]]) -> dict[str, Any]:
+        """The item of a spec of :meth:`_clip_pairs`, with the skips met since the last item (``skipped`` emptied)."""
+        sample, k, positive, source, at, gain, seed = spec
+        wave = audio_window(source, at, self.seconds)
+        if gain != 1.0:
+            wave = wave * np.float32(gain)
+        with _torch_seed(seed):
+            image = self.transform(sample["frames"][k])
+        item = {
+            "image": image,
+            "audio": torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)),
+            "label": torch.tensor(int(positive)),
+            "shares_label": torch.tensor(not positive and bool(set(sample.get("labels", ()))
+                                                               & set(source.get("labels", ())))),
+            "time": torch.tensor(float(sample["frame_times"][k]), dtype=torch.float32),
+            "audio_time": torch.tensor(at, dtype=torch.float32),
+            "vid": sample["vid"],
+            "audio_vid": source["vid"],
+            "skipped": list(skipped),
+        }
+        skipped.clear()
+        return item

@@ -66,6 +66,9 @@ def test_positive_share_and_class_negatives(tiny_root, shard_root):
     share = np.mean([int(i["label"]) for i in items])
     assert len(items) == 96 and 0.3 < share < 0.7
     assert all(i["audio_vid"] != i["vid"] for i in items if not i["label"])
+    assert len({i["vid"] for i in items[:8]}) >= 4  # a batch mixes clips, not 8 pairs of one clip
+    unshuffled = list(AVCShardStream(str(shard_root / "train"), pairs_per_clip=8, shuffle=0, pair_buffer=2, **OPTS))
+    assert len({i["vid"] for i in unshuffled[:8]}) == 1  # shuffle=0: the 8 pairs of a clip come together
     # "class": a negative's clip shares no label with the frame's
     stream = AVCShardStream(str(shard_root / "train"), pairs_per_clip=4, negatives="class", seed=3, **OPTS)
     negatives = [i for i in stream if not i["label"]]
