@@ -52,12 +52,22 @@ def resolve_run(cfg: Config, overrides: Sequence[str], resume: bool) -> tuple[Co
 def check_splits(cfg: Config) -> None:
     """Fail in a second, not after the imports, when a seed-layout root lacks the train or val split.
 
-    Only the folders and their ``vid2genre.json`` are looked at; the datasets check the rest.
+    Only the folders and their ``vid2genre.json`` are looked at (with ``data.storage="shards"`` on a local
+    root, the splits' ``manifest.json``); the datasets check the rest.
 
     Raises:
         ConfigError: naming the missing folder or file.
     """
     if not cfg.data.root or (cfg.task == "tagging" and cfg.tagging.format != "layout"):
+        return
+    if cfg.data.storage == "shards":
+        if "://" in cfg.data.root:  # a URL: the dataset reads (and checks) the manifests
+            return
+        for key in ("train_split", "val_split"):
+            manifest = Path(cfg.data.root).expanduser() / getattr(cfg.data, key) / "manifest.json"
+            if not manifest.is_file():
+                raise ConfigError(f"{manifest}: missing (data.storage='shards'; data.{key}={getattr(cfg.data, key)!r}): "
+                                  "make the shards with python -m data_tools.make_shards")
         return
     from .data.errors import LayoutError
     from .data.layout import VID2GENRE_FILE, available_splits

@@ -315,6 +315,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "optim.lr": _at_least(0), "optim.weight_decay": _at_least(0), "optim.momentum": _between(0, 1),
     "optim.warmup_steps": _at_least(0), "optim.step_gamma": _POSITIVE,
     "data.image_size": _at_least(1), "data.num_workers": _at_least(0), "data.max_bad_retries": _at_least(0),
+    "data.shuffle_buffer": _at_least(0),
     "avc.positive_fraction": _between(0, 1), "avc.train_pairs_per_clip": _at_least(1),
     "avc.eval_pairs_per_clip": _at_least(1), "avc.pair_weight": _at_least(0), "avc.temperature": _POSITIVE,
     "avc.soft_targets": _between(0, 1, open_hi=True), "localization.train_pairs_per_clip": _at_least(1),
@@ -359,7 +360,14 @@ def check_config(cfg: Config) -> Config:
     for prefix, mult in cfg.optim.lr_mult.items():
         if not (math.isfinite(mult) and mult >= 0):
             raise ConfigError(f"optim.lr_mult[{prefix!r}]={mult!r}: must be a non-negative number")
-    if cfg.data.root and not Path(cfg.data.root).expanduser().exists():
+    if cfg.data.storage == "shards":
+        if cfg.task != "avc":
+            raise ConfigError(f"data.storage='shards': implemented for task 'avc' only; task {cfg.task!r} reads "
+                              "data.storage='files'")
+        if not cfg.data.root:
+            raise ConfigError("data.storage='shards' needs data.root: the output folder of "
+                              "python -m data_tools.make_shards (a path or URL holding <split>/manifest.json)")
+    if cfg.data.root and "://" not in cfg.data.root and not Path(cfg.data.root).expanduser().exists():
         raise ConfigError(f"data.root={cfg.data.root!r}: no such file or folder")
     return cfg
 

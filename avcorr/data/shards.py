@@ -18,8 +18,8 @@ member's extension is everything after the key's dot::
 
 The json comes first, then the frames, then the audio. ``webdataset`` (``.decode("rgb8")``) and
 ``tarfile`` read these shards as they are; avcorr reads them with ``tarfile`` (:func:`iter_shard`), from
-local paths or any fsspec URL (``s3://``, ``gs://``, ``https://`` ... with the matching fsspec
-backend installed).
+local paths, http(s) URLs (read with ``urllib``) or any fsspec URL (``s3://``, ``gs://`` ... with the
+matching fsspec backend installed).
 
 Sample dict yielded by :func:`iter_shard` and :class:`ShardDataset` (N frames of S x S, L samples)::
 
@@ -43,6 +43,7 @@ import logging
 import os
 import posixpath
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -50,7 +51,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-__all__ = ["MANIFEST_FILE", "SHARD_PATTERN", "ShardDataset", "ShardError", "decode_sample", "file_sha256",
+__all__ = ["MANIFEST_FILE", "SHARD_PATTERN", "BadSample", "ShardDataset", "ShardError", "decode_sample", "file_sha256",
            "iter_shard", "read_manifest", "shard_name", "split_member", "verify_shards"]
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,19 @@ class ShardError(ValueError):
     def __init__(self, path: str, reason: str):
         self.path, self.reason = str(path), reason
         super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class BadSample:
+    """What :class:`ShardDataset` (``skip_errors=True``) yields instead of a sample it could not read.
+
+    Attributes:
+        vid: the sample's key (the clip id), or the shard's file name when the rest of a shard is unreadable.
+        reason: the problem, naming the shard.
+    """
+
+    vid: str
+    reason: str
 
 
 def shard_name(i: int) -> str:
@@ -90,10 +104,21 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def _open(url: str | os.PathLike):
-    """A binary file object for a local path or an fsspec URL."""
+    """A binary file object for a local path, an http(s) URL (read with ``urllib``: no extra package) or
+    any other fsspec URL."""
     text = os.fspath(url)
     if "://" not in text:
         return open(text, "rb")
+    if text.startswith(("http://", "https://")):
+        import urllib.error
+        import urllib.request
+
+        try:
+            return urllib.request.urlopen(text, timeout=120)  # noqa: S310 (the scheme is checked above)
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                raise FileNotFoundError(f"{text}: HTTP 404") from e
+            raise OSError(f"{text}: HTTP {e.code} {e.reason}") from e
     try:
         import fsspec
     except ImportError as e:  # pragma: no cover - fsspec comes with torch's dependencies here
@@ -158,7 +183,7 @@ def decode_sample(key: str, members: dict[str, bytes], where: str = "", *,
     if any(not 0 <= i < (count or 0) for i in keep):
         raise ValueError(f"{at}: frame positions {keep} outside the sample's {count} frames")
     if "frames.npy" in members:
-        images = _load_npy(members["frames.npy"], at)
+        images = _load_npy(members["frames.npy"], f"{at}.frames.npy")
         if images.dtype != np.uint8 or images.shape != (count, size, size, 3):
             raise ShardError(at, f"frames are {images.dtype} {images.shape}, the json says uint8 "
                                  f"({count}, {size}, {size}, 3)")
@@ -172,7 +197,7 @@ def decode_sample(key: str, members: dict[str, bytes], where: str = "", *,
             raise ShardError(at, f"frames are {images.shape[1:]}, the json says ({size}, {size}, 3)")
     if "audio.npy" not in members:
         raise ShardError(at, f"no {key}.audio.npy member")
-    audio = _load_npy(members["audio.npy"], at)
+    audio = _load_npy(members["audio.npy"], f"{at}.audio.npy")
     if audio.ndim != 1 or audio.shape[0] != sample.get("audio_samples"):
         raise ShardError(at, f"audio has shape {audio.shape}, the json says ({sample.get('audio_samples')},)")
     if audio.dtype == np.int16:
@@ -214,11 +239,11 @@ def iter_shard(url: str | os.PathLike, *, frames: Callable[[dict[str, Any]], Seq
                 if not info.isfile():
                     continue
                 k, ext = split_member(info.name)
-                data = tar.extractfile(info).read()
-                if k != key:
+                if k != key:  # the previous sample is whole: yield it before reading on (a cut shard keeps it)
                     if key is not None:
                         yield decode(key, members, where)
                     key, members = k, {}
+                data = tar.extractfile(info).read()
                 if ext in members:
                     raise ShardError(where, f"member {info.name} appears twice")
                 members[ext] = data
@@ -302,11 +327,16 @@ class ShardDataset(IterableDataset):
             ``torch.distributed`` when initialised (build the dataset after ``init_process_group``), else 0 and 1.
         transform: applied to each sample dict (in the worker).
         frames: picks the frames to decode from each sample's json (see :func:`decode_sample`); None = all.
+        skip_errors: a sample that cannot be decoded (a corrupt member) becomes a :class:`BadSample` and the
+            reading goes on with the next sample; a shard that cannot be read on (cut short, not a tar,
+            unreachable) yields one :class:`BadSample` named after the shard and the reading goes on with
+            the next shard. Both are logged as warnings. ``transform`` is not applied to them. Off: such
+            errors raise :class:`ShardError`.
     """
 
     def __init__(self, urls: Sequence[str | os.PathLike], *, shuffle: int = 0, seed: int = 0, rank: int | None = None,
                  world_size: int | None = None, transform: Callable[[dict[str, Any]], Any] | None = None,
-                 frames: Callable[[dict[str, Any]], Sequence[int]] | None = None):
+                 frames: Callable[[dict[str, Any]], Sequence[int]] | None = None, skip_errors: bool = False):
         super().__init__()
         self.urls = [os.fspath(u) for u in urls]
         if not self.urls:
@@ -317,6 +347,7 @@ class ShardDataset(IterableDataset):
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank {self.rank} is not in [0, world_size={self.world_size})")
         self.shuffle, self.seed, self.transform, self.frames = int(shuffle), int(seed), transform, frames
+        self.skip_errors = bool(skip_errors)
         self._epoch, self._passes = 0, 0
 
     @classmethod
@@ -337,6 +368,44 @@ class ShardDataset(IterableDataset):
         mine = order[self.rank::self.world_size]
         return [self.urls[i] for i in mine[worker::num_workers]]
 
+    def samples(self, epoch: int, worker: int = 0, num_workers: int = 1, *,
+                frames: Callable[[dict[str, Any]], Sequence[int]] | None = None) -> Iterator[Any]:
+        """The decoded samples one worker of this rank reads in ``epoch`` (after the shuffle buffer, before ``transform``).
+
+        Args:
+            epoch: the epoch (shard permutation and buffer seed).
+            worker, num_workers: this DataLoader worker and their number.
+            frames: picks the frames to decode (see :func:`decode_sample`); None = the dataset's ``frames``.
+
+        Yields:
+            sample dicts (see the module docstring), and :class:`BadSample` items with ``skip_errors``.
+        """
+        frames = self.frames if frames is None else frames
+        urls = self.shards_for(epoch, worker, num_workers)
+        items = (s for url in urls for s in self._read(url, frames))
+        if self.shuffle > 1:
+            rng = np.random.default_rng([self.seed, epoch, self.rank, worker])
+            items = _buffer_shuffle(items, self.shuffle, rng)
+        return items
+
+    def _read(self, url: str, frames: Callable[[dict[str, Any]], Sequence[int]] | None) -> Iterator[Any]:
+        if not self.skip_errors:
+            yield from iter_shard(url, frames=frames)
+            return
+
+        def decode(key: str, members: dict[str, bytes], where: str) -> Any:
+            try:
+                return decode_sample(key, members, where, frames=frames)
+            except ShardError as e:
+                logger.warning("skipped sample %s: %s", key, e)
+                return BadSample(key, str(e))
+
+        try:
+            yield from iter_shard(url, decode=decode)
+        except ShardError as e:
+            logger.warning("skipped the rest of shard %s: %s", url, e.reason)
+            yield BadSample(posixpath.basename(url.rstrip("/")), str(e))
+
     def __iter__(self) -> Iterator[Any]:
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
@@ -345,13 +414,8 @@ class ShardDataset(IterableDataset):
         if self.rank >= len(self.urls) and worker == 0:
             logger.warning("rank %d of %d has no shard to read (%d shards): make at least one shard per rank "
                            "and worker", self.rank, self.world_size, len(self.urls))
-        urls = self.shards_for(epoch, worker, num_workers)
-        samples = (s for url in urls for s in iter_shard(url, frames=self.frames))
-        if self.shuffle > 1:
-            rng = np.random.default_rng([self.seed, epoch, self.rank, worker])
-            samples = _buffer_shuffle(samples, self.shuffle, rng)
-        for sample in samples:
-            yield self.transform(sample) if self.transform is not None else sample
+        for sample in self.samples(epoch, worker, num_workers):
+            yield self.transform(sample) if self.transform is not None and not isinstance(sample, BadSample) else sample
 
 
 def _buffer_shuffle(items: Iterator[Any], size: int, rng: np.random.Generator) -> Iterator[Any]:

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import IterableDataset
 
 from .. import __version__
 from .._atomic import write_text
@@ -45,9 +45,10 @@ from ..data.errors import SkipLog
 from ..metrics.chance import ChanceTest
 from ..metrics.names import is_counter
 from . import distributed as dist_utils
-from ._resume import ResumableSampler, SeededItems, StopSignals, ignore_sigint, rng_state, set_rng_state
+from ._resume import StopSignals, rng_state, set_rng_state
 from .checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from .evaluation import evaluation_pass
+from .loader import loader_steps, make_loader, stream_epoch
 from .optim import build_optimizer, build_scheduler
 from .protocol import LOSS, SKIPPED, Task
 
@@ -66,39 +67,6 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     return obj
-
-
-def _worker_init(_: int) -> None:
-    torch.set_num_threads(1)  # workers decode; the main process owns the cores for compute
-    ignore_sigint()
-
-
-def make_loader(dataset, task: Task, batch_size: int, *, train: bool, num_workers: int, seed: int = 0,
-                distributed: bool = False, drop_last: bool | None = None, rank: int = 0) -> DataLoader:
-    """A DataLoader for ``dataset`` (shuffled, optionally sharded with DistributedSampler, when training).
-
-    A training loader's sampler is a :class:`~avcorr.engine._resume.ResumableSampler` over
-    :class:`~avcorr.engine._resume.SeededItems`: every item is drawn under a seed made from its place
-    in the run (``seed``, epoch, ``rank``, position), so items do not depend on the worker count and a
-    resumed epoch can start part-way. The loader's own generator draws the workers' base seeds, so
-    making an iterator leaves the global random state alone.
-    """
-    sampler = task.build_sampler(dataset, train=train, seed=seed, distributed=distributed)
-    if sampler is None and train:
-        if distributed:
-            sampler = DistributedSampler(dataset, shuffle=True, seed=seed, drop_last=True)
-        else:
-            g = torch.Generator()
-            g.manual_seed(seed)
-            sampler = RandomSampler(dataset, generator=g)
-    if train:
-        sampler, dataset = ResumableSampler(sampler, seed, rank), SeededItems(dataset)
-    return DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=num_workers,
-        collate_fn=task.collate_fn, drop_last=train if drop_last is None else drop_last,
-        persistent_workers=num_workers > 0 and train, worker_init_fn=_worker_init if num_workers > 0 else None,
-        pin_memory=torch.cuda.is_available(), generator=torch.Generator().manual_seed(seed),
-    )
 
 
 @dataclass
@@ -199,9 +167,9 @@ class Trainer:
         self.train_loader = make_loader(self.train_set, task, t.batch_size, train=True,
                                         num_workers=cfg.data.num_workers, seed=t.seed,
                                         distributed=self.world_size > 1, rank=self.rank)
-        if len(self.train_loader) == 0:
-            raise ConfigError(f"train split has {len(self.train_set)} examples, fewer than one batch of "
-                             f"{t.batch_size}; lower train.batch_size")
+        if loader_steps(self.train_loader) == 0:
+            raise ConfigError(f"train split has {len(self.train_set)} examples{' on this rank' if self.world_size > 1 else ''}, "
+                              f"fewer than one batch of {t.batch_size}; lower train.batch_size")
         self.val_loader = (make_loader(self.val_set, task, t.eval_batch_size, train=False,
                                        num_workers=cfg.data.num_workers, seed=t.seed)
                            if self.val_set is not None else None)
@@ -437,11 +405,16 @@ class Trainer:
         """
         t, p = self.cfg.train, self.state.progress
         self.train_module.train()
-        sampler = self.train_loader.sampler
-        sampler.set_epoch(self.state.epoch)  # type: ignore[union-attr]
-        sampler.skip(p.positions)  # type: ignore[union-attr]
+        if isinstance(self.train_loader.dataset, IterableDataset):
+            batches = stream_epoch(self.train_loader, self.state.epoch, p.steps)
+        else:
+            sampler = self.train_loader.sampler
+            sampler.set_epoch(self.state.epoch)  # type: ignore[union-attr]
+            sampler.skip(p.positions)  # type: ignore[union-attr]
+            batches = self.train_loader
         t0 = time.time() - p.seconds
-        bar = progress_bar(self.train_loader, desc=f"epoch {self.state.epoch + 1}" + (f"/{t.epochs}" if t.epochs else ""), initial=p.steps,
+        desc = f"epoch {self.state.epoch + 1}" + (f"/{t.epochs}" if t.epochs else "")
+        bar = progress_bar(batches, desc=desc, initial=p.steps, total=len(self.train_loader),
                            disable=not self.progress, dynamic_ncols=True, leave=False)
         try:
             for batch in bar:

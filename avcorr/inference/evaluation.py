@@ -43,7 +43,7 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
     from ..data.skipped import skipped_rows
     from ..data.errors import SkipLog
     from ..engine.evaluation import evaluation_pass
-    from ..engine.trainer import make_loader
+    from ..engine.loader import make_loader
     from ..runs import load_run
 
     run = load_run(checkpoint, device, data_root=data_root)

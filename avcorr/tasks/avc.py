@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.avc import AVCPairDataset, collate_pairs
+from ..data.avc_stream import AVCShardStream
 from ..data.layout import load_split
 from ..metrics.avc import avc_accuracy
 from ..losses import ContrastiveLocalizationLoss
@@ -157,16 +158,21 @@ class AVCTask(Task):
                                         soft_targets=a.soft_targets)
         return AVCModule(model)
 
-    def build_dataset(self, split: str, train: bool) -> AVCPairDataset:
+    def build_dataset(self, split: str, train: bool) -> AVCPairDataset | AVCShardStream:
+        """The split's pairs: per-sample from the clip files, or drawn in a stream of shards (``data.storage``)."""
         d, a, spec = self.cfg.data, self.cfg.avc, self.frame_spec()
         contrastive = a.loss == "contrastive"
-        return AVCPairDataset(
-            load_split(d.root, split), sample_rate=spec.sample_rate, seconds=spec.clip_seconds,
-            image_size=d.image_size, train=train, augment=d.augment, negatives=a.negatives,
-            positive_fraction=1.0 if (train and contrastive) else a.positive_fraction,
-            pairs_per_clip=a.train_pairs_per_clip if train else a.eval_pairs_per_clip,
-            gain_jitter=d.audio.gain_jitter, seed=self.cfg.train.seed, video_backend=d.video_backend or None,
-            max_bad_retries=d.max_bad_retries)
+        common = dict(sample_rate=spec.sample_rate, seconds=spec.clip_seconds, image_size=d.image_size, train=train,
+                      augment=d.augment, negatives=a.negatives,
+                      positive_fraction=1.0 if (train and contrastive) else a.positive_fraction,
+                      pairs_per_clip=a.train_pairs_per_clip if train else a.eval_pairs_per_clip,
+                      gain_jitter=d.audio.gain_jitter, seed=self.cfg.train.seed)
+        if d.storage == "shards":  # evaluation runs in one process: every shard, whatever the DDP rank
+            return AVCShardStream(f"{d.root.rstrip('/')}/{split}", shuffle=d.shuffle_buffer,
+                                  batch_size=self.cfg.train.batch_size, rank=None if train else 0,
+                                  world_size=None if train else 1, **common)
+        return AVCPairDataset(load_split(d.root, split), video_backend=d.video_backend or None,
+                              max_bad_retries=d.max_bad_retries, **common)
 
     def new_evaluator(self) -> AVCEvaluator:
         return AVCEvaluator()

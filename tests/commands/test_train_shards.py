@@ -1,0 +1,84 @@
+"""Training the AVC task from shards (data.storage=shards): a short run, a corrupt member, an exact resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from avcorr import evaluate, train
+from avcorr.data.layout import load_split
+from avcorr.data.shard_writer import ShardOptions
+from avcorr.data.shards import read_manifest
+from avcorr.engine.checkpoint import load_checkpoint
+from data_tools import make_shards as ms
+from tests.conftest import TINY_AVC
+from tests.data.test_avc_stream import _corrupt_member
+
+
+@pytest.fixture(scope="module")
+def shards(tiny_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("train_shards")
+    for split in ("train", "val", "test"):
+        ms.shard_split(load_split(tiny_root, split), out, ShardOptions(frames_per_clip=3, size=32, sample_rate=16000),
+                       clips_per_shard=3)
+    return out
+
+
+def _args(root, run, *extra):
+    return ["--config", "avenet.py", "--no-progress", f"data.root={root}", "data.storage=shards",
+            f"train.out_dir={run}", *TINY_AVC, *extra]
+
+
+def test_two_steps_from_shards_with_a_corrupt_member(shards, tmp_path):
+    root = tmp_path / "shards"
+    shutil.copytree(shards, root)
+    bad = _corrupt_member(root / "val" / read_manifest(root / "val")["shards"][0]["name"], ".audio.npy")
+    run = tmp_path / "run"
+    assert train.main(_args(root, run, "train.epochs=1", "train.max_steps=2", "data.num_workers=2")) == 0
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert last["step"] == 2 and last["config"]["data"]["storage"] == "shards"
+    assert (run / "checkpoints" / "best.pt").is_file()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in rows if r["split"] == "val"]
+    assert len(val) == 1 and val[0]["num_pairs"] == 2 * 5  # 6 val clips, one skipped, 2 pairs each
+    assert bad in last["resume"]["skipped"] and "audio.npy: not a readable .npy" in last["resume"]["skipped"][bad]
+    assert f"skipped clip {bad}" in (run / "train.log").read_text()
+    assert evaluate.main(["--checkpoint", str(run / "checkpoints" / "best.pt"), "--split", "test", "--workers", "0",
+                          "--no-progress"]) == 0
+    assert json.loads((run / "checkpoints" / "eval_test.json").read_text())["num_pairs"] == 12
+
+
+def test_resume_part_way_into_a_streamed_epoch_is_exact(shards, tmp_path, monkeypatch):
+    from avcorr.tasks.base import Task
+
+    straight = tmp_path / "straight"
+    assert train.main(_args(shards, straight)) == 0
+    run = tmp_path / "run"
+    calls = {"n": 0}
+    real = Task.to_device
+
+    def interrupt_later(batch, device, channels_last=False):
+        calls["n"] += 1
+        if calls["n"] == 10:  # the second step of epoch 2 (6 steps per epoch, 2 validation batches)
+            raise KeyboardInterrupt
+        return real(batch, device, channels_last)
+
+    monkeypatch.setattr(Task, "to_device", staticmethod(interrupt_later))
+    assert train.main(_args(shards, run)) == 130
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["resume"]["progress"]["steps"] == 1
+    monkeypatch.setattr(Task, "to_device", staticmethod(real))
+    assert train.main(_args(shards, run) + ["--resume"]) == 0
+    a, b = (load_checkpoint(r / "checkpoints" / "last.pt") for r in (straight, run))
+    assert a["step"] == b["step"] == 12
+    for name, value in a["model"].items():
+        assert torch.equal(value, b["model"][name]), name
+
+
+def test_shards_config_errors(tiny_root, tmp_path, capsys):
+    assert train.main(_args(tiny_root, tmp_path / "run")) == 2
+    assert "manifest.json: missing" in capsys.readouterr().err
+    assert train.main(["--config", "sop.py", "--no-progress", f"data.root={tiny_root}", "data.storage=shards"]) == 2
+    assert "implemented for task 'avc' only" in capsys.readouterr().err

@@ -1,0 +1,156 @@
+"""AVC pairs drawn inside a stream of shards (avcorr.data.avc_stream) against the per-sample AVC dataset."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from avcorr.data import decode
+from avcorr.data.avc import AVCPairDataset, collate_pairs
+from avcorr.data.avc_stream import AVCShardStream
+from avcorr.data.layout import load_split
+from avcorr.data.shard_writer import ShardOptions
+from avcorr.data.shards import ShardError, read_manifest
+from data_tools import make_shards as ms
+
+OPTS = dict(sample_rate=16000, seconds=1.0, image_size=32)
+
+
+@pytest.fixture(scope="module")
+def shard_root(tiny_root, tmp_path_factory) -> Path:
+    """train (12 clips) and val (6 clips) of the tiny dataset, 3 clips per shard, raw frames, float32 audio."""
+    out = tmp_path_factory.mktemp("avc_shards")
+    options = ShardOptions(frames_per_clip=3, size=48, sample_rate=16000, format="raw", audio_dtype="float32")
+    for split in ("train", "val"):
+        ms.shard_split(load_split(tiny_root, split), out, options, clips_per_shard=3)
+    return out
+
+
+def _audio_source(clip):
+    return clip.audio if clip.audio is not None else clip.video
+
+
+def test_items_have_the_per_sample_layout_and_the_right_audio(tiny_root, shard_root):
+    stream = AVCShardStream(str(shard_root / "train"), pairs_per_clip=2, batch_size=4, **OPTS)
+    files = AVCPairDataset(load_split(tiny_root, "train"), pairs_per_clip=2, **OPTS)
+    ours = next(iter(DataLoader(stream, batch_size=4, collate_fn=collate_pairs)))
+    theirs = next(iter(DataLoader(files, batch_size=4, collate_fn=collate_pairs)))
+    assert set(ours) == set(theirs)
+    for key, value in theirs.items():
+        if isinstance(value, torch.Tensor):
+            assert (ours[key].shape, ours[key].dtype) == (value.shape, value.dtype), key
+        else:
+            assert type(ours[key]) is type(value) and len(ours[key]) == len(value), key
+    assert len(stream) == 24 == len(list(stream))
+    clips = {c.vid: c for c in load_split(tiny_root, "train").clips}
+    for item in list(stream)[:12]:
+        # every window is centred on a frame time of its own clip, and cut exactly as the per-sample reader cuts it
+        want = decode.read_audio(_audio_source(clips[item["audio_vid"]]), float(item["audio_time"]) - 0.5, 1.0, 16000)
+        np.testing.assert_allclose(item["audio"].numpy(), want.numpy(), atol=1e-6)
+        assert (item["vid"] == item["audio_vid"]) == bool(item["label"])
+        fps = 8.0
+        assert abs((float(item["time"]) * fps - 0.5) - round(float(item["time"]) * fps - 0.5)) < 1e-4
+
+
+def test_positive_share_and_class_negatives(tiny_root, shard_root):
+    labels = {c.vid: set(c.labels) for c in load_split(tiny_root, "train").clips}
+    stream = AVCShardStream(str(shard_root / "train"), pairs_per_clip=8, positive_fraction=0.5, seed=3, **OPTS)
+    items = list(stream)
+    share = np.mean([int(i["label"]) for i in items])
+    assert len(items) == 96 and 0.3 < share < 0.7
+    assert all(i["audio_vid"] != i["vid"] for i in items if not i["label"])
+    assert len({i["vid"] for i in items[:8]}) >= 4  # a batch mixes clips, not 8 pairs of one clip
+    unshuffled = list(AVCShardStream(str(shard_root / "train"), pairs_per_clip=8, shuffle=0, pair_buffer=2, **OPTS))
+    assert len({i["vid"] for i in unshuffled[:8]}) == 1  # shuffle=0: the 8 pairs of a clip come together
+    # "class": a negative's clip shares no label with the frame's
+    stream = AVCShardStream(str(shard_root / "train"), pairs_per_clip=4, negatives="class", seed=3, **OPTS)
+    negatives = [i for i in stream if not i["label"]]
+    assert negatives and all(not labels[i["vid"]] & labels[i["audio_vid"]] for i in negatives)
+    assert not any(bool(i["shares_label"]) for i in negatives)
+    # contrastive training: positives only
+    assert all(i["label"] for i in AVCShardStream(str(shard_root / "train"), positive_fraction=1.0, **OPTS))
+
+
+def test_evaluation_pairs_are_fixed_and_half_positive(shard_root):
+    def pairs():
+        stream = AVCShardStream(str(shard_root / "val"), train=False, pairs_per_clip=2, seed=1, **OPTS)
+        loader = DataLoader(stream, batch_size=5, collate_fn=collate_pairs, num_workers=2)
+        return [(v, a, float(t), float(at), int(lab)) for b in loader
+                for v, a, t, at, lab in zip(b["vid"], b["audio_vid"], b["time"], b["audio_time"], b["label"])]
+
+    first = pairs()
+    assert len(first) == 12 and sum(p[-1] for p in first) == 6
+    assert sorted({p[0] for p in first}) == sorted(read_manifest(shard_root / "val")["shards"][0]["clips"]
+                                                   + read_manifest(shard_root / "val")["shards"][1]["clips"])
+    assert pairs() == first
+
+
+def test_ranks_and_workers_read_disjoint_clips_covering_the_epoch(shard_root):
+    vids = [v for e in read_manifest(shard_root / "train")["shards"] for v in e["clips"]]
+    for epoch in (0, 1):
+        seen = []
+        for rank in range(2):
+            stream = AVCShardStream(str(shard_root / "train"), rank=rank, world_size=2, batch_size=1, shuffle=4, **OPTS)
+            stream.set_epoch(epoch)
+            assert len(stream) == 6
+            loader = DataLoader(stream, batch_size=1, collate_fn=collate_pairs, num_workers=2)
+            assert len(loader) == 6
+            got = [v for b in loader for v in b["vid"]]
+            assert len(got) == 6
+            seen.append(got)
+        assert not set(seen[0]) & set(seen[1])
+        assert sorted(seen[0] + seen[1]) == sorted(vids)
+    # every rank takes the same number of whole batches, even when the clips do not divide evenly
+    lengths = [len(AVCShardStream(str(shard_root / "train"), rank=r, world_size=2, batch_size=4, **OPTS))
+               for r in range(2)]
+    assert lengths == [4, 4]
+    loaders = [DataLoader(AVCShardStream(str(shard_root / "train"), rank=r, world_size=2, batch_size=4, **OPTS),
+                          batch_size=4, collate_fn=collate_pairs, num_workers=2, drop_last=True) for r in range(2)]
+    assert [len(list(loader)) for loader in loaders] == [1, 1]
+
+
+def _corrupt_member(shard: Path, suffix: str) -> str:
+    """Rewrite ``shard`` with the first member ending in ``suffix`` replaced by garbage; returns its clip id."""
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    vid = None
+    with tarfile.open(shard, "w") as tar:
+        for info, data in members:
+            if vid is None and info.name.endswith(suffix):
+                vid, data = info.name.split(".", 1)[0], b"not an array" * 8
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return vid
+
+
+def test_corrupt_member_and_cut_shard_are_skipped_and_reported(shard_root, tmp_path):
+    folder = tmp_path / "train"
+    shutil.copytree(shard_root / "train", folder)
+    shards = [folder / e["name"] for e in read_manifest(folder)["shards"]]
+    bad = _corrupt_member(shards[1], ".audio.npy")
+    cut = shards[3]
+    lost = read_manifest(folder)["shards"][3]["clips"][1:]
+    with tarfile.open(cut) as tar:  # cut inside the second clip's json: the first clip stays whole
+        second = next(m for m in tar.getmembers() if m.name.split(".", 1)[0] == lost[0])
+    cut.write_bytes(cut.read_bytes()[:second.offset_data + 10])
+    stream = AVCShardStream(str(folder), train=False, pairs_per_clip=2, **OPTS)
+    items = list(stream)
+    skipped = [s for i in items for s in i["skipped"]]
+    assert bad in [v for v, _ in skipped] and any(f"{shards[1].name}: {bad}.audio.npy: not a readable .npy" in r for v, r in skipped if v == bad)
+    assert cut.name in [v for v, _ in skipped]
+    assert bad not in {i["vid"] for i in items} and not set(lost) & {i["vid"] for i in items}
+    assert len(items) == 2 * (12 - 1 - len(lost))
+
+
+def test_wrong_rate_and_missing_manifest_are_clear_errors(shard_root, tmp_path):
+    with pytest.raises(ShardError, match="16000 Hz, the model takes 48000 Hz"):
+        AVCShardStream(str(shard_root / "train"), sample_rate=48000)
+    with pytest.raises(ShardError, match="no manifest"):
+        AVCShardStream(str(tmp_path), sample_rate=16000)
