@@ -2,8 +2,10 @@
 
 A reader never sees a half-written file, and a write that fails (a full disk, Ctrl-C, an exception
 in the caller's code) leaves neither a partial file nor its temporary behind. Every avcorr module
-(and ``data_tools``) writes through :func:`atomic_path` or the small helpers built on it; a test
-checks that ``os.replace`` appears nowhere else.
+(and ``data_tools``) writes through :func:`atomic_path` or the small helpers built on it, and an
+output finished under a name of its own (a download's ``.part`` file, a folder built by
+``tempfile.mkdtemp``) reaches its final name through :func:`move_into_place`; a test checks that
+``os.replace`` and ``os.rename`` appear nowhere else.
 
 The temporary is ``.<name>.tmp<pid>`` beside the destination: hidden, on the same file system (so
 the rename is atomic), and owned by this process (see :func:`stale_temporaries`).
@@ -19,7 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_open", "atomic_path", "stale_temporaries", "temp_path", "write_bytes", "write_json", "write_text"]
+__all__ = ["atomic_open", "atomic_path", "move_into_place", "stale_temporaries", "temp_path", "write_bytes",
+           "write_json", "write_text"]
 
 _TMP = re.compile(r"^\..+\.tmp(\d+)$")  # what temp_path names
 
@@ -60,7 +63,7 @@ def atomic_path(path: str | os.PathLike, *, mkdir: bool = True) -> Iterator[Path
     _remove(tmp)  # left by an earlier process with the same pid
     try:
         yield tmp
-        os.replace(tmp, path)
+        move_into_place(tmp, path)
     except BaseException:
         _remove(tmp)
         raise
@@ -103,6 +106,25 @@ def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2, **k
         **kwargs: more ``json.dumps`` arguments (``allow_nan=False``, ``sort_keys=True`` ...).
     """
     return write_text(path, json.dumps(obj, indent=indent, **kwargs) + "\n")
+
+
+def move_into_place(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Rename a finished file or folder ``src`` to ``dst`` in one step (``os.replace``).
+
+    For outputs made complete under a name of their own rather than by :func:`atomic_path`: a
+    download checked in a staging folder, a dataset folder built under a ``tempfile.mkdtemp`` name.
+    ``src`` and ``dst`` must be on the same file system (a rename, never a copy). A file replaces a
+    file at ``dst``; a folder replaces only an empty folder (OSError otherwise, ``src`` kept).
+
+    Args:
+        src: the finished file or folder.
+        dst: its final name.
+
+    Returns:
+        ``dst`` as a Path.
+    """
+    os.replace(src, dst)
+    return Path(dst)
 
 
 def _alive(pid: int) -> bool:

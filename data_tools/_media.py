@@ -2,9 +2,9 @@
 
 Every command is a list of arguments (never a shell string) and every path handed to ffmpeg is
 absolute, so an id or a file name starting with ``-`` is never read as an option. Outputs are
-written to a hidden temporary name in the destination folder and renamed (``os.replace``) when
-complete: a run killed midway leaves only temporary files, which :func:`remove_stale_temps`
-deletes at the start of the next run.
+written through :func:`avcorr._atomic.atomic_path` (a hidden temporary name in the destination
+folder, renamed when complete): a run killed midway leaves only temporary files, which
+:func:`remove_stale_temps` deletes at the start of the next run.
 """
 
 from __future__ import annotations
@@ -14,22 +14,24 @@ import json
 import logging
 import os
 import re
+import shutil
 import struct
 import subprocess
-import uuid
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Sequence
 
+from avcorr._atomic import atomic_path, stale_temporaries
 from avcorr._ffmpeg import find_tool
 
 logger = logging.getLogger(__name__)
 
-TEMP_TAG = ".avtmp-"
-"""Marker in the name of every temporary output: ``.<final name>.avtmp-<pid>-<random><suffix>``."""
+LEGACY_TEMP_TAG = ".avtmp-"
+"""Marker of the temporaries that data_tools wrote before it used :mod:`avcorr._atomic`
+(``.<final name>.avtmp-<pid>-<random><suffix>``); an output folder of such a run still has them removed."""
 
-_TEMP_NAME = re.compile(r"^\..+" + re.escape(TEMP_TAG) + r"[0-9]+-[0-9a-f]+(\.[A-Za-z0-9]+)?$")
+_LEGACY_TEMP_NAME = re.compile(r"^\..+" + re.escape(LEGACY_TEMP_TAG) + r"[0-9]+-[0-9a-z]+(\.[A-Za-z0-9]+)?$")
 
 _FORMAT_PCM = 1
 _FORMAT_FLOAT = 3
@@ -224,7 +226,7 @@ def to_wav(src: str | Path, dst: str | Path, sample_rate: int, *, channels: int 
         FFmpegError: ffmpeg failed (``reason`` "no audio stream", "not a media file ..." ...).
     """
     dst = Path(dst)
-    with atomic_output(dst) as tmp:
+    with atomic_path(dst, mkdir=False) as tmp:
         run_ffmpeg(["-i", os.path.abspath(src), *wav_output_args(sample_rate, channels), os.path.abspath(tmp)],
                    path=src, timeout=timeout)
     return dst
@@ -247,79 +249,68 @@ def to_wav_many(pairs: Sequence[tuple[str | Path, str | Path]], sample_rate: int
     Raises:
         FFmpegError: ffmpeg failed on one of the files (the reason does not say which).
     """
-    temps = [temp_path(dst) for _, dst in pairs]
-    args: list[str] = []
-    for src, _ in pairs:
-        args += ["-i", os.path.abspath(src)]
-    for i, tmp in enumerate(temps):
-        args += [*wav_output_args(sample_rate, channels, input_index=i), os.path.abspath(tmp)]
-    try:
+    with contextlib.ExitStack() as outputs:  # on leaving: all renamed, or (an error) all removed
+        temps = [outputs.enter_context(atomic_path(dst, mkdir=False)) for _, dst in pairs]
+        args: list[str] = []
+        for src, _ in pairs:
+            args += ["-i", os.path.abspath(src)]
+        for i, tmp in enumerate(temps):
+            args += [*wav_output_args(sample_rate, channels, input_index=i), os.path.abspath(tmp)]
         run_ffmpeg(args, timeout=timeout)
-        for tmp, (_, dst) in zip(temps, pairs):
-            os.replace(tmp, dst)
-    finally:
-        for tmp in temps:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
 
 
 # ----------------------------------------------------------------------------------------------
-# Atomic outputs
+# Temporaries left by killed runs
 
 
-def temp_path(final: str | Path) -> Path:
-    """A fresh hidden temporary name beside ``final`` with the same suffix (ffmpeg picks muxers by it)."""
-    final = Path(final)
-    token = f"{os.getpid()}-{uuid.uuid4().hex[:10]}"
-    return final.with_name(f".{final.name}{TEMP_TAG}{token}{final.suffix}")
+def stale_temps(folder: str | Path, name: str | None = None) -> list[Path]:
+    """The temporary outputs a killed run left in ``folder``.
 
-
-def is_temp_name(name: str) -> bool:
-    """True when ``name`` is a temporary output name made by :func:`temp_path`."""
-    return bool(_TEMP_NAME.match(name))
-
-
-@contextlib.contextmanager
-def atomic_output(final: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it to ``final`` when the block succeeds.
-
-    On an exception the temporary file is deleted and ``final`` is left untouched.
+    These are the temporaries of :func:`avcorr._atomic.atomic_path` whose process is gone, and every
+    temporary with the older :data:`LEGACY_TEMP_TAG` name.
 
     Args:
-        final: the path the output must end up at; its folder must exist.
+        folder: the folder (missing is fine).
+        name: only the temporaries of this output (a file or folder name in ``folder``).
+
+    Returns:
+        their paths (files or folders), sorted.
     """
-    final = Path(final)
-    tmp = temp_path(final)
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = set(stale_temporaries(folder))
+    found.update(p for p in folder.iterdir() if _LEGACY_TEMP_NAME.match(p.name))
+    if name is not None:
+        mine = re.compile(rf"\.{re.escape(name)}(\.tmp[0-9]+|{re.escape(LEGACY_TEMP_TAG)}.*)")
+        found = {p for p in found if mine.fullmatch(p.name)}
+    return sorted(found)
 
 
-def remove_stale_temps(folder: str | Path, *, recursive: bool = False) -> int:
-    """Delete the temporary outputs a killed run left in ``folder``.
+def remove_stale_temps(folder: str | Path, *, recursive: bool = False, name: str | None = None) -> int:
+    """Delete the temporary outputs a killed run left in ``folder`` (:func:`stale_temps`).
 
     Args:
         folder: the output folder (missing folders are fine).
         recursive: also look in subfolders.
+        name: only the temporaries of this output (as in :func:`stale_temps`).
 
     Returns:
-        the number of files deleted.
+        the number of files (or temporary folders) deleted.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return 0
-    walker = os.walk(folder) if recursive else [(str(folder), [], [e.name for e in os.scandir(folder)])]
+    folders = [Path(dirpath) for dirpath, _, _ in os.walk(folder)] if recursive else [folder]
     removed = 0
-    for dirpath, _dirs, files in walker:
-        for name in files:
-            if is_temp_name(name):
+    for where in folders:
+        for path in stale_temps(where, name):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(dirpath, name))
-                    removed += 1
+                    path.unlink()
+            removed += 1
     if removed:
         logger.info("%s: removed %d temporary file(s) left by an interrupted run", folder, removed)
     return removed
@@ -437,7 +428,7 @@ def copy_wav_frames(src: BinaryIO, layout: WavPcm, start: int, stop: int, dst: s
         layout: its :class:`WavPcm`.
         start: first frame.
         stop: one past the last frame (clipped to the file).
-        dst: the output path (written directly: wrap in :func:`atomic_output`).
+        dst: the output path (written directly: write to the temporary of :func:`avcorr._atomic.atomic_path`).
     """
     stop = min(stop, layout.num_frames)
     n = max(stop - start, 0)

@@ -35,13 +35,13 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import json
 import logging
-import os
 import re
 import sys
 from pathlib import Path
 from typing import Sequence
+
+from avcorr._atomic import atomic_open, write_json
 
 logger = logging.getLogger("data_tools.ags_labels")
 
@@ -189,13 +189,11 @@ def write_layout(labels: dict[str, list[str]], mids: dict[str, str], out: str | 
     classes = sorted({lab for ls in labels.values() for lab in ls},
                      key=lambda c: (0, int(mids[c])) if mids.get(c, "").isdigit() else (1, c))
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".class_labels_indices.csv.tmp{os.getpid()}"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(out / "class_labels_indices.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["index", "mid", "display_name"])
         for i, c in enumerate(classes):
             w.writerow([i, mids.get(c, c), c])
-    os.replace(tmp, out / "class_labels_indices.csv")
     assign: dict[str, dict[str, object]] = {}
     for vid in sorted(labels):
         if splits:
@@ -211,10 +209,7 @@ def write_layout(labels: dict[str, list[str]], mids: dict[str, str], out: str | 
         assign.setdefault(name, {})[vid] = ls[0] if len(ls) == 1 else list(ls)
     for name, v2g in assign.items():
         (out / name).mkdir(parents=True, exist_ok=True)
-        dst = out / name / "vid2genre.json"
-        tmp = dst.with_name(f".vid2genre.json.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(v2g, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, dst)
+        write_json(out / name / "vid2genre.json", v2g, indent=1, ensure_ascii=False)
     return {k: len(v) for k, v in assign.items()}
 
 

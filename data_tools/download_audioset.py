@@ -75,6 +75,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from avcorr._atomic import move_into_place, write_json, write_text
 from avcorr.data.errors import LayoutError
 from avcorr.data.layout import ClassLabel, check_vid
 
@@ -278,7 +279,7 @@ def _finish(opts: DownloadOptions, seg: Segment, fetched: Path, stem: Path) -> N
         reason = "no_audio" if err.reason == "no audio stream" else "ffmpeg_error"
         raise FetchError(reason, f"wav extraction failed: {err.reason}") from None
     # The wav first, then the video: a clip is done only when both final names exist.
-    os.replace(fetched, video_path)
+    move_into_place(fetched, video_path)
 
 
 def _remove_staged(stem: Path) -> None:
@@ -344,11 +345,6 @@ def download_clip(
 
 # ----------------------------------------------------------------------------------------------
 # Run files: failed.csv, vid2genre.json, class_labels_indices.csv, segments.csv
-
-
-def _write_text(path: Path, text: str) -> None:
-    with _media.atomic_output(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 def read_failed(path: Path) -> dict[str, dict[str, str]]:
@@ -419,8 +415,8 @@ def _write_labels(opts: DownloadOptions, selected: Sequence[SelectedSegment], ch
     writer.writerow(["index", "mid", "display_name"])
     for i, c in enumerate(classes):
         writer.writerow([i, c.mid, c.display_name])
-    _write_text(csv_path, buffer.getvalue())
-    _write_text(opts.out / VID2GENRE, json.dumps(dict(sorted(vid2genre.items())), indent=1, ensure_ascii=False) + "\n")
+    write_text(csv_path, buffer.getvalue())
+    write_json(opts.out / VID2GENRE, dict(sorted(vid2genre.items())), indent=1, ensure_ascii=False)
     return len(vid2genre)
 
 
@@ -436,7 +432,7 @@ def _write_segments(opts: DownloadOptions, selected: Sequence[SelectedSegment]) 
     for item in selected:
         if is_valid_id(item.segment.ytid):
             rows[item.segment.ytid] = item.segment
-    _write_text(path, format_segments_csv(rows.values()))
+    write_text(path, format_segments_csv(rows.values()))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -537,7 +533,7 @@ def run_downloads(
                 bar.update(1)
                 bar.set_postfix(ok=counts["done"] + counts["exists"], failed=counts["failed"], refresh=False)
                 if time.monotonic() - last_flush > _FAILED_FLUSH_S:
-                    _write_text(failed_path, _failed_text(failed))
+                    write_text(failed_path, _failed_text(failed))
                     last_flush = time.monotonic()
         except KeyboardInterrupt:
             interrupted = True
@@ -547,7 +543,7 @@ def run_downloads(
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             bar.close()
-            _write_text(failed_path, _failed_text(failed))
+            write_text(failed_path, _failed_text(failed))
             counts["labelled"] = _write_labels(opts, selected, chosen)
             if interrupted:
                 logger.warning("run files written; run the same command again to continue")

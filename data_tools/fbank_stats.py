@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
+
+from avcorr._atomic import write_text
 
 
 def fbank_stats(source, *, sample_rate: int = 16000, n_mels: int = 128, n_frames: int = 1024,
@@ -97,9 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     text = json.dumps(res, indent=1)
     if args.out is not None:
-        tmp = args.out.with_name(f".{args.out.name}.tmp{os.getpid()}")
-        tmp.write_text(text + "\n")
-        os.replace(tmp, args.out)
+        write_text(args.out, text + "\n")
     print(text)
     return 0
 

@@ -13,12 +13,13 @@ have it; an entry weighs the sum of its labels' weights. The file (default: the 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from avcorr._atomic import atomic_path
 
 
 def gen_weight_file(datafile: str | Path, label_csv: str | Path, out: str | Path | None = None) -> Path:
@@ -30,9 +31,8 @@ def gen_weight_file(datafile: str | Path, label_csv: str | Path, out: str | Path
     weights = label_rarity_weights(src.targets())
     out = Path(out) if out else datafile.with_name(datafile.name[: -len(".json")] + "_weight.csv"
                                                    if datafile.name.endswith(".json") else datafile.name + "_weight.csv")
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    np.savetxt(tmp, weights, delimiter=",")
-    os.replace(tmp, out)
+    with atomic_path(out, mkdir=False) as tmp:
+        np.savetxt(tmp, weights, delimiter=",")
     return out
 
 

@@ -17,11 +17,12 @@ folder, which avcorr resolves; the AST reference code needs absolute paths or it
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Sequence
+
+from avcorr._atomic import write_json
 
 
 def class_mids(fmt: str, root: str | Path, classes: Sequence[str]) -> list[str]:
@@ -49,9 +50,7 @@ def make_ast_json(source, mids: Sequence[str], out: str | Path, *, relative: boo
             continue
         wav = os.path.relpath(c.media, out.parent) if relative else str(c.media.absolute())
         data.append({"wav": wav, "labels": ",".join(mids[i] for i in source.label_space.indices(c.labels))})
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"data": data}, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, out)
+    write_json(out, {"data": data}, indent=1)
     return len(data)
 
 

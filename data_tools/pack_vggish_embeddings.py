@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from avcorr._atomic import atomic_path
 from data_tools.pack_waveforms_to_hdf5 import write_label_csv
 
 logger = logging.getLogger("data_tools.pack_vggish_embeddings")
@@ -132,9 +132,8 @@ def pack(source, net, out: str | Path, *, frames: int = 10, pad: str = "silence"
     skipped = list(source.skipped) + [(c.vid, "not a file-based clip") for c in source.clips if c.media is None]
     n_cls = len(source.classes)
     id_len = max([11] + [len(c.vid.encode()) for c in clips])
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     n = 0
-    try:
+    with atomic_path(out, mkdir=False) as tmp:
         with h5py.File(tmp, "w") as hf:
             xs = hf.create_dataset("x", shape=(len(clips), frames, 128), maxshape=(None, frames, 128), dtype=np.uint8)
             ys = hf.create_dataset("y", shape=(len(clips), n_cls), maxshape=(None, n_cls), dtype=bool)
@@ -157,10 +156,6 @@ def pack(source, net, out: str | Path, *, frames: int = 10, pad: str = "silence"
                 n += 1
             for ds in (xs, ys, ids):
                 ds.resize(n, axis=0)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     if write_csv:
         write_label_csv(csv_path, source.classes)
     listed = write_skipped_csv(skipped_beside(out), skipped_rows(skipped, clip_paths(source.clips, audio_first=True)))

@@ -31,6 +31,8 @@ from typing import Sequence
 
 import numpy as np
 
+from avcorr._atomic import atomic_open, atomic_path
+
 logger = logging.getLogger("data_tools.pack_waveforms_to_hdf5")
 
 
@@ -41,13 +43,11 @@ def float32_to_int16(x: np.ndarray) -> np.ndarray:
 
 def write_label_csv(path: Path, classes: Sequence[str], mids: Sequence[str] | None = None) -> None:
     """Write ``index,mid,display_name`` rows (mid defaults to the name) atomically."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["index", "mid", "display_name"])
         for i, name in enumerate(classes):
             w.writerow([i, mids[i] if mids else name, name])
-    os.replace(tmp, path)
 
 
 def pack(source, out: str | Path, *, sample_rate: int = 32000, clip_seconds: float = 10.0,
@@ -78,9 +78,8 @@ def pack(source, out: str | Path, *, sample_rate: int = 32000, clip_seconds: flo
     clips = [c for c in source.clips if c.media is not None]
     skipped = list(source.skipped) + [(c.vid, "not a file-based clip") for c in source.clips if c.media is None]
     name_len = max([20] + [len(c.vid.encode()) for c in clips])
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     n = 0
-    try:
+    with atomic_path(out, mkdir=False) as tmp:
         with h5py.File(tmp, "w") as hf:
             names = hf.create_dataset("audio_name", shape=(len(clips),), maxshape=(None,), dtype=f"S{name_len}")
             waves = hf.create_dataset("waveform", shape=(len(clips), clip_samples), maxshape=(None, clip_samples),
@@ -103,10 +102,6 @@ def pack(source, out: str | Path, *, sample_rate: int = 32000, clip_seconds: flo
                 n += 1
             for ds in (names, waves, targets):
                 ds.resize(n, axis=0)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     write_label_csv(out.with_name("class_labels_indices.csv"), source.classes)
     listed = write_skipped_csv(skipped_beside(out), skipped_rows(skipped, clip_paths(source.clips, audio_first=True)))
     return {"clips": n, "skipped": skipped, "skipped_csv": listed}
@@ -141,13 +136,11 @@ def make_index(packs: Sequence[str | Path], out: str | Path) -> int:
     if n_cls is None:
         raise ValueError("no pack given")
     all_names = np.concatenate(names) if names else np.zeros(0, "S20")
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    with h5py.File(tmp, "w") as hw:
+    with atomic_path(out, mkdir=False) as tmp, h5py.File(tmp, "w") as hw:
         hw.create_dataset("audio_name", data=all_names.astype(f"S{max(20, all_names.dtype.itemsize)}"))
         hw.create_dataset("target", data=np.concatenate(targets), dtype=bool)
         hw.create_dataset("hdf5_path", data=np.array(paths, dtype=f"S{max([200] + [len(x) for x in paths])}"))
         hw.create_dataset("index_in_hdf5", data=np.concatenate(rows), dtype=np.int32)
-    os.replace(tmp, out)
     return int(sum(len(r) for r in rows))
 
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from avcorr._atomic import atomic_path, temp_path
 from avcorr.data.skipped import SKIPPED_FILE, write_skipped_csv
 from data_tools import _media
 
@@ -226,7 +227,7 @@ def _copy_if_ready(job: _Job, sample_rate: int, channels: int) -> bool:
     if layout is None or layout.num_frames == 0 or \
             (layout.fmt, layout.bits, layout.channels, layout.sample_rate) != (1, 16, channels, sample_rate):
         return False
-    with _media.atomic_output(job.dst) as tmp, open(job.src, "rb") as f:
+    with atomic_path(job.dst, mkdir=False) as tmp, open(job.src, "rb") as f:
         _media.copy_wav_frames(f, layout, 0, layout.num_frames, tmp)
     return True
 
@@ -319,7 +320,7 @@ def _split_job(seconds: float, drop_last: bool) -> Callable[[_Job], tuple[str, i
         if layout is not None:
             return _cut(job.src, layout, job, seconds, drop_last)
         job.dst.parent.mkdir(parents=True, exist_ok=True)
-        decoded = _media.temp_path(job.dst.parent / f"{job.dst.name}.wav")
+        decoded = temp_path(job.dst.parent / f"{job.dst.name}.wav")  # a dead run's is a stale temporary
         try:  # decode to 16-bit PCM at the file's own rate and channels, then cut
             _media.run_ffmpeg(["-i", os.path.abspath(job.src), "-map", "0:a:0", "-vn", "-c:a", "pcm_s16le",
                                "-f", "wav", os.path.abspath(decoded)], path=job.src)
@@ -348,7 +349,7 @@ def _cut(path: Path, layout: _media.WavPcm, job: _Job, seconds: float, drop_last
     job.dst.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "rb") as f:
         for k, name in todo:
-            with _media.atomic_output(name) as tmp:
+            with atomic_path(name, mkdir=False) as tmp:
                 _media.copy_wav_frames(f, layout, k * piece, (k + 1) * piece, tmp)
     return "written", len(todo)
 

@@ -44,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
+from avcorr._atomic import atomic_path
 from avcorr.data.errors import LayoutError
 from avcorr.data.layout import AUDIO_EXTENSIONS, SPLITS, VIDEO_EXTENSIONS, check_vid
 from avcorr.data.skipped import SKIPPED_FILE, write_skipped_csv
@@ -233,21 +234,19 @@ def build_split(
         raise ValueError(f"{raw}: no usable clip (skipped: {dict(skipped)})")
 
     assignment = assign_splits(labels, val, test, seed)
-    for stale in out.parent.glob(f".{out.name}{_media.TEMP_TAG}*-split"):  # left by a killed run
-        logger.info("removing %s, left by an interrupted run", stale)
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = out.parent / f".{out.name}{_media.TEMP_TAG}{os.getpid()}-split"
-    jobs: list[tuple[Path, Path]] = []
-    for split in SPLITS:
-        for kind, have in (("video", has_video), ("audio", has_audio)):
-            if have:
-                (tmp / split / kind).mkdir(parents=True, exist_ok=True)
-    for vid, split in assignment.items():
-        if has_video:
-            jobs.append((videos[vid], tmp / split / "video" / videos[vid].name))
-        if has_audio:
-            jobs.append((audios[vid], tmp / split / "audio" / audios[vid].name))
-    try:
+    _media.remove_stale_temps(out.parent, name=out.name)  # what a killed run of this command left
+    # built under a temporary name and renamed over the empty (or missing) ``out`` when complete
+    with atomic_path(out) as tmp:
+        jobs: list[tuple[Path, Path]] = []
+        for split in SPLITS:
+            for kind, have in (("video", has_video), ("audio", has_audio)):
+                if have:
+                    (tmp / split / kind).mkdir(parents=True, exist_ok=True)
+        for vid, split in assignment.items():
+            if has_video:
+                jobs.append((videos[vid], tmp / split / "video" / videos[vid].name))
+            if has_audio:
+                jobs.append((audios[vid], tmp / split / "audio" / audios[vid].name))
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
                 tqdm(total=len(jobs), unit="file", desc="linking" if link else "copying", disable=not progress) as bar:
             for _ in pool.map(lambda job: _place(job[0], job[1], link), jobs):
@@ -261,12 +260,6 @@ def build_split(
             if (raw / name).is_file():
                 shutil.copyfile(raw / name, tmp / name)
         write_skipped_csv(tmp / SKIPPED_FILE, skipped_list)
-        if out.is_dir():
-            out.rmdir()  # empty (checked above)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     counts = Counter(assignment.values())
     return {"root": out, "counts": {s: counts.get(s, 0) for s in SPLITS}, "skipped": dict(skipped),
             "skipped_csv": out / SKIPPED_FILE}

@@ -41,6 +41,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
+from avcorr._atomic import move_into_place
 from avcorr.data._synthetic_render import (  # re-exported: the clip in memory
     CLASSES,
     SPLITS,
@@ -208,7 +209,7 @@ def _publish(tmp: Path, root: Path, params: dict[str, Any]) -> None:
     with contextlib.suppress(OSError):
         root.rmdir()  # only succeeds on an empty folder
     try:
-        os.rename(tmp, root)
+        move_into_place(tmp, root)
     except OSError:
         if not is_synthetic_dataset(root, **params):
             raise
@@ -260,7 +261,7 @@ def ensure_default_dataset(progress: bool = True) -> Path:
         if root.exists():
             logger.warning("%s is incomplete or from other parameters; regenerating it", root)
             trash = cache / f".{root.name}.stale-{uuid.uuid4().hex[:8]}"
-            os.rename(root, trash)
+            move_into_place(root, trash)  # aside first: a half-deleted folder never looks complete
             shutil.rmtree(trash, ignore_errors=True)
         logger.info("generating the default synthetic dataset into %s (once)", root)
         return make_synthetic(root, progress=progress, **params)

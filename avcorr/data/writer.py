@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from .._atomic import atomic_open, atomic_path, write_text
+from .._atomic import atomic_open, atomic_path, move_into_place, write_text
 from .._ffmpeg import ffmpeg
 
 __all__ = [
@@ -237,7 +237,7 @@ def building_folder(root: str | os.PathLike[str], *, exist_ok: Callable[[Path], 
         with contextlib.suppress(OSError):
             root.rmdir()  # only succeeds on an empty folder
         try:
-            os.rename(tmp, root)
+            move_into_place(tmp, root)
         except OSError:
             if exist_ok is None or not exist_ok(root):
                 raise

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from .._atomic import move_into_place, write_json
+
 logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
@@ -160,8 +162,6 @@ def _stamp(path: Path) -> dict[str, int]:
 
 
 def _write_marker(path: Path, expected: str) -> None:
-    from .._atomic import write_json
-
     write_json(_marker(path), {**_stamp(path), "hash": expected})
 
 
@@ -294,7 +294,7 @@ def fetch(name: str, progress: bool = True) -> Path:
         else:
             expected = f"sha256:{file_hash(part)}"
             logger.warning("%s: its publisher gives no checksum; recorded %s for later checks", entry.tag, expected)
-        part.replace(dest)  # the resumable .part is complete and verified: it becomes the file
+        move_into_place(part, dest)  # the resumable .part is complete and verified: it becomes the file
         _write_marker(dest, expected)
         logger.info("%s: %d bytes in %.1f s", dest, dest.stat().st_size, time.monotonic() - start)
         return dest

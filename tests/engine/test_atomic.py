@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from avcorr._atomic import atomic_open, atomic_path, stale_temporaries, temp_path, write_bytes, write_json, write_text
+from avcorr._atomic import (atomic_open, atomic_path, move_into_place, stale_temporaries, temp_path, write_bytes,
+                            write_json, write_text)
 from avcorr._ffmpeg import ToolNotFoundError, find_tool
 
 
@@ -49,6 +50,24 @@ def test_a_folder_can_be_built_atomically(tmp_path):
         (tmp / "x").mkdir(parents=True)
         (tmp / "x" / "f").write_text("1")
     assert (out / "x" / "f").read_text() == "1" and os.listdir(tmp_path) == ["tree"]
+
+
+def test_a_finished_file_or_folder_is_moved_into_place(tmp_path):
+    staged = tmp_path / "staging" / "clip.part.mp4"  # finished under a name of its own (a download)
+    staged.parent.mkdir()
+    staged.write_bytes(b"new")
+    (tmp_path / "clip.mp4").write_bytes(b"old")
+    assert move_into_place(staged, tmp_path / "clip.mp4") == tmp_path / "clip.mp4"
+    assert (tmp_path / "clip.mp4").read_bytes() == b"new" and not staged.exists()
+    built = tmp_path / ".root.tmp-x"  # a folder built under a mkdtemp name replaces an empty folder only
+    (built / "train").mkdir(parents=True)
+    (tmp_path / "root").mkdir()
+    move_into_place(built, tmp_path / "root")
+    assert (tmp_path / "root" / "train").is_dir() and not built.exists()
+    (built / "val").mkdir(parents=True)
+    with pytest.raises(OSError):
+        move_into_place(built, tmp_path / "root")  # not empty: both stay as they were
+    assert (built / "val").is_dir() and sorted(os.listdir(tmp_path / "root")) == ["train"]
 
 
 def test_stale_temporaries_are_those_of_dead_processes(tmp_path):

@@ -22,9 +22,26 @@ def _hits(pattern: str, trees: tuple[str, ...], allowed: set[str]) -> list[str]:
             for rel, text in _sources(*trees) if rel not in allowed for m in rx.finditer(text)]
 
 
+# A rename into place: os.replace/os.rename/shutil.move, or Path.replace/Path.rename (one argument, which
+# str.replace never has, or called on a temporary's variable).
+RENAMES = (r"\bos\.(?:replace|rename)\(|\bshutil\.move\(|\b\w*tmp\w*\.(?:replace|rename)\("
+           r"|\.(?:replace|rename)\(\s*[A-Za-z_][\w.]*\s*\)")
+
+
 def test_one_atomic_writer():
-    # data_tools keeps its own temporary-name scheme (_media.atomic_output) for now
-    assert _hits(r"\bos\.replace\(|\b\w*tmp\w*\.replace\(", ("avcorr", "experiments"), {"avcorr/_atomic.py"}) == []
+    """Files reach their final name only in avcorr/_atomic.py: atomic_path and its helpers for a write,
+    move_into_place for an output finished under a name of its own (a download's .part, a built folder)."""
+    assert _hits(RENAMES, ("avcorr", "data_tools", "experiments"), {"avcorr/_atomic.py"}) == []
+
+
+def test_the_rename_pattern_sees_every_form():
+    rx = re.compile(RENAMES)
+    for line in ("os.replace(tmp, out)", "os.rename(tmp, root)", "shutil.move(a, b)", "tmp.replace(out / 'x')",
+                 "tmp_dir.rename(root)", "part.replace(dest)", "staged.rename(self.path)"):
+        assert rx.search(line), line
+    for line in ('name.replace("\\\\", "/")', "dataclasses.replace(spec, **changes)", "move_into_place(tmp, out)",
+                 "text.replace(old, new)", 'url.replace("{id}", vid)'):
+        assert not rx.search(line), line
 
 
 def test_one_ffmpeg_lookup():
