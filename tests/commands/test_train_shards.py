@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,3 +101,20 @@ def test_localization_trains_from_shards_and_evaluates(shards, tmp_path):
                           "--no-progress"]) == 0
     result = json.loads((run / "checkpoints" / "eval_test.json").read_text())
     assert result["num_clips"] == result["num_boxed"] == 6 and 0.0 <= result["fixed/auc_ciou"] <= 1.0
+
+
+def test_separation_trains_from_shards_and_evaluates(shards, tmp_path):
+    from tests.tasks.test_sop import TINY_SOP
+
+    run = tmp_path / "sop"
+    assert train.main(["--config", "sop.py", "--no-progress", f"data.root={shards}", "data.storage=shards",
+                       f"train.out_dir={run}", *TINY_SOP, "data.audio.sample_rate=16000", "train.max_steps=2",
+                       "data.num_workers=2"]) == 0
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert last["step"] == 2 and last["config"]["data"]["storage"] == "shards"
+    val = [r for r in (json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()) if r["split"] == "val"]
+    assert val and val[-1]["num_mixtures"] == 6 and all(np.isfinite(val[-1][k]) for k in ("sdr", "nsdr"))
+    assert evaluate.main(["--checkpoint", str(run / "checkpoints" / "best.pt"), "--split", "test", "--workers", "0",
+                          "--no-progress"]) == 0
+    result = json.loads((run / "checkpoints" / "eval_test.json").read_text())
+    assert result["num_mixtures"] == 6 and np.isfinite(result["nsdr"])
