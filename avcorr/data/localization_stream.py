@@ -119,7 +119,7 @@ class LocalizationShardStream(ClipShardStream):
         sample_rate: the model's rate; the shards must hold audio at this rate.
         seconds: audio window length, centred on the frame.
         image_size: frame side after the (non-cropping) resize.
-        seed: unused by the items (they are fixed); kept for the shard order's seed.
+        seed: unused (evaluation items are fixed); taken as the other shard streams take it.
         rank, world_size: split the shards across processes (evaluation runs in one: 0 and 1).
 
     Raises:
