@@ -306,6 +306,7 @@ def _between(lo: float, hi: float, *, open_hi: bool = False) -> tuple[Any, str]:
 
 
 _POSITIVE = ((lambda v: v > 0), "must be positive")
+SHARD_TASKS = ("avc", "localization", "separation")  # the tasks that read data.storage="shards"
 
 # key -> (test of a finite value, what the value must be); None values (model defaults) are not checked
 _RULES: dict[str, tuple[Any, str]] = {
@@ -361,9 +362,9 @@ def check_config(cfg: Config) -> Config:
         if not (math.isfinite(mult) and mult >= 0):
             raise ConfigError(f"optim.lr_mult[{prefix!r}]={mult!r}: must be a non-negative number")
     if cfg.data.storage == "shards":
-        if cfg.task != "avc":
-            raise ConfigError(f"data.storage='shards': implemented for task 'avc' only; task {cfg.task!r} reads "
-                              "data.storage='files'")
+        if cfg.task not in SHARD_TASKS:
+            raise ConfigError(f"data.storage='shards': implemented for the tasks {', '.join(SHARD_TASKS)}; task "
+                              f"{cfg.task!r} reads data.storage='files'")
         if not cfg.data.root:
             raise ConfigError("data.storage='shards' needs data.root: the output folder of "
                               "python -m data_tools.make_shards (a path or URL holding <split>/manifest.json)")

@@ -68,7 +68,7 @@ class DataConfig(_Recorder):
     _old_names = OLD_DATA_KEYS
 
     root: str = ""  # dataset ROOT in the vid2genre layout; "" = the embedded synthetic dataset; storage "shards": make_shards' OUT (a folder or URL holding <split>/manifest.json)
-    storage: Literal["files", "shards"] = "files"  # "files": a clip per sample from ROOT's video/audio files; "shards": tar shards of data_tools.make_shards (task avc)
+    storage: Literal["files", "shards"] = "files"  # "files": a clip per sample from ROOT's video/audio files; "shards": tar shards of data_tools.make_shards (tasks avc, localization, separation)
     shuffle_buffer: int = 256  # storage "shards", training: clips in the shuffle buffer of each loader worker (decoded: a 10 s clip at 48 kHz holds 2 MB)
     # split names: folders of ROOT in the vid2genre layout and "folder"; for tagging's file formats
     # ("hdf5", "ast_json", "embeddings") the file (relative to ROOT; several packs comma-separated)

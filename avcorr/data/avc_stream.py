@@ -29,6 +29,8 @@ steps (DDP needs it) and ``len()`` is exact. A worker that runs out of clips bef
 shards again; one that has its share stops. With as many clips in every worker's shards, every clip is
 used ``pairs_per_clip`` times per epoch by exactly one rank and worker. Every random draw of a worker's
 pass comes from ``(seed, epoch, rank, worker)``, so a pass can be replayed exactly (a resumed epoch).
+(The epochs, buffers, skips and replay are :class:`~avcorr.data._shard_stream.ClipShardStream`'s, shared
+with the localization and separation streams.)
 
 Evaluation: no shuffling; clip ``c``'s pair ``k`` is a positive for even ``k``, its frame drawn from
 ``(seed, clip id)``; a negative's clip is drawn from the stream's buffer, which depends on the shards and the
@@ -41,64 +43,22 @@ the run.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
-import zlib
-from collections import deque
+from collections import Counter, deque
 from typing import Any, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
 
-from .shards import BadSample, ShardDataset, ShardError, _buffer_shuffle, read_manifest
+from ._shard_stream import ClipShardStream, audio_window, torch_seed, vid_key
 from .transforms import frame_transform
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AVCShardStream"]
+__all__ = ["AVCShardStream", "audio_window"]
 
 
-@contextlib.contextmanager
-def _torch_seed(seed: int) -> Iterator[None]:
-    """Seed torch's CPU generator for one item (the frame transform draws from it); the main process keeps
-    its own state (a DataLoader worker's matters to nobody)."""
-    if get_worker_info() is not None:
-        torch.default_generator.manual_seed(seed)
-        yield
-        return
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)
-        yield
-
-
-def _vid_key(vid: str) -> int:
-    return zlib.crc32(vid.encode())
-
-
-def audio_window(sample: dict[str, Any], centre: float, seconds: float) -> np.ndarray:
-    """The ``seconds`` of a shard sample's audio centred on ``centre`` (s in the clip), zero-padded outside it.
-
-    Args:
-        sample: a decoded shard sample (``audio`` float32 (L,), ``sample_rate``, ``audio_start``).
-        centre: the window's centre in seconds of the clip.
-        seconds: the window length.
-
-    Returns:
-        float32 (T,), ``T = round(seconds * sample_rate)``.
-    """
-    sr, audio = int(sample["sample_rate"]), sample["audio"]
-    want = round(seconds * sr)
-    s0 = round((centre - seconds / 2 - float(sample.get("audio_start", 0.0))) * sr)
-    out = np.zeros(want, dtype=np.float32)
-    a, b = max(s0, 0), min(s0 + want, audio.shape[0])
-    if b > a:
-        out[a - s0:b - s0] = audio[a:b]
-    return out
-
-
-class AVCShardStream(IterableDataset):
+class AVCShardStream(ClipShardStream):
     """Positive / negative audio-frame pairs of a split's shards, drawn inside the stream (see the module docstring).
 
     Items are those of :class:`~avcorr.data.avc.AVCPairDataset` (collate them with
@@ -135,160 +95,50 @@ class AVCShardStream(IterableDataset):
                  batch_size: int = 1, rank: int | None = None, world_size: int | None = None):
         if negatives not in ("clip", "class"):
             raise ValueError(f"negatives must be 'clip' or 'class', got {negatives!r}")
-        self.folder = str(folder).rstrip("/")
-        manifest = read_manifest(self.folder)
-        where = f"{self.folder}/manifest.json"
-        settings = manifest.get("settings", {})
-        if settings.get("sample_rate") != sample_rate:
-            raise ShardError(where, f"the shards hold audio at {settings.get('sample_rate')} Hz, the model takes "
-                                    f"{sample_rate} Hz: make the shards with --sample-rate {sample_rate}")
-        if int(settings.get("size", image_size)) < image_size:
-            logger.warning("%s: stored frames are %s px, smaller than data.image_size=%d: they are enlarged",
-                           where, settings.get("size"), image_size)
-        if float(settings.get("window", seconds)) < seconds:
-            logger.warning("%s: the frames were chosen for a %s s window, the model takes %s s: windows that leave "
-                           "the stored audio are zero-padded (make the shards with --window %s)",
-                           where, settings.get("window"), seconds, seconds)
-        self.num_clips = sum(len(e.get("clips", ())) for e in manifest["shards"])
-        if self.num_clips < 2:
-            raise ShardError(where, f"needs at least 2 clips, the manifest lists {self.num_clips}")
-        self.init_skipped = [tuple(s) for e in manifest["shards"] for s in e.get("skipped", ())
-                             if isinstance(s, (list, tuple)) and len(s) == 2]
-        self.sample_rate, self.seconds, self.train = sample_rate, float(seconds), train
-        self.negatives, self.positive_fraction = negatives, float(positive_fraction)
-        self.pairs_per_clip, self.gain_jitter, self.seed = max(1, int(pairs_per_clip)), float(gain_jitter), int(seed)
-        self.pair_buffer, self.batch_size = max(2, int(pair_buffer)), max(1, int(batch_size)) if train else 1
-        self.pair_shuffle = max(0, int(shuffle)) * self.pairs_per_clip  # training: drawn pairs shuffled (0: none)
+        super().__init__(folder, sample_rate=sample_rate, image_size=image_size, window=float(seconds), train=train,
+                         per_clip=pairs_per_clip, seed=seed, shuffle=shuffle, buffer=max(2, int(pair_buffer)),
+                         batch_size=batch_size, rank=rank, world_size=world_size, min_clips=2)
+        self.seconds, self.negatives, self.positive_fraction = float(seconds), negatives, float(positive_fraction)
+        self.pairs_per_clip, self.gain_jitter = self.per_clip, float(gain_jitter)
         self.transform = frame_transform(image_size, train=train, augment=augment)
-        self.shards = ShardDataset.from_manifest(self.folder, shuffle=shuffle if train else 0, seed=seed, rank=rank,
-                                                 world_size=world_size, skip_errors=True)
-        self.rank, self.world_size = self.shards.rank, self.shards.world_size
-        self._epoch, self._passes = 0, 0
-
-    def __len__(self) -> int:
-        """Pairs this rank yields per pass (training: whole batches of ``batch_size``)."""
-        total = self.num_clips * self.pairs_per_clip
-        if not self.train:
-            return total
-        return total // self.world_size // self.batch_size * self.batch_size
-
-    def set_epoch(self, epoch: int) -> None:
-        """Set the epoch of the next pass (shard order, buffers and pairs); later passes count on from it."""
-        self._epoch, self._passes = int(epoch), 0
-
-    def worker_quota(self, worker: int, num_workers: int) -> int | None:
-        """Training: the pairs worker ``worker`` of ``num_workers`` yields per pass (whole batches); None in evaluation."""
-        if not self.train:
-            return None
-        batches = len(self) // self.batch_size
-        return (batches // num_workers + (1 if worker < batches % num_workers else 0)) * self.batch_size
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        info = get_worker_info()
-        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        epoch = self._epoch + self._passes if self.train else 0
-        self._passes += 1
-        quota = self.worker_quota(worker, num_workers)
-        if quota == 0:
-            return
-        if not self.shards.shards_for(epoch, worker, num_workers):
-            raise ShardError(self.folder, f"rank {self.rank} worker {worker} has no shard to read "
-                                          f"({len(self.shards.urls)} shards for {self.world_size} rank(s) x "
-                                          f"{num_workers} worker(s)): make more, smaller shards (--clips-per-shard) "
-                                          f"or lower data.num_workers")
-        rng = np.random.default_rng([self.seed, epoch, self.rank, worker])
-        held: dict[str, Any] | None = None  # one item held back, so skips met at the end still reach a batch
-        skipped: list[tuple[str, str]] = []
-        done = 0
-        while True:
-            produced = 0
-            for item in self._pairs(epoch, worker, num_workers, rng, skipped):
-                produced += 1
-                if held is not None:
-                    yield held
-                    done += 1
-                    if quota is not None and done >= quota:
-                        return
-                held = item
-            if held is not None and (quota is None or done + 1 >= quota):
-                held["skipped"] = held["skipped"] + skipped
-                yield held
-                return
-            if produced == 0:
-                reasons = "; ".join(f"{v}: {r}" for v, r in skipped[:5]) or "no samples"
-                raise RuntimeError(f"{self.folder}: rank {self.rank} worker {worker} read no usable clip from its "
-                                   f"shards ({reasons})")
-            logger.debug("%s: worker %d reads its shards again to fill its share of the epoch", self.folder, worker)
 
     # -- pairing ----------------------------------------------------------------------------------
     def _frames_of(self, rng: np.random.Generator):
-        """The frame picker of :meth:`ShardDataset.samples`: ``pairs_per_clip`` stored frames per clip."""
+        """``pairs_per_clip`` stored frames per clip (training: random; evaluation: from ``(seed, clip id)``)."""
         def pick(meta: dict[str, Any]) -> list[int]:
             count = int(meta.get("frames", {}).get("count") or 0)
             if count < 1:
                 return []
-            r = rng if self.train else np.random.default_rng([self.seed, _vid_key(str(meta.get("vid", "")))])
+            r = rng if self.train else np.random.default_rng([self.seed, vid_key(str(meta.get("vid", "")))])
             return [int(i) for i in r.integers(0, count, size=self.pairs_per_clip)]
         return pick
 
-    def _pairs(self, epoch: int, worker: int, num_workers: int, rng: np.random.Generator,
-               skipped: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
-        """One pass over this worker's shards: the items (``skipped`` filled in place, emptied into the items).
+    def _unusable(self, sample: dict[str, Any]) -> str | None:
+        if self.negatives == "class" and not sample.get("labels"):
+            return "no label (negatives='class' needs labels)"
+        return super()._unusable(sample)
 
-        Training shuffles the drawn pairs through a buffer of ``pair_shuffle`` pairs before building them,
-        so that a batch holds pairs of many clips rather than the ``pairs_per_clip`` pairs of a few (which
-        would also be each other's in-batch negatives).
-        """
-        specs = self._specs(epoch, worker, num_workers, rng, skipped)
-        if self.train and self.pair_shuffle > 1:
-            specs = _buffer_shuffle(specs, self.pair_shuffle, rng)
-        for spec in specs:
-            yield self._make(spec, skipped)
+    def _report(self, worker: int, notes: Counter) -> None:
+        logger.warning("%s: rank %d worker %d found no clip %s among the last %d clips for %d negative(s): they "
+                       "became positives (use more clips per shard or a larger pair buffer)", self.folder,
+                       self.rank, worker, "of another class" if self.negatives == "class" else "other than the "
+                       "frame's", self.buffer, notes["unpaired"])
 
-    def _specs(self, epoch: int, worker: int, num_workers: int, rng: np.random.Generator,
-               skipped: list[tuple[str, str]]) -> Iterator[tuple]:
-        """The drawn pairs of one pass, clip after clip, as :meth:`_clip_pairs` specs."""
-        window: deque[dict[str, Any]] = deque(maxlen=self.pair_buffer)
-        pending: deque[dict[str, Any]] = deque()
-        unpaired = [0]
-        lookahead = self.pair_buffer // 2
-        for sample in self.shards.samples(epoch, worker, num_workers, frames=self._frames_of(rng)):
-            if isinstance(sample, BadSample):
-                skipped.append((sample.vid, sample.reason))
-                continue
-            if len(sample["frames"]) == 0:
-                skipped.append((sample["vid"], f"{self.folder}: {sample['vid']}: no stored frame"))
-                continue
-            if self.negatives == "class" and not sample.get("labels"):
-                skipped.append((sample["vid"], "no label (negatives='class' needs labels)"))
-                continue
-            window.append(sample)
-            pending.append(sample)
-            if len(pending) > lookahead:
-                yield from self._clip_pairs(pending.popleft(), window, rng, unpaired)
-        while pending:
-            yield from self._clip_pairs(pending.popleft(), window, rng, unpaired)
-        if unpaired[0]:
-            logger.warning("%s: rank %d worker %d found no clip %s among the last %d clips for %d negative(s): they "
-                           "became positives (use more clips per shard or a larger pair buffer)", self.folder,
-                           self.rank, worker, "of another class" if self.negatives == "class" else "other than the "
-                           "frame's", self.pair_buffer, unpaired[0])
-
-    def _clip_pairs(self, sample: dict[str, Any], window: deque, rng: np.random.Generator,
-                    unpaired: list[int]) -> Iterator[tuple]:
+    def _draw(self, sample: dict[str, Any], window: deque, rng: np.random.Generator,
+              notes: Counter) -> Iterator[tuple]:
         """Draw the ``pairs_per_clip`` pairs of one clip (negatives from ``window``) as specs
-        ``(sample, k, positive, audio source, audio centre, gain, transform seed)``; counts in ``unpaired[0]``
-        the negatives that found no other clip."""
+        ``(sample, k, positive, audio source, audio centre, gain, transform seed)``; counts in
+        ``notes["unpaired"]`` the negatives that found no other clip."""
         labels = set(sample.get("labels", ()))
         for k in range(self.pairs_per_clip):
-            r = rng if self.train else np.random.default_rng([self.seed, _vid_key(sample["vid"]), k])
+            r = self.clip_rng(rng, sample["vid"], k)
             positive = bool(r.random() < self.positive_fraction) if self.train else k % 2 == 0
             source, at = sample, float(sample["frame_times"][k])
             if not positive:
                 others = [c for c in window if c["vid"] != sample["vid"]
                           and not (self.negatives == "class" and labels & set(c.get("labels", ())))]
                 if not others:
-                    unpaired[0] += 1
+                    notes["unpaired"] += 1
                     positive = True
                 else:
                     source = others[int(r.integers(len(others)))]
@@ -297,15 +147,15 @@ class AVCShardStream(IterableDataset):
                 else 1.0
             yield sample, k, positive, source, at, gain, int(r.integers(2**62))
 
-    def _make(self, spec: tuple, skipped: list[tuple[str, str]]) -> dict[str, Any]:
-        """The item of a spec of :meth:`_clip_pairs`, with the skips met since the last item (``skipped`` emptied)."""
+    def _build(self, spec: tuple) -> dict[str, Any]:
+        """The item of a spec of :meth:`_draw` (without ``skipped``)."""
         sample, k, positive, source, at, gain, seed = spec
         wave = audio_window(source, at, self.seconds)
         if gain != 1.0:
             wave = wave * np.float32(gain)
-        with _torch_seed(seed):
+        with torch_seed(seed):
             image = self.transform(sample["frames"][k])
-        item = {
+        return {
             "image": image,
             "audio": torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)),
             "label": torch.tensor(int(positive)),
@@ -315,7 +165,4 @@ class AVCShardStream(IterableDataset):
             "audio_time": torch.tensor(at, dtype=torch.float32),
             "vid": sample["vid"],
             "audio_vid": source["vid"],
-            "skipped": list(skipped),
         }
-        skipped.clear()
-        return item

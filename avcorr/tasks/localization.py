@@ -8,7 +8,10 @@ decoded example serves once as a positive and once as a negative, 1:1 as in the 
 contrastive localizer uses every other item of the (DDP-gathered) batch as a negative.
 
 Validation and ``avcorr.evaluate`` use :class:`~avcorr.data.localization.LocalizationDataset`
-(the middle frame of each clip, where ``boxes.json`` applies) and report, over the clips with boxes:
+(the middle frame of each clip, where ``boxes.json`` applies; with ``data.storage="shards"``,
+:class:`~avcorr.data.avc_stream.AVCShardStream` positives train and
+:class:`~avcorr.data.localization_stream.LocalizationShardStream` evaluates, its boxes moved into the
+stored crop) and report, over the clips with boxes:
 
 * ``ciou@0.5``, ``auc_ciou``, ``ciou_mean`` - the LVS / EZ-VSL protocol (top half of the pixels on,
   :mod:`avcorr.metrics.localization`);
@@ -39,8 +42,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.avc import AVCPairDataset
+from ..data.avc_stream import AVCShardStream
 from ..data.layout import load_split
 from ..data.localization import LocalizationDataset, collate_localization
+from ..data.localization_stream import LocalizationShardStream, shards_have_boxes
 from ..losses import ContrastiveLocalizationLoss, MILLogisticLoss
 from ..metrics.localization import EVAL_SIZE, center_prior_map, localization_cious, localization_summary
 from .avc import create_av_model
@@ -235,8 +240,11 @@ class LocalizationTask(Task):
         if self._val_has_boxes is None:
             d = self.cfg.data
             try:
-                self._val_has_boxes = any(c.boxes for c in load_split(d.root, d.val_split).clips)
-            except (OSError, ValueError) as e:  # LayoutError is a ValueError
+                if d.storage == "shards":  # the boxes are in the clips' json members: read until one has a box
+                    self._val_has_boxes = shards_have_boxes(f"{d.root.rstrip('/')}/{d.val_split}")
+                else:
+                    self._val_has_boxes = any(c.boxes for c in load_split(d.root, d.val_split).clips)
+            except (OSError, ValueError) as e:  # LayoutError and ShardError are ValueErrors
                 logger.warning("cannot read the validation split to look for boxes (%s); selecting on loss", e)
                 self._val_has_boxes = False
         return self._val_has_boxes
@@ -265,15 +273,24 @@ class LocalizationTask(Task):
                                   negatives=lc.negatives)
 
     def build_dataset(self, split: str, train: bool):
+        """Training: AVC positives; evaluation: the middle frame with its boxes. Per-sample from the clip files,
+        or from a stream of shards (``data.storage``)."""
         d, spec = self.cfg.data, self.frame_spec()
-        index = load_split(d.root, split)
         if train:
-            return AVCPairDataset(
-                index, sample_rate=spec.sample_rate, seconds=spec.clip_seconds, image_size=d.image_size,
-                train=True, augment=d.augment, negatives="clip", positive_fraction=1.0,  # positives only
-                pairs_per_clip=self.cfg.localization.train_pairs_per_clip, gain_jitter=d.audio.gain_jitter, seed=self.cfg.train.seed,
-                video_backend=d.video_backend or None, max_bad_retries=d.max_bad_retries)
-        return LocalizationDataset(index, sample_rate=spec.sample_rate, seconds=spec.clip_seconds,
+            common = dict(sample_rate=spec.sample_rate, seconds=spec.clip_seconds, image_size=d.image_size,
+                          train=True, augment=d.augment, negatives="clip", positive_fraction=1.0,  # positives only
+                          pairs_per_clip=self.cfg.localization.train_pairs_per_clip, gain_jitter=d.audio.gain_jitter,
+                          seed=self.cfg.train.seed)
+            if d.storage == "shards":
+                return AVCShardStream(f"{d.root.rstrip('/')}/{split}", shuffle=d.shuffle_buffer,
+                                      batch_size=self.cfg.train.batch_size, **common)
+            return AVCPairDataset(load_split(d.root, split), video_backend=d.video_backend or None,
+                                  max_bad_retries=d.max_bad_retries, **common)
+        if d.storage == "shards":  # evaluation runs in one process: every shard, whatever the DDP rank
+            return LocalizationShardStream(f"{d.root.rstrip('/')}/{split}", sample_rate=spec.sample_rate,
+                                           seconds=spec.clip_seconds, image_size=d.image_size,
+                                           seed=self.cfg.train.seed)
+        return LocalizationDataset(load_split(d.root, split), sample_rate=spec.sample_rate, seconds=spec.clip_seconds,
                                    image_size=d.image_size, video_backend=d.video_backend or None)
 
     def new_evaluator(self) -> LocalizationEvaluator:

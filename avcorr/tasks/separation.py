@@ -7,6 +7,9 @@ AFTER the warp, as in the public code: binary masks ``|S_n| > 0.5 |X|`` with BCE
 ``clamp(log1p(|X|), 1e-3, 10)`` when ``separation.weighted_loss`` (the paper's setting). Spectrogram frames
 where every source is zero padding (clips shorter than the window) carry no loss.
 
+With ``data.storage="shards"`` the mixtures are drawn inside a stream of shards
+(:class:`~avcorr.data.separation_stream.SeparationShardStream`), with the same batches.
+
 Evaluation: masks are un-warped, binary masks thresholded at 0.5, multiplied by the mixture
 magnitude and inverted with the mixture phase (torch iSTFT); SDR / SIR / SAR (BSS Eval, see
 :mod:`avcorr.metrics.separation`) are averaged over the sources of a mixture, then over mixtures;
@@ -29,6 +32,7 @@ from torch import nn
 
 from ..data.layout import load_split
 from ..data.separation import SeparationDataset, collate_mixtures
+from ..data.separation_stream import SeparationShardStream
 from ..metrics.separation import mask_statistics, separation_scores, separation_warnings
 from ..models import create_model
 from ..models.sop_audio import SpectrogramSettings, apply_masks, stft, warp
@@ -213,16 +217,21 @@ class SeparationTask(Task):
     def wrap(self, model: nn.Module) -> SeparationModule:
         return SeparationModule(model, self.settings, self.cfg.separation.mask, self.cfg.separation.weighted_loss)
 
-    def build_dataset(self, split: str, train: bool) -> SeparationDataset:
+    def build_dataset(self, split: str, train: bool) -> SeparationDataset | SeparationShardStream:
+        """The split's mixtures: per-sample from the clip files, or drawn in a stream of shards (``data.storage``)."""
         d, s = self.cfg.data, self.cfg.separation
         self.frame_spec()  # the model takes frames as the pipeline normalises them
-        return SeparationDataset(
-            load_split(d.root, split), num_mix=s.num_mix, sample_rate=d.audio.sample_rate,
-            num_samples=self.num_samples, frames_per_clip=s.frames_per_clip, frame_stride=s.frame_stride,
-            image_size=d.image_size, train=train, augment=d.augment,
-            mixes_per_clip=s.train_mixtures_per_clip if train else s.eval_mixtures_per_clip,
-            gain_jitter=d.audio.gain_jitter if train else 0.0, seed=self.cfg.train.seed,
-            video_backend=d.video_backend or None, max_bad_retries=d.max_bad_retries)
+        common = dict(num_mix=s.num_mix, sample_rate=d.audio.sample_rate, num_samples=self.num_samples,
+                      frames_per_clip=s.frames_per_clip, frame_stride=s.frame_stride, image_size=d.image_size,
+                      train=train, augment=d.augment,
+                      mixes_per_clip=s.train_mixtures_per_clip if train else s.eval_mixtures_per_clip,
+                      gain_jitter=d.audio.gain_jitter if train else 0.0, seed=self.cfg.train.seed)
+        if d.storage == "shards":  # evaluation runs in one process: every shard, whatever the DDP rank
+            return SeparationShardStream(f"{d.root.rstrip('/')}/{split}", shuffle=d.shuffle_buffer,
+                                         batch_size=self.cfg.train.batch_size, rank=None if train else 0,
+                                         world_size=None if train else 1, **common)
+        return SeparationDataset(load_split(d.root, split), video_backend=d.video_backend or None,
+                                 max_bad_retries=d.max_bad_retries, **common)
 
     def new_evaluator(self) -> SeparationEvaluator:
         return SeparationEvaluator(self.settings, self.cfg.separation.mask)

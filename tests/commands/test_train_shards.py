@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -80,5 +81,40 @@ def test_resume_part_way_into_a_streamed_epoch_is_exact(shards, tmp_path, monkey
 def test_shards_config_errors(tiny_root, tmp_path, capsys):
     assert train.main(_args(tiny_root, tmp_path / "run")) == 2
     assert "manifest.json: missing" in capsys.readouterr().err
-    assert train.main(["--config", "sop.py", "--no-progress", f"data.root={tiny_root}", "data.storage=shards"]) == 2
-    assert "implemented for task 'avc' only" in capsys.readouterr().err
+    assert train.main(["--config", "panns_folder.py", "--no-progress", f"data.root={tiny_root}",
+                       "data.storage=shards"]) == 2
+    assert "implemented for the tasks avc, localization, separation; task 'tagging'" in capsys.readouterr().err
+
+
+def test_localization_trains_from_shards_and_evaluates(shards, tmp_path):
+    from tests.commands.test_localize import TINY_LOC
+
+    run = tmp_path / "loc"
+    assert train.main(["--config", "avolnet.py", "--no-progress", f"data.root={shards}", "data.storage=shards",
+                       f"train.out_dir={run}", *TINY_LOC, "model.name=test_avolnet", "train.max_steps=2"]) == 0
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert last["step"] == 2 and last["config"]["data"]["storage"] == "shards"
+    (val,) = [r for r in (json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()) if r["split"] == "val"]
+    assert val["num_clips"] == val["num_boxed"] == 6 and "fixed/auc_ciou" in val  # boxes read from the shards
+    assert last["best"] == val["fixed/auc_ciou"]  # selected on the boxes the validation shards hold
+    assert evaluate.main(["--checkpoint", str(run / "checkpoints" / "best.pt"), "--split", "test", "--workers", "0",
+                          "--no-progress"]) == 0
+    result = json.loads((run / "checkpoints" / "eval_test.json").read_text())
+    assert result["num_clips"] == result["num_boxed"] == 6 and 0.0 <= result["fixed/auc_ciou"] <= 1.0
+
+
+def test_separation_trains_from_shards_and_evaluates(shards, tmp_path):
+    from tests.tasks.test_sop import TINY_SOP
+
+    run = tmp_path / "sop"
+    assert train.main(["--config", "sop.py", "--no-progress", f"data.root={shards}", "data.storage=shards",
+                       f"train.out_dir={run}", *TINY_SOP, "data.audio.sample_rate=16000", "train.max_steps=2",
+                       "data.num_workers=2"]) == 0
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert last["step"] == 2 and last["config"]["data"]["storage"] == "shards"
+    val = [r for r in (json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()) if r["split"] == "val"]
+    assert val and val[-1]["num_mixtures"] == 6 and all(np.isfinite(val[-1][k]) for k in ("sdr", "nsdr"))
+    assert evaluate.main(["--checkpoint", str(run / "checkpoints" / "best.pt"), "--split", "test", "--workers", "0",
+                          "--no-progress"]) == 0
+    result = json.loads((run / "checkpoints" / "eval_test.json").read_text())
+    assert result["num_mixtures"] == 6 and np.isfinite(result["nsdr"])
