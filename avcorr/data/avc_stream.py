@@ -122,6 +122,8 @@ class AVCShardStream(IterableDataset):
             pairs (after; the clips they use stay in memory); evaluation never shuffles.
         pair_buffer: clips a worker keeps to draw negatives from.
         batch_size: training: each rank's pairs per epoch are a whole number of these batches.
+        device_transforms: leave the colour jitter, the flip and the normalisation of the frames to the
+            device (uint8 ``image`` and ``image_jitter`` items, as :class:`~avcorr.data.avc.AVCPairDataset`'s).
         rank, world_size: this process's DDP rank and the number of ranks; None = from ``torch.distributed``
             (evaluation, which runs in one process, passes 0 and 1).
 
@@ -132,7 +134,8 @@ class AVCShardStream(IterableDataset):
     def __init__(self, folder: str, *, sample_rate: int, seconds: float = 1.0, image_size: int = 224, train: bool = True,
                  augment: bool = True, negatives: str = "clip", positive_fraction: float = 0.5, pairs_per_clip: int = 1,
                  gain_jitter: float = 0.0, seed: int = 0, shuffle: int = 256, pair_buffer: int = 16,
-                 batch_size: int = 1, rank: int | None = None, world_size: int | None = None):
+                 batch_size: int = 1, rank: int | None = None, world_size: int | None = None,
+                 device_transforms: bool = False):
         if negatives not in ("clip", "class"):
             raise ValueError(f"negatives must be 'clip' or 'class', got {negatives!r}")
         self.folder = str(folder).rstrip("/")
@@ -159,7 +162,7 @@ class AVCShardStream(IterableDataset):
         self.pairs_per_clip, self.gain_jitter, self.seed = max(1, int(pairs_per_clip)), float(gain_jitter), int(seed)
         self.pair_buffer, self.batch_size = max(2, int(pair_buffer)), max(1, int(batch_size)) if train else 1
         self.pair_shuffle = max(0, int(shuffle)) * self.pairs_per_clip  # training: drawn pairs shuffled (0: none)
-        self.transform = frame_transform(image_size, train=train, augment=augment)
+        self.transform = frame_transform(image_size, train=train, augment=augment, on_device=device_transforms)
         self.shards = ShardDataset.from_manifest(self.folder, shuffle=shuffle if train else 0, seed=seed, rank=rank,
                                                  world_size=world_size, skip_errors=True)
         self.rank, self.world_size = self.shards.rank, self.shards.world_size
@@ -304,9 +307,9 @@ class AVCShardStream(IterableDataset):
         if gain != 1.0:
             wave = wave * np.float32(gain)
         with _torch_seed(seed):
-            image = self.transform(sample["frames"][k])
+            image = self.transform.fields(sample["frames"][k])
         item = {
-            "image": image,
+            **image,
             "audio": torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)),
             "label": torch.tensor(int(positive)),
             "shares_label": torch.tensor(not positive and bool(set(sample.get("labels", ()))
