@@ -9,7 +9,10 @@ dataset), the training pairs as the trainer gets them:
   * per-sample: ``AVCPairDataset`` (the config's transforms: random crop, flip, jitter, normalise, gain
     jitter) through the trainer's DataLoader (``avcorr.engine.loader.make_loader``, persistent workers);
   * shards: ``AVCShardStream`` over shards of the same split (made into a temporary folder unless
-    ``--shards`` names a make_shards output) through the same DataLoader.
+    ``--shards`` names a make_shards output) through the same DataLoader;
+  * shards, device transforms: the same with ``data.device_transforms=True``: the loader crops and
+    resizes, and uint8 frames leave it; their colour jitter, flip and normalisation are left to the
+    training device (timed apart, here on the CPU, batched: ``device_frames`` on a batch).
 
 Each loader runs an untimed warm-up epoch (workers started, readers opened, probes cached), then the
 paths and worker counts are timed a whole epoch each, in interleaved rounds (best of ``--rounds``), so
@@ -127,9 +130,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             made_line = f"shards: {shard_root}"
         shard_cfg = load_config(args.config, [*overrides, f"data.root={shard_root}", "data.storage=shards"])
         shard_task = build_task(shard_cfg)
+        dev_task = build_task(load_config(args.config, [*overrides, f"data.root={shard_root}", "data.storage=shards",
+                                                        "data.device_transforms=True"]))
         datasets = {"files": files_task.build_dataset(args.split, True),
-                    "shards": shard_task.build_dataset(args.split, True)}
-        tasks = {"files": files_task, "shards": shard_task}
+                    "shards": shard_task.build_dataset(args.split, True),
+                    "shards_dev": dev_task.build_dataset(args.split, True)}
+        tasks = {"files": files_task, "shards": shard_task, "shards_dev": dev_task}
         loaders = {(path, w): make_loader(datasets[path], tasks[path], bs, train=True, num_workers=w, seed=0)
                    for w in workers for path in datasets}
         for path, ds in datasets.items():
@@ -158,9 +164,18 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 decode.read_audio(audio, at - seconds / 2, seconds, sr)
             return len(plan), time.perf_counter() - t0
 
+        sample = next(iter(_epoch(loaders["shards_dev", workers[0]], 0)))
+
+        def finish() -> tuple[int, float]:
+            """The device's share of the device-transform path, on this CPU: a batch finished 20 times."""
+            t0 = time.perf_counter()
+            for _ in range(20):
+                dev_task.device_transform(dev_task.to_device(sample, torch.device("cpu"), cfg.train.channels_last))
+            return 20 * bs, time.perf_counter() - t0
+
         best: dict[str, float] = {}
         for r in range(rounds):
-            runs: dict[str, Callable[[], tuple[int, float]]] = {"raw": raw}
+            runs: dict[str, Callable[[], tuple[int, float]]] = {"raw": raw, "finish": finish}
             for (path, w), loader in loaders.items():
                 runs[f"{path}/{w}"] = lambda loader=loader: _timed_epoch(loader, 1 + r)
             for name, fn in runs.items():
@@ -181,13 +196,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"{'path':<44}{'workers':>8}{'pairs/s':>10}{'per process':>13}{'vs raw':>9}")
     print(f"{'raw decode (open + 1 frame + window read)':<44}{'-':>8}{best['raw']:>10.1f}{best['raw']:>13.1f}"
           f"{1.0:>8.2f}x")
-    labels = {"files": "per-sample AVCPairDataset + DataLoader", "shards": "shards AVCShardStream + DataLoader"}
+    labels = {"files": "per-sample AVCPairDataset + DataLoader", "shards": "shards AVCShardStream + DataLoader",
+              "shards_dev": "shards, uint8 frames (device transforms)"}
     for w in workers:
         for path, label in labels.items():
             rate = best[f"{path}/{w}"]
             print(f"{label:<44}{w:>8}{rate:>10.1f}{rate / max(w, 1):>13.1f}{rate / best['raw']:>8.2f}x")
-    print("\nshards / per-sample: " + ", ".join(f"{w} worker{'s' if w != 1 else ''} "
-                                                 f"{best[f'shards/{w}'] / best[f'files/{w}']:.2f}x" for w in workers))
+    print(f"{'device_frames of a batch, on this CPU':<44}{'-':>8}{best['finish']:>10.1f}{best['finish']:>13.1f}"
+          f"{best['finish'] / best['raw']:>8.2f}x")
+    for path in ("shards", "shards_dev"):
+        print(f"\n{labels[path].split(' AVC')[0]} / per-sample: " + ", ".join(
+            f"{w} worker{'s' if w != 1 else ''} {best[f'{path}/{w}'] / best[f'files/{w}']:.2f}x" for w in workers))
     return best
 
 
