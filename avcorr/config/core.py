@@ -368,6 +368,9 @@ def check_config(cfg: Config) -> Config:
         if not cfg.data.root:
             raise ConfigError("data.storage='shards' needs data.root: the output folder of "
                               "python -m data_tools.make_shards (a path or URL holding <split>/manifest.json)")
+    if cfg.data.device_transforms and cfg.task != "avc":
+        raise ConfigError(f"data.device_transforms=True: implemented for task 'avc' only; task {cfg.task!r} "
+                          "transforms its frames in the loader")
     if cfg.data.root and "://" not in cfg.data.root and not Path(cfg.data.root).expanduser().exists():
         raise ConfigError(f"data.root={cfg.data.root!r}: no such file or folder")
     return cfg

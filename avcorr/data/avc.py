@@ -9,7 +9,11 @@ so alignment with frame boundaries tells nothing about the label.
 
 Batch dict produced by :func:`collate_pairs` (B = batch size, S = image size, T = seconds * rate)::
 
-    image      float32 (B, 3, S, S)  ImageNet-normalised frame
+    image      float32 (B, 3, S, S)  ImageNet-normalised frame; with ``device_transforms``
+               uint8 (B, 3, S, S)    the cropped frame, and
+    image_jitter float32 (B, 3)      its colour jitter and flip, which
+                                     :func:`~avcorr.data.transforms.device_frames` applies on the
+                                     device with the normalisation (the AVC task's ``device_transform``)
     audio      float32 (B, T)        mono waveform at ``sample_rate``
     label      int64   (B,)          1 = the audio belongs to the frame's clip, 0 = it does not
     shares_label bool  (B,)          a negative whose audio clip shares a label with the frame's clip
@@ -61,6 +65,8 @@ class AVCPairDataset(Dataset):
         seed: seed of the evaluation pairs.
         video_backend: decoder (``None`` = default).
         max_bad_retries: consecutive bad clips tolerated while drawing one example before giving up.
+        device_transforms: leave the colour jitter, the flip and the normalisation of the frames to the
+            device (uint8 ``image`` and ``image_jitter`` items; see the module docstring).
         open_readers: most video files kept open per worker process (an LRU cache; reopening a file
             costs more than decoding one frame, see experiments/RESULTS.md); ``None`` (default) = as
             many as a 1 GiB memory estimate per process allows (see ``ClipMedia``: every clip of a
@@ -70,7 +76,7 @@ class AVCPairDataset(Dataset):
     def __init__(self, index: SplitIndex, *, sample_rate: int = 48000, seconds: float = 1.0, image_size: int = 224,
                  train: bool = True, augment: bool = True, negatives: str = "clip", positive_fraction: float = 0.5,
                  pairs_per_clip: int = 1, gain_jitter: float = 0.0, seed: int = 0, video_backend: str | None = None,
-                 max_bad_retries: int = 20, open_readers: int | None = None):
+                 max_bad_retries: int = 20, open_readers: int | None = None, device_transforms: bool = False):
         if negatives not in ("clip", "class"):
             raise ValueError(f"negatives must be 'clip' or 'class', got {negatives!r}")
         self.split = f"{index.root}/{index.split}"
@@ -79,7 +85,7 @@ class AVCPairDataset(Dataset):
         self.pairs_per_clip, self.gain_jitter, self.seed = max(1, pairs_per_clip), gain_jitter, seed
         self.video_backend = video_backend or None
         self.max_bad_retries = max_bad_retries
-        self.transform = frame_transform(image_size, train=train, augment=augment)
+        self.transform = frame_transform(image_size, train=train, augment=augment, on_device=device_transforms)
         self.init_skipped: list[tuple[str, str]] = []
         self.clips: list[Clip] = []
         for clip in index.clips:
@@ -140,7 +146,7 @@ class AVCPairDataset(Dataset):
         if self.train and self.gain_jitter > 0:
             wave = wave * float(rng.uniform(1 - self.gain_jitter, 1 + self.gain_jitter))
         return {
-            "image": self.transform(frame),
+            **self.transform.fields(frame),
             "audio": wave,
             "label": torch.tensor(int(positive)),
             "shares_label": torch.tensor(not positive and bool(set(clip.labels) & set(audio_clip.labels))),

@@ -82,6 +82,8 @@ class AVCShardStream(ClipShardStream):
             pairs (after; the clips they use stay in memory); evaluation never shuffles.
         pair_buffer: clips a worker keeps to draw negatives from.
         batch_size: training: each rank's pairs per epoch are a whole number of these batches.
+        device_transforms: leave the colour jitter, the flip and the normalisation of the frames to the
+            device (uint8 ``image`` and ``image_jitter`` items, as :class:`~avcorr.data.avc.AVCPairDataset`'s).
         rank, world_size: this process's DDP rank and the number of ranks; None = from ``torch.distributed``
             (evaluation, which runs in one process, passes 0 and 1).
 
@@ -92,7 +94,8 @@ class AVCShardStream(ClipShardStream):
     def __init__(self, folder: str, *, sample_rate: int, seconds: float = 1.0, image_size: int = 224, train: bool = True,
                  augment: bool = True, negatives: str = "clip", positive_fraction: float = 0.5, pairs_per_clip: int = 1,
                  gain_jitter: float = 0.0, seed: int = 0, shuffle: int = 256, pair_buffer: int = 16,
-                 batch_size: int = 1, rank: int | None = None, world_size: int | None = None):
+                 batch_size: int = 1, rank: int | None = None, world_size: int | None = None,
+                 device_transforms: bool = False):
         if negatives not in ("clip", "class"):
             raise ValueError(f"negatives must be 'clip' or 'class', got {negatives!r}")
         super().__init__(folder, sample_rate=sample_rate, image_size=image_size, window=float(seconds), train=train,
@@ -100,7 +103,7 @@ class AVCShardStream(ClipShardStream):
                          batch_size=batch_size, rank=rank, world_size=world_size, min_clips=2)
         self.seconds, self.negatives, self.positive_fraction = float(seconds), negatives, float(positive_fraction)
         self.pairs_per_clip, self.gain_jitter = self.per_clip, float(gain_jitter)
-        self.transform = frame_transform(image_size, train=train, augment=augment)
+        self.transform = frame_transform(image_size, train=train, augment=augment, on_device=device_transforms)
 
     # -- pairing ----------------------------------------------------------------------------------
     def _frames_of(self, rng: np.random.Generator):
@@ -154,9 +157,9 @@ class AVCShardStream(ClipShardStream):
         if gain != 1.0:
             wave = wave * np.float32(gain)
         with torch_seed(seed):
-            image = self.transform(sample["frames"][k])
-        return {
-            "image": image,
+            image = self.transform.fields(sample["frames"][k])
+        item = {
+            **image,
             "audio": torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)),
             "label": torch.tensor(int(positive)),
             "shares_label": torch.tensor(not positive and bool(set(sample.get("labels", ()))
@@ -166,3 +169,4 @@ class AVCShardStream(ClipShardStream):
             "vid": sample["vid"],
             "audio_vid": source["vid"],
         }
+        return item

@@ -85,11 +85,13 @@ class FrameTransform:
     """
 
     def __init__(self, image_size: int, train: bool, augment: bool = True, *, scale: tuple[float, float] = (0.7, 1.0),
-                 ratio: tuple[float, float] = (3 / 4, 4 / 3), brightness: float = 0.3, saturation: float = 0.3):
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), brightness: float = 0.3, saturation: float = 0.3,
+                 on_device: bool = False):
         self.size = int(image_size)
         self.random = bool(train and augment)
         self.scale, self.ratio = scale, ratio
         self.brightness, self.saturation = brightness, saturation
+        self.on_device = bool(on_device)
 
     def __call__(self, frame: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Args:
@@ -100,6 +102,44 @@ class FrameTransform:
         Returns:
             float32 (3, S, S), or (N, 3, S, S) for N frames.
         """
+        images, params = self._prepare(frame)
+        out = torch.stack([self._apply(im, params) for im in images])
+        return out if isinstance(frame, torch.Tensor) and frame.dim() == 4 else out[0]
+
+    def fields(self, frame: torch.Tensor | np.ndarray) -> dict[str, torch.Tensor]:
+        """The item's frame entries: ``{"image": float32 (3, S, S)}`` (this transform applied), or with
+        ``on_device`` ``{"image": uint8 (3, S, S), "image_jitter": float32 (3,)}``: the frame after the
+        geometric part (resize, crop) and the colour jitter and flip still to apply (brightness and
+        saturation factors, flip 0 / 1; identity ``(1, 1, 0)`` without random augmentation), which
+        :func:`device_frames` applies with the normalisation to a whole batch on its device.
+
+        The random draws are the same, in the same order, as :meth:`__call__`'s: under the same torch
+        seed both paths choose the same crop, flip and jitter.
+
+        Args:
+            frame: uint8 RGB frame, (3, H, W) tensor or (H, W, 3) array.
+        """
+        if not self.on_device:
+            return {"image": self(frame)}
+        images, params = self._prepare(frame)
+        if len(images) != 1:
+            raise ValueError("on_device frame transforms take one frame at a time")
+        image = images[0]
+        if image.shape[2] == 1:
+            image = np.repeat(image, 3, axis=2)
+        jitter = torch.tensor([1.0, 1.0, 0.0])
+        if params is not None:
+            top, left, ch, cw = params["crop"]
+            image = _resize(image[top:top + ch, left:left + cw], self.size, self.size)
+            jitter = torch.tensor([params["brightness"] if self.brightness > 0 else 1.0,
+                                   params["saturation"] if self.saturation > 0 else 1.0, float(params["flip"])])
+        else:
+            image = resize_centre_crop(image, self.size)
+        return {"image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous(),
+                "image_jitter": jitter}
+
+    def _prepare(self, frame: torch.Tensor | np.ndarray) -> tuple[list[np.ndarray], dict | None]:
+        """The frame(s) as uint8 (H, W, C) arrays, and the random draws (None without random augmentation)."""
         if isinstance(frame, torch.Tensor):
             if frame.dim() == 4 and frame.shape[1] in (1, 3):
                 images = [f.permute(1, 2, 0).contiguous().numpy() for f in frame]
@@ -120,8 +160,7 @@ class FrameTransform:
                 "crop": _crop_params(h, w, self.scale, self.ratio),
                 "flip": float(torch.rand(1)) < 0.5,
             }
-        out = torch.stack([self._apply(im, params) for im in images])
-        return out if isinstance(frame, torch.Tensor) and frame.dim() == 4 else out[0]
+        return images, params
 
     def _apply(self, image: np.ndarray, params: dict | None) -> torch.Tensor:
         if image.shape[2] == 1:
@@ -146,7 +185,7 @@ class FrameTransform:
         return x.mul_(_SCALE).add_(_SHIFT)
 
 
-def frame_transform(image_size: int, train: bool, augment: bool = True) -> FrameTransform:
+def frame_transform(image_size: int, train: bool, augment: bool = True, on_device: bool = False) -> FrameTransform:
     """uint8 (3, H, W) frame -> float (3, image_size, image_size), ImageNet-normalised.
 
     Training (with ``augment``) uses the usual augmentations of the AVC papers: brightness and
@@ -159,8 +198,43 @@ def frame_transform(image_size: int, train: bool, augment: bool = True) -> Frame
         image_size: output side in pixels.
         train: training (random) or evaluation (deterministic) pipeline.
         augment: with ``train``, whether to apply the random augmentations.
+        on_device: :meth:`FrameTransform.fields` leaves the colour jitter, the flip and the
+            normalisation to :func:`device_frames` (uint8 frames travel to the device).
     """
-    return FrameTransform(image_size, train=train, augment=augment)
+    return FrameTransform(image_size, train=train, augment=augment, on_device=on_device)
+
+
+def device_frames(images: torch.Tensor, jitter: torch.Tensor | None = None) -> torch.Tensor:
+    """The rest of :class:`FrameTransform` on a batch, on the batch's device: colour jitter, flip, normalisation.
+
+    Brightness multiplies the pixels, saturation blends each pixel with its grey level (ITU-R 601
+    weights), each clamped to [0, 255] as the CPU path saturates; the flip mirrors the width. The CPU
+    path jitters before resizing and rounds to uint8 after each step, so the two agree to a few grey
+    levels where nothing saturates (exactly without jitter). The memory format of ``images`` is kept
+    (channels-last stays channels-last).
+
+    Args:
+        images: uint8 (B, 3, S, S) frames (:meth:`FrameTransform.fields`'s ``image``, collated).
+        jitter: float (B, 3) brightness factor, saturation factor, flip (0 / 1); None = no jitter or flip.
+
+    Returns:
+        float32 (B, 3, S, S), ImageNet-normalised, on ``images``' device.
+    """
+    if images.dim() != 4 or images.shape[1] != 3 or images.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 (B, 3, S, S) frames, got {images.dtype} {tuple(images.shape)}")
+    channels_last = images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
+    x = images.float()
+    if jitter is not None:
+        jitter = jitter.to(device=x.device, dtype=torch.float32)
+        if jitter.shape != (x.shape[0], 3):
+            raise ValueError(f"expected a (B, 3) jitter for {x.shape[0]} frames, got {tuple(jitter.shape)}")
+        brightness, saturation = jitter[:, 0, None, None, None], jitter[:, 1, None, None, None]
+        x = (x * brightness).clamp_(0, 255)
+        grey = (x * torch.tensor(_GRAY_WEIGHTS, device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        x = (x * saturation + grey * (1 - saturation)).clamp_(0, 255)
+        x = torch.where(jitter[:, 2, None, None, None] > 0.5, x.flip(-1), x)
+    x = x * _SCALE.to(x.device) + _SHIFT.to(x.device)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
 
 
 def denormalize(image: torch.Tensor) -> torch.Tensor:

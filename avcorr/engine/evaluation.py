@@ -48,7 +48,7 @@ def evaluation_pass(module: nn.Module, loader: Iterable, task: Task, device: tor
         for batch in progress_bar(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
             if skips is not None:
                 skips.add(batch.get(SKIPPED, ()))
-            batch = task.to_device(batch, device, channels_last)
+            batch = task.device_transform(task.to_device(batch, device, channels_last))
             with _autocast(device, amp):
                 out = module(batch)
             evaluator.update(batch, out)

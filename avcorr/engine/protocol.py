@@ -5,8 +5,10 @@ knows nothing else about it (avcorr's own families share more code in :mod:`avco
 What flows between them:
 
 * **a batch** (:data:`Batch`): whatever the task's ``collate_fn`` makes of its dataset's items. The
-  engine moves its tensors (:meth:`Task.to_device`) and reads one key itself: ``skipped``, the
-  ``(id, reason)`` pairs of the items the collate function dropped (optional; counted and logged).
+  engine moves its tensors (:meth:`Task.to_device`), lets the task finish it there
+  (:meth:`Task.device_transform`: batched work on the device, e.g. frame normalisation) and reads one
+  key itself: ``skipped``, the ``(id, reason)`` pairs of the items the collate function dropped
+  (optional; counted and logged).
 * **a module's output** (:data:`ModuleOutput`): ``task.wrap(model)`` is an ``nn.Module`` whose
   ``forward(batch)`` returns a dict with ``"loss"``, a scalar tensor (with its graph in training mode:
   the trainer calls ``backward`` on it). Every other entry is the task's own (logits, maps, masks ...):
@@ -167,6 +169,21 @@ class Task(abc.ABC):
             The files written (none by default).
         """
         return []
+
+    def device_transform(self, batch: Batch) -> Batch:
+        """Finish a batch on the device: called by the engine on every batch (training and evaluation) right
+        after :meth:`to_device`, before the module and outside autocast.
+
+        For the work that is cheaper batched on an accelerator than per item in the loader workers
+        (normalisation, augmentation of uint8 frames ...). The default returns ``batch`` unchanged.
+
+        Args:
+            batch: the batch, its tensors on the device.
+
+        Returns:
+            The batch the module gets (a new dict, or ``batch`` itself).
+        """
+        return batch
 
     @staticmethod
     def to_device(batch: Batch, device: torch.device, channels_last: bool = False) -> Batch:

@@ -365,7 +365,7 @@ class Trainer:
     def _train_step(self, batch: dict[str, Any]) -> None:
         t, p = self.cfg.train, self.state.progress
         self.skips.add(batch.get(SKIPPED, ()))
-        batch = self.task.to_device(batch, self.device, t.channels_last)
+        batch = self.task.device_transform(self.task.to_device(batch, self.device, t.channels_last))
         with _autocast(self.device, t.amp):
             out = self.train_module(batch)
         loss = out[LOSS]

@@ -11,6 +11,7 @@ from torch import nn
 from ..data.avc import AVCPairDataset, collate_pairs
 from ..data.avc_stream import AVCShardStream
 from ..data.layout import load_split
+from ..data.transforms import device_frames
 from ..metrics.avc import avc_accuracy
 from ..losses import ContrastiveLocalizationLoss
 from ..metrics.chance import majority_rate
@@ -166,13 +167,24 @@ class AVCTask(Task):
                       augment=d.augment, negatives=a.negatives,
                       positive_fraction=1.0 if (train and contrastive) else a.positive_fraction,
                       pairs_per_clip=a.train_pairs_per_clip if train else a.eval_pairs_per_clip,
-                      gain_jitter=d.audio.gain_jitter, seed=self.cfg.train.seed)
+                      gain_jitter=d.audio.gain_jitter, seed=self.cfg.train.seed,
+                      device_transforms=d.device_transforms)
         if d.storage == "shards":  # evaluation runs in one process: every shard, whatever the DDP rank
             return AVCShardStream(f"{d.root.rstrip('/')}/{split}", shuffle=d.shuffle_buffer,
                                   batch_size=self.cfg.train.batch_size, rank=None if train else 0,
                                   world_size=None if train else 1, **common)
         return AVCPairDataset(load_split(d.root, split), video_backend=d.video_backend or None,
                               max_bad_retries=d.max_bad_retries, **common)
+
+    def device_transform(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """With ``data.device_transforms``: the uint8 frames' colour jitter, flip and normalisation, batched on
+        their device (:func:`~avcorr.data.transforms.device_frames`); ``image`` becomes float32 (B, 3, S, S)
+        and ``image_jitter`` is dropped. Other batches pass unchanged."""
+        if "image_jitter" not in batch:
+            return batch
+        out = {k: v for k, v in batch.items() if k != "image_jitter"}
+        out["image"] = device_frames(batch["image"], batch["image_jitter"])
+        return out
 
     def new_evaluator(self) -> AVCEvaluator:
         return AVCEvaluator()

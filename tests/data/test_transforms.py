@@ -68,3 +68,57 @@ def test_frames_of_one_clip_share_the_random_draw():
     assert out.shape == (2, 3, 32, 32) and torch.equal(out[0], out[1])  # same crop, flip and jitter
     torch.manual_seed(1)
     assert torch.equal(frame_transform(32, train=True)(frames[0]), out[0])
+
+
+# -- frames finished on the device (data.device_transforms) -------------------------------------
+
+from avcorr.data.transforms import device_frames  # noqa: E402
+
+
+@pytest.mark.parametrize("shape", [(128, 128), (48, 64), (300, 200)])
+def test_device_frames_equal_the_cpu_transform_in_evaluation(shape):
+    frame = _smooth_frame(*shape)
+    fields = frame_transform(40, train=False, on_device=True).fields(frame)
+    assert fields["image"].dtype == torch.uint8 and fields["image"].shape == (3, 40, 40)
+    assert fields["image_jitter"].tolist() == [1.0, 1.0, 0.0]
+    out = device_frames(fields["image"][None], fields["image_jitter"][None])[0]
+    torch.testing.assert_close(out, frame_transform(40, train=False)(frame), rtol=0, atol=1e-6)
+    torch.testing.assert_close(device_frames(fields["image"][None])[0], out, rtol=0, atol=1e-6)
+
+
+def test_device_frames_follow_the_cpu_training_draws():
+    """Same seed, same crop, flip and jitter: the two paths agree to a couple of grey levels where nothing
+    saturates (the CPU jitters before resizing and rounds to uint8 after each step)."""
+    y, x = np.mgrid[0:72, 0:96].astype(np.float32)
+    frame = torch.from_numpy(np.stack([80 + 60 * x / 96, 110 + 30 * np.sin(y / 9), 140 - 60 * y / 72])
+                             .round().astype(np.uint8))
+    cpu, dev = frame_transform(48, train=True), frame_transform(48, train=True, on_device=True)
+    flips = set()
+    for seed in range(8):
+        torch.manual_seed(seed)
+        want = cpu(frame)
+        torch.manual_seed(seed)
+        fields = dev.fields(frame)
+        flips.add(float(fields["image_jitter"][2]))
+        got = device_frames(fields["image"][None], fields["image_jitter"][None])[0]
+        levels = (denormalize(got) - denormalize(want)).abs() * 255
+        assert float(levels.max()) < 2.5 and float(levels.mean()) < 0.8, seed
+    assert flips == {0.0, 1.0}
+
+
+def test_device_frames_keep_channels_last_and_check_their_input():
+    images = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    jitter = torch.tensor([[1.2, 0.8, 1.0]] * 4)
+    plain = device_frames(images, jitter)
+    last = device_frames(images.contiguous(memory_format=torch.channels_last), jitter)
+    assert last.is_contiguous(memory_format=torch.channels_last) and plain.is_contiguous()
+    torch.testing.assert_close(last, plain)
+    # a brightness of 1.2 saturates like the CPU path: nothing above 255 before normalising
+    pixels = plain * torch.tensor(IMAGENET_STD).view(3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    assert float(pixels.max()) <= 1.0 + 1e-6 and float(pixels.max()) > 1.0 - 1e-6
+    torch.testing.assert_close(device_frames(images, torch.tensor([[1.0, 1.0, 1.0]] * 4)),
+                               device_frames(images).flip(-1))
+    with pytest.raises(ValueError, match="uint8"):
+        device_frames(images.float())
+    with pytest.raises(ValueError, match=r"\(B, 3\) jitter"):
+        device_frames(images, jitter[:2])

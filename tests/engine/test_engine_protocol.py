@@ -212,3 +212,36 @@ def test_the_progress_saved_by_an_older_avcorr_resumes():
     assert p.sums == {} and p.counts == {}
     new = EpochProgress(steps=1, sums={"within_1": 3.0}, counts={"within_1": 8.0})
     assert EpochProgress.from_state(asdict(new)) == new
+
+
+class _Scaled(ToyTask):
+    """Ships x as int16 hundredths; its device hook turns them back into floats (the module cannot take ints)."""
+
+    def __init__(self):
+        super().__init__()
+        self.finished = 0
+
+    @staticmethod
+    def _ints(items: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = _collate(items)
+        batch["x"] = (batch["x"] * 100).round().to(torch.int16)
+        return batch
+
+    collate_fn = _ints
+
+    def device_transform(self, batch: dict[str, Any]) -> dict[str, Any]:
+        assert batch["x"].dtype == torch.int16 and batch["x"].device.type == "cpu"
+        self.finished += 1
+        return {**batch, "x": batch["x"].float() / 100}
+
+
+def test_the_engine_finishes_every_batch_with_the_tasks_device_hook(tmp_path):
+    cfg, task = _config(tmp_path), _Scaled()
+    trainer = Trainer(cfg, task, tmp_path / "run", progress=False)
+    try:
+        state = trainer.fit()
+    finally:
+        trainer.close()
+    assert state.step == 6 and len(task.steps) == 6
+    assert task.finished == 6 + 2 * 3  # every training batch, and the 3 validation batches of each epoch
+    assert Task.device_transform(task, {"x": 1}) == {"x": 1}  # the protocol's default: the batch unchanged

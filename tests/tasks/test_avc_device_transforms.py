@@ -1,0 +1,91 @@
+"""data.device_transforms: uint8 frames travel to the device, where the AVC task finishes them batched
+(colour jitter, flip, normalisation); the model sees what the per-sample CPU path gives it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from avcorr import train
+from avcorr.config import ConfigError, check_config, load_config
+from avcorr.data.layout import load_split
+from avcorr.data.shard_writer import ShardOptions
+from avcorr.data.transforms import denormalize
+from avcorr.engine.checkpoint import load_checkpoint
+from avcorr.engine.loader import make_loader
+from avcorr.tasks import build_task
+from data_tools import make_shards as ms
+from tests.conftest import TINY_AVC
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def shards(tiny_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("device_shards")
+    for split in ("train", "val"):
+        ms.shard_split(load_split(tiny_root, split), out, ShardOptions(frames_per_clip=3, size=40, sample_rate=16000),
+                       clips_per_shard=3)
+    return out
+
+
+def _root(storage, tiny_root, shards):
+    return [f"data.root={shards if storage == 'shards' else tiny_root}", f"data.storage={storage}"]
+
+
+def _batches(overrides, split, train_mode, on):
+    cfg = load_config("avenet.py", [*TINY_AVC, *overrides, f"data.device_transforms={on}"])
+    task = build_task(cfg)
+    loader = make_loader(task.build_dataset(split, train_mode), task, 4, train=train_mode, num_workers=0, seed=3)
+    if train_mode and hasattr(loader.sampler, "set_epoch"):
+        loader.sampler.set_epoch(0)
+    return [task.device_transform(task.to_device(b, CPU, channels_last=True)) for b in loader]
+
+
+@pytest.mark.parametrize("storage", ["files", "shards"])
+def test_evaluation_batches_are_the_cpu_paths(storage, tiny_root, shards):
+    overrides = _root(storage, tiny_root, shards)
+    ours, theirs = _batches(overrides, "val", False, True), _batches(overrides, "val", False, False)
+    assert len(ours) == len(theirs) > 1
+    for a, b in zip(ours, theirs):
+        assert set(a) == set(b)  # image_jitter is dropped on the device
+        assert a["image"].dtype == torch.float32 and a["image"].is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(a["image"], b["image"], rtol=0, atol=1e-6)
+        for key, value in b.items():
+            if key != "image":
+                assert (torch.equal(a[key], value) if isinstance(value, torch.Tensor) else a[key] == value), key
+
+
+@pytest.mark.parametrize("storage", ["files", "shards"])
+def test_training_batches_draw_the_same_augmentations(storage, tiny_root, shards):
+    """Same seeds, same pairs, crops, flips and jitter; the frames differ only where the CPU path's
+    rounding and saturation before resizing do (a few edge pixels of saturated shapes)."""
+    overrides = _root(storage, tiny_root, shards)
+    ours, theirs = _batches(overrides, "train", True, True), _batches(overrides, "train", True, False)
+    assert len(ours) == len(theirs) > 1
+    for a, b in zip(ours, theirs):
+        assert a["vid"] == b["vid"] and torch.equal(a["audio"], b["audio"])
+        levels = (denormalize(a["image"]) - denormalize(b["image"])).abs() * 255
+        assert float(levels.mean()) < 1.0 and float(levels.flatten().quantile(0.99)) < 8
+
+
+@pytest.mark.parametrize("storage,workers", [("files", 2), ("shards", 0)])
+def test_two_training_steps_with_device_transforms(storage, workers, tiny_root, shards, tmp_path):
+    run = tmp_path / "run"
+    args = ["--config", "avenet.py", "--no-progress", *_root(storage, tiny_root, shards), f"train.out_dir={run}",
+            *TINY_AVC, "data.device_transforms=True", "train.channels_last=True", "train.epochs=1",
+            "train.max_steps=2", f"data.num_workers={workers}"]
+    assert train.main(args) == 0
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert last["step"] == 2 and last["config"]["data"]["device_transforms"] is True
+    val = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in val if r["split"] == "val"]
+    assert len(val) == 1 and 0.0 <= val[0]["avc_acc"] <= 1.0
+
+
+def test_only_the_avc_task_takes_the_switch():
+    cfg = load_config("avolnet.py", ["data.device_transforms=True"])
+    with pytest.raises(ConfigError, match="data.device_transforms"):
+        check_config(cfg)
