@@ -98,6 +98,8 @@ class PANNsCNN(nn.Module):
         dropout: dropout after each block.
         head_dropout: dropout before ``fc1`` (and on the returned embedding in training mode).
         spec_augment: SpecAugment in training mode.
+        top_db: clamp each clip's log-mel to its maximum minus ``top_db`` dB (None: PANNs, no clamp);
+            see :class:`~avcorr.models.tagging_audio.PannsLogMel`.
         time_drop_width, time_stripes_num, freq_drop_width, freq_stripes_num: its stripes.
     """
 
@@ -107,7 +109,8 @@ class PANNsCNN(nn.Module):
                  sample_rate: int = 32000, n_fft: int = 1024, hop_length: int = 320, n_mels: int = 64,
                  f_min: float = 50.0, f_max: float = 14000.0, clip_seconds: float = 10.0, dropout: float = 0.2,
                  head_dropout: float = 0.5, spec_augment: bool = True, time_drop_width: int = 64,
-                 time_stripes_num: int = 2, freq_drop_width: int = 8, freq_stripes_num: int = 2):
+                 time_stripes_num: int = 2, freq_drop_width: int = 8, freq_stripes_num: int = 2,
+                 top_db: float | None = None):
         super().__init__()
         if num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {num_classes}")
@@ -117,7 +120,7 @@ class PANNsCNN(nn.Module):
         self.clip_samples = int(round(clip_seconds * sample_rate))
         self.embed_dim = int(embed_dim) if embed_dim else chans[-1]
         self.dropout, self.head_dropout = dropout, head_dropout
-        self.frontend = PannsLogMel(sample_rate, n_fft, hop_length, n_mels, f_min, f_max)
+        self.frontend = PannsLogMel(sample_rate, n_fft, hop_length, n_mels, f_min, f_max, top_db=top_db)
         self.spec_augmenter = SpecAugment(time_drop_width, time_stripes_num, freq_drop_width, freq_stripes_num) \
             if spec_augment else nn.Identity()
         self.bn0 = nn.BatchNorm2d(n_mels)

@@ -130,13 +130,21 @@ class PannsLogMel(nn.Module):
         f_min, f_max: mel filter range in Hz.
         amin: floor of the mel power before the log.
         ref: reference power of 0 dB.
+        top_db: None (PANNs: no clamp), or clamp each clip's log-mel to at least its maximum minus
+            ``top_db`` dB, as librosa's ``power_to_db`` does by default (80). Digital silence (zero
+            padding) and the empty bands of audio recorded at a lower rate than the model's otherwise
+            sit near ``10 log10(amin)`` = -100 dB with resampling residue above it, which the per-band
+            ``bn0`` of the network then scales up to unit variance.
     """
 
     def __init__(self, sample_rate: int = 32000, n_fft: int = 1024, hop_length: int = 320, n_mels: int = 64,
-                 f_min: float = 50.0, f_max: float = 14000.0, amin: float = 1e-10, ref: float = 1.0):
+                 f_min: float = 50.0, f_max: float = 14000.0, amin: float = 1e-10, ref: float = 1.0,
+                 top_db: float | None = None):
         super().__init__()
+        if top_db is not None and not top_db > 0:
+            raise ValueError(f"top_db must be None or > 0, got {top_db}")
         self.sample_rate, self.n_fft, self.hop_length, self.n_mels = sample_rate, n_fft, hop_length, n_mels
-        self.f_min, self.f_max, self.amin, self.ref = f_min, f_max, amin, ref
+        self.f_min, self.f_max, self.amin, self.ref, self.top_db = f_min, f_max, amin, ref, top_db
         with torch.device("cpu"):  # constants, also when the model is built under another default device (meta)
             window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64).float()
         self.register_buffer("window", window, persistent=False)
@@ -172,6 +180,9 @@ class PannsLogMel(nn.Module):
             db = 10.0 * torch.log10(mel.clamp_min(self.amin))
             if self.ref != 1.0:
                 db = db - 10.0 * math.log10(max(self.amin, self.ref))
+            if self.top_db is not None:
+                peak = db.amax(dim=(1, 2, 3), keepdim=True)
+                db = torch.maximum(db, peak - self.top_db)
         return db
 
     def torchlibrosa_state(self, prefix: str = "") -> dict[str, torch.Tensor]:

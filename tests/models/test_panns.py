@@ -147,6 +147,28 @@ def test_logmel_equals_torchlibrosa_arithmetic():
         assert torch.allclose(ts["spectrogram_extractor.stft.conv_imag.weight"], imag, atol=1e-6)
 
 
+def test_top_db_clamps_each_clip_below_its_own_peak():
+    torch.manual_seed(0)
+    wave = torch.zeros(3, 16000)
+    wave[0, :4000] = 0.5 * torch.randn(4000)  # a loud burst, then digital silence
+    wave[1] = 1e-3 * torch.randn(16000)  # quiet noise throughout
+    plain, clamped = PannsLogMel(), PannsLogMel(top_db=80.0)
+    a, b = plain(wave), clamped(wave)
+    for i in range(3):
+        peak = a[i].max()
+        assert b[i].max() == pytest.approx(peak.item())
+        assert b[i].min() >= peak - 80.0 - 1e-4  # nothing below the clip's own peak - 80 dB
+        keep = a[i] >= peak - 80.0
+        assert torch.equal(a[i][keep], b[i][keep])  # values within the range are untouched
+    assert (a[0] < a[0].max() - 80.0).any()  # the silence of clip 0 was below the range: now at its floor
+    assert b[0].min().item() == pytest.approx(a[0].max().item() - 80.0, abs=1e-4)
+    assert torch.equal(b[2], a[2])  # an all-zero clip is its own peak: -100 dB everywhere either way
+    with pytest.raises(ValueError, match="top_db"):
+        PannsLogMel(top_db=0.0)
+    model = create_model("panns_cnn14", num_classes=2, width=0.125, clip_seconds=1.0, top_db=80.0)
+    assert model.frontend.top_db == 80.0 and create_model("panns_cnn14", num_classes=2, width=0.125).frontend.top_db is None
+
+
 def test_frontend_rejects_bad_input():
     fe = PannsLogMel()
     with pytest.raises(ValueError, match="batch, samples"):
