@@ -33,8 +33,8 @@ def no_model(monkeypatch):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("train.epochs=-1", "error: train.epochs=-1: must be at least 1"),
-    ("train.epochs=0", "error: train.epochs=0: must be at least 1"),
+    ("train.epochs=-1", "error: train.epochs=-1: must be at least 0"),
+    ("train.epochs=0", "error: train.epochs=0: means 'until train.max_steps', so set train.max_steps > 0"),
     ("train.batch_size=0", "error: train.batch_size=0: must be at least 1"),
     ("optim.lr=-0.001", "error: optim.lr=-0.001: must be at least 0"),
     ("avc.positive_fraction=1.5", "error: avc.positive_fraction=1.5: must be in [0, 1]"),
