@@ -77,6 +77,11 @@ class AVOLNet(nn.Module):
             embeddings, with the calibration's scale starting at ``1 / temperature``. Bounded
             similarities keep the logistic loss from stalling at ln 2 while the embeddings' norms
             drift (the contrastive model always normalises).
+        map_logits: AVOL only: the localization map is the calibrated logit of each cell instead of its
+            sigmoid (the paper). The same ranking of the cells, but a cosine map scaled by
+            ``1 / temperature`` saturates the sigmoid over the whole object and much of the
+            background, so a fixed threshold on the min-max normalised map switches on far more than
+            the object; training and the correspondence score are unchanged.
         vision_stride: 16 (the paper: 14 x 14 cells at 224 px) or 8 (the vision tower's last max-pool
             dropped: 28 x 28 at 224 px, 16 x 16 at 128 px). The convolutions cost the same; the
             finer grid is what lets a map outline objects of a few percent of the frame.
@@ -90,7 +95,8 @@ class AVOLNet(nn.Module):
     def __init__(self, embed_dim: int = 128, width: float = 1.0, objective: str = "avol", temperature: float = 0.03,
                  prior_prob: float = 0.01, prior_alpha: float = 1.0, vision_width: float | None = None, audio_width: float | None = None,
                  vision_stride: int = 16, cosine: bool = False, sample_rate: int = 48000, n_fft: int = 512, win_length: int = 480, hop_length: int = 240,
-                 n_frames: int = 200, n_mels: int = 0, clip_seconds: float | None = None):
+                 n_frames: int = 200, n_mels: int = 0, clip_seconds: float | None = None,
+                 map_logits: bool = False):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
@@ -108,6 +114,7 @@ class AVOLNet(nn.Module):
         self.sample_rate = sample_rate
         self.clip_seconds = float(n_frames * hop_length / sample_rate if clip_seconds is None else clip_seconds)
         self.prior_alpha = prior_alpha
+        self.map_logits = bool(map_logits)
         base = (64, 128, 256, 512)
         self.frontend = LogSpectrogram(n_fft, win_length, hop_length, n_frames, n_mels=n_mels, sample_rate=sample_rate)
         self.audio_bn0 = nn.BatchNorm2d(1)
@@ -193,13 +200,19 @@ class AVOLNet(nn.Module):
         return sim * self.logit_scale
 
     def heatmap(self, cells: torch.Tensor, audio: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
-        """The localization map (B, h, w): sigmoid of the calibrated logits (AVOL) or the cosine map.
+        """The localization map (B, h, w): sigmoid of the calibrated logits (AVOL; the logits themselves
+        with ``map_logits``) or the cosine map.
 
         With ``prior_alpha < 1`` and the tower ``features`` given, the map is blended with the
         object prior (mean tower activation per cell), both min-max normalised first.
         """
         sim = self.similarity(cells, audio)
-        m = torch.sigmoid(self.calibration(sim.unsqueeze(1)).squeeze(1)) if self.objective == "avol" else sim
+        if self.objective == "avol":
+            m = self.calibration(sim.unsqueeze(1)).squeeze(1)
+            if not self.map_logits:
+                m = torch.sigmoid(m)
+        else:
+            m = sim
         if self.prior_alpha < 1.0 and features is not None:
             obj = features.float().abs().mean(dim=1)
             m = self.prior_alpha * _minmax(m.float()) + (1 - self.prior_alpha) * _minmax(obj)

@@ -234,3 +234,27 @@ def test_avol_cosine_variant():
     assert torch.allclose(m.audio_embedding(torch.randn(2, 48000)).norm(dim=-1), torch.ones(2), atol=1e-5)
     plain = create_model("test_avolnet")
     assert not plain.normalized and plain.calibration.weight.item() == 1.0
+
+
+def test_map_logits_keeps_the_ranking_and_unsaturates_a_fixed_threshold():
+    from avcorr.metrics.localization import binarize, normalize_map
+
+    torch.manual_seed(0)
+    m = create_model("test_avolnet", cosine=True, temperature=0.1).eval()
+    with torch.no_grad():  # a strongly calibrated model: the sigmoid saturates over most cells
+        m.calibration.weight.fill_(40.0)
+        m.calibration.bias.fill_(20.0)
+    audio, image = torch.randn(2, 48000), torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        prob = m(audio, image)
+        m.map_logits = True
+        logit = m(audio, image)
+    assert torch.allclose(torch.sigmoid(logit["map"]), prob["map"], atol=1e-6)
+    for key in ("cell_logits", "logits", "audio_emb", "visual_emb"):  # training and scores unchanged
+        assert torch.equal(prob[key], logit[key])
+    flat_p, flat_l = prob["map"].flatten(1), logit["map"].flatten(1)
+    in_logit_order = flat_p.gather(1, flat_l.argsort(dim=1))
+    assert (in_logit_order.diff(dim=1) >= 0).all()  # the same ranking (ties where the sigmoid saturates)
+    on_p = binarize(normalize_map(prob["map"]), threshold=0.5).float().mean()
+    on_l = binarize(normalize_map(logit["map"]), threshold=0.5).float().mean()
+    assert on_p > on_l  # the saturated probability map switches on more of the frame at a fixed threshold
