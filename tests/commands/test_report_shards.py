@@ -79,3 +79,14 @@ def test_a_corrupt_shard_member_is_skipped_and_shown(shards, tmp_path):
     (folder,) = list((run / "report_files" / "test").glob("g-*"))
     data = json.loads((folder / "gallery.json").read_text())
     assert len(data["items"]) == 5 and data["skipped"][0][0] == bad and "audio.npy" in data["skipped"][0][1]
+
+
+def test_a_run_trained_from_shards_ends_with_its_gallery(shards, tmp_path):
+    from avcorr import train
+
+    run = tmp_path / "loc"
+    assert train.main(["--config", "avolnet.py", "--no-progress", f"data.root={shards}", "data.storage=shards",
+                       f"train.out_dir={run}", *TINY_LOC, "train.max_steps=2", "train.report_gallery=2"]) == 0
+    text = (run / "report.html").read_text()
+    assert "No gallery" not in text and "Localization gallery (test split)" in text
+    assert "report gallery" not in (run / "train.log").read_text()  # nothing failed or was skipped
