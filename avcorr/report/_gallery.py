@@ -55,7 +55,8 @@ class GalleryOptions:
         split: the split to sample (None: ``test``, else ``val`` when the run's data has no test split).
         seed: the sample's seed (the same seed gives the same clips).
         device: where the model runs (``auto``, ``cpu``, ``cuda[:i]``).
-        pool: retrieval only: at most this many clips of the split are searched (the queries among them).
+        pool: retrieval: at most this many clips of the split are searched (the queries among them); separation of
+            a shard run: partners are drawn among this many clips (and the sampled ones).
     """
 
     n: int = 24

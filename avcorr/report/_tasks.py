@@ -5,10 +5,11 @@ writes the assets (returning JSON-able content), ``render`` turns that content i
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -39,6 +40,23 @@ def _av_split(root: str, split: str | None) -> tuple[str, Any]:
     return name, load_split(root, name)
 
 
+def _shard_split(root: str, split: str | None, sample_rate: int) -> tuple[str, Any]:
+    """(split name, :class:`~avcorr.report._sources.ShardSource`) of a make_shards folder: ``split``, else
+    ``test``, else ``val``."""
+    from ..data.shards import ShardError
+    from ._sources import ShardSource
+
+    if split:
+        return split, ShardSource(root, split, sample_rate)
+    for name in ("test", "val"):
+        try:
+            return name, ShardSource(root, name, sample_rate)
+        except ShardError as e:
+            if "no manifest" not in e.reason:
+                raise
+    raise FileNotFoundError(f"{root}: no test or val shards to show")
+
+
 def _header(anchor: str, title: str, data: dict[str, Any], what: str) -> str:
     return (f'<section id="{anchor}"><h2>{esc(title)} ({esc(data["split"])} split)</h2>'
             f'<p class="muted">{esc(what)} Sample: {len(data.get("items", []))} clip(s) of {data.get("total", "?")}, '
@@ -57,26 +75,40 @@ def compute_retrieval(checkpoint: Path, split: str | None, opts: GalleryOptions,
     """Audio->video and video->audio queries with their top hits, among a sample of the split."""
     from ..inference.retrieval import embed_split, load_embedding_model
     from ..retrieval import RetrievalIndex
+    from ._sources import FileClip, embed_shard_clips
 
     em = load_embedding_model(checkpoint, opts.device)
-    name, index = _av_split(em.cfg.data.root, split)
-    clips = [c for c in index.clips if c.video is not None]
-    queries = sample_indices(len(clips), opts.n, opts.seed)
-    searched = sorted(set(queries) | set(sample_indices(len(clips), opts.pool, opts.seed + 1)))
-    emb = embed_split(em, index.root, name, clips=[clips[i] for i in searched])
+    if em.cfg.data.storage == "shards":  # the sampled clips are embedded from the shards, in the gallery
+        name, source = _shard_split(em.cfg.data.root, split, em.sample_rate)
+        total = len(source.ids)
+        queries = sample_indices(total, opts.n, opts.seed)
+        loaded, skipped = source.load(set(queries) | set(sample_indices(total, opts.pool, opts.seed + 1)))
+        views: dict[str, Any] = {c.vid: c for _, c in sorted(loaded.items())}
+        if not views:
+            raise ValueError(f"{source.folder}: no clip of the sample could be read")
+        emb = embed_shard_clips(em, list(views.values()))
+        query_ids = {source.ids[i] for i in queries}
+    else:
+        name, index = _av_split(em.cfg.data.root, split)
+        clips = [c for c in index.clips if c.video is not None]
+        total = len(clips)
+        queries = sample_indices(total, opts.n, opts.seed)
+        searched = sorted(set(queries) | set(sample_indices(total, opts.pool, opts.seed + 1)))
+        emb = embed_split(em, index.root, name, clips=[clips[i] for i in searched])
+        views, skipped = {clips[i].vid: FileClip(clips[i]) for i in searched}, []
+        query_ids = {clips[i].vid for i in queries}
     idx = RetrievalIndex({"model": em.cfg.model.name, "embed_dim": int(emb.audio.shape[1])})
     idx.add(emb.items, {"audio": emb.audio, "visual": emb.visual})
-    query_ids = {clips[i].vid for i in queries}
     rows = [r for r, it in enumerate(emb.items) if it["id"] in query_ids]
     k = min(TOP_K, len(idx))
     written: dict[str, dict[str, str]] = {}
-    skipped = [list(s) for s in emb.skipped]
+    skipped += [list(s) for s in emb.skipped]
 
     def clip_assets(r: int) -> dict[str, str]:
         if r not in written:
             it = emb.items[r]
-            files = assets.audio_file(f"c{r:05d}", it["audio"])
-            files["frame"] = assets.frame(f"c{r:05d}", it["video"], it["time"])
+            files = views[it["id"]].sound(assets, f"c{r:05d}")
+            files["frame"] = views[it["id"]].thumbnail(assets, f"c{r:05d}", it["time"])
             written[r] = files
         return written[r]
 
@@ -90,7 +122,7 @@ def compute_retrieval(checkpoint: Path, split: str | None, opts: GalleryOptions,
                 {"id": h.id, "labels": h.labels, "score": h.score, "self": h.id == q["id"],
                  "correct": bool(set(h.labels) & set(q["labels"])), **clip_assets(h.position)} for h in row_hits]})
         directions.append({"title": title, "queries": entries})
-    return {"split": name, "total": len(clips), "searched": len(emb.items), "model": em.cfg.model.name,
+    return {"split": name, "total": total, "searched": len(emb.items), "model": em.cfg.model.name,
             "items": [q["id"] for q in directions[0]["queries"]], "directions": directions, "skipped": skipped}
 
 
@@ -217,30 +249,29 @@ def compute_localization(checkpoint: Path, split: str | None, opts: GalleryOptio
     """Per sampled clip: the map over its middle frame, the frame with the ground-truth boxes, score, cIoU, sound."""
     import torch
 
-    from ..data import decode
-    from ..data.localization import LocalizationDataset
+    from ..data.localization import LocalizationDataset, squash_transform
     from ..metrics.localization import localization_cious
     from ..runs import load_run
     from ..viz import draw_boxes, overlay_heatmap
 
     run = load_run(checkpoint, opts.device, expect="localize")
     d = run.cfg.data
-    name, index = _av_split(d.root, split)
-    ds = LocalizationDataset(index, sample_rate=d.audio.sample_rate, seconds=d.audio.seconds,
-                             image_size=d.image_size, video_backend=d.video_backend or None)
-    items, skipped = [], [list(s) for s in ds.init_skipped]
-    picks = sample_indices(len(ds), opts.n, opts.seed)
-    for start in range(0, len(picks), 8):
-        batch = []
-        for i in picks[start:start + 8]:
-            item = ds[i]
-            if item.get("bad"):
-                logger.warning("report gallery: skipped clip %s: %s", item["vid"], item["skipped"][0][1])
-                skipped += [list(s) for s in item["skipped"]]
-            else:
-                batch.append((ds.clips[i], item))
-        if not batch:
-            continue
+    skipped: list[list[str]] = []
+    if d.storage == "shards":
+        name, source = _shard_split(d.root, split, d.audio.sample_rate)
+        total = len(source.ids)
+        loaded, skipped = source.load(sample_indices(total, opts.n, opts.seed))
+        transform = squash_transform(d.image_size)
+        pairs = ((c, c.localization_item(d.audio.seconds, transform)) for _, c in sorted(loaded.items()))
+        has_boxes = None  # known once the sampled clips are read
+    else:
+        name, index = _av_split(d.root, split)
+        ds = LocalizationDataset(index, sample_rate=d.audio.sample_rate, seconds=d.audio.seconds,
+                                 image_size=d.image_size, video_backend=d.video_backend or None)
+        skipped, total, has_boxes = [list(s) for s in ds.init_skipped], len(ds), ds.has_boxes
+        pairs = _file_items(ds, sample_indices(total, opts.n, opts.seed), d.video_backend, skipped)
+    items: list[dict[str, Any]] = []
+    for batch in _chunks(pairs, 8):
         audio_in = torch.stack([it["audio"] for _, it in batch]).to(run.device)
         image_in = torch.stack([it["image"] for _, it in batch]).to(run.device)
         with torch.no_grad():
@@ -252,19 +283,41 @@ def compute_localization(checkpoint: Path, split: str | None, opts: GalleryOptio
                 maps, scores = run.model.localize(audio_in, image_in).float().cpu(), None
         cious = localization_cious(maps, [it["boxes"] for _, it in batch])
         for k, ((clip, it), m, c) in enumerate(zip(batch, maps, cious)):
-            stem = f"l{start + k:05d}"
+            stem = f"l{len(items):05d}"
             t = float(it["time"])
-            with decode.VideoReader(clip.video, d.video_backend or None) as reader:
-                frame = reader.get_frames([t])[0].permute(1, 2, 0).numpy()
-            entry = {"id": clip.vid, "labels": list(clip.labels), "time": t, "boxes": len(it["boxes"]),
+            frame = clip.picture(t)
+            entry = {"id": clip.vid, "labels": clip.labels, "time": t, "boxes": len(it["boxes"]),
                      "score": None if scores is None else float(scores[k]),
                      "ciou": None if math.isnan(float(c)) else float(c),
                      "overlay": assets.image(stem + "_map", overlay_heatmap(frame, m), height=160),
                      "truth": assets.image(stem + "_gt", draw_boxes(frame, it["boxes"]), height=160)}
-            entry.update(assets.audio_file(stem, clip.audio if clip.audio is not None else clip.video))
+            entry.update(clip.sound(assets, stem))
             items.append(entry)
-    return {"split": name, "total": len(ds), "items": items, "skipped": skipped, "model": run.cfg.model.name,
-            "has_boxes": ds.has_boxes}
+    if has_boxes is None:
+        has_boxes = any(it["boxes"] for it in items)
+    return {"split": name, "total": total, "items": items, "skipped": skipped, "model": run.cfg.model.name,
+            "has_boxes": has_boxes}
+
+
+def _file_items(ds: Any, picks: list[int], backend: str | None, skipped: list[list[str]]) -> Iterator[tuple]:
+    """``(FileClip, item)`` of the picked clips of a :class:`~avcorr.data.localization.LocalizationDataset`;
+    the undecodable ones are logged and added to ``skipped``."""
+    from ._sources import FileClip
+
+    for i in picks:
+        item = ds[i]
+        if item.get("bad"):
+            logger.warning("report gallery: skipped clip %s: %s", item["vid"], item["skipped"][0][1])
+            skipped += [list(s) for s in item["skipped"]]
+        else:
+            yield FileClip(ds.clips[i], backend), item
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size`` (the last may be shorter)."""
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
 
 
 def render_localization(data: dict[str, Any], link: Link) -> str:
@@ -305,32 +358,43 @@ def compute_separation(checkpoint: Path, split: str | None, opts: GalleryOptions
     source, and the predicted masks."""
     import torch
 
-    from ..data import decode
     from ..data.errors import BadClipError
     from ..inference.separation import Separator
     from ._gallery import MAX_AUDIO_SECONDS
 
     sep = Separator(checkpoint, opts.device)
     sr, num_mix = sep.sample_rate, max(2, int(sep.cfg.separation.num_mix))
-    name, index = _av_split(sep.cfg.data.root, split)
-    clips = [c for c in index.clips if c.video is not None]
+    d = sep.cfg.data
+    if d.storage == "shards":  # partners come from the sample and a seeded pool (labels are in the shards)
+        name, source = _shard_split(d.root, split, sr)
+        where, total = source.folder, len(source.ids)
+        picks = sample_indices(total, opts.n, opts.seed)
+        clips, skipped = source.load(set(picks) | set(sample_indices(total, opts.pool, opts.seed + 1)))
+        clips = dict(sorted(clips.items()))
+    else:
+        from ._sources import FileClip
+
+        name, index = _av_split(d.root, split)
+        where, skipped = str(index.root / name), []
+        clips = dict(enumerate(FileClip(c, d.video_backend) for c in index.clips if c.video is not None))
+        total = len(clips)
+        picks = sample_indices(total, opts.n, opts.seed)
     if len(clips) < num_mix:
-        raise ValueError(f"{index.root / name}: {len(clips)} clip(s) with video, a mixture needs {num_mix}")
+        raise ValueError(f"{where}: {len(clips)} clip(s) with video, a mixture needs {num_mix}")
     rng = np.random.default_rng(opts.seed)
-    items, skipped = [], []
-    for n, i in enumerate(sample_indices(len(clips), opts.n, opts.seed)):
-        others = [j for j in range(len(clips)) if j != i and set(clips[j].labels) != set(clips[i].labels)]
-        others = others or [j for j in range(len(clips)) if j != i]
+    items = []
+    for n, i in enumerate(p for p in picks if p in clips):
+        others = [j for j in clips if j != i and set(clips[j].labels) != set(clips[i].labels)]
+        others = others or [j for j in clips if j != i]
         sources = [clips[i]] + [clips[int(j)] for j in rng.choice(others, size=min(num_mix - 1, len(others)),
                                                                      replace=False)]
         readers = []
         try:
-            tracks = [decode.read_audio(c.audio if c.audio is not None else c.video, 0.0, MAX_AUDIO_SECONDS, sr,
-                                        pad=False) for c in sources]
+            tracks = [c.track(MAX_AUDIO_SECONDS, sr) for c in sources]
             length = max(t.numel() for t in tracks)
             tracks = [torch.nn.functional.pad(t, (0, length - t.numel())) for t in tracks]
             mixture = sum(tracks) / len(tracks)
-            readers = [decode.VideoReader(c.video, sep.cfg.data.video_backend or None) for c in sources]
+            readers = [c.open() for c in sources]
             result = sep.separate(mixture, readers)
         except (BadClipError, RuntimeError, ValueError) as e:
             logger.warning("report gallery: skipped mixture of %s: %s", clips[i].vid, e)
@@ -343,13 +407,13 @@ def compute_separation(checkpoint: Path, split: str | None, opts: GalleryOptions
         entry: dict[str, Any] = {"mixture": assets.sound(stem, mixture.numpy(), sr), "sources": []}
         for k, c in enumerate(sources):
             entry["sources"].append({
-                "id": c.vid, "labels": list(c.labels), "frame": assets.frame(f"{stem}_s{k}", c.video),
+                "id": c.vid, "labels": list(c.labels), "frame": c.thumbnail(assets, f"{stem}_s{k}"),
                 "predicted": assets.sound(f"{stem}_s{k}_pred", result["sources"][k].numpy(), sr),
                 "truth": assets.sound(f"{stem}_s{k}_true", (tracks[k] / len(tracks)).numpy(), sr),
                 "mask": assets.image(f"{stem}_s{k}_mask", _mask_picture(result["masks"][k].numpy()), height=96,
                                      jpeg=False)})
         items.append(entry)
-    return {"split": name, "total": len(clips), "items": items, "skipped": skipped, "model": sep.cfg.model.name,
+    return {"split": name, "total": total, "items": items, "skipped": skipped, "model": sep.cfg.model.name,
             "sample_rate": sr, "mask": sep.cfg.separation.mask}
 
 
