@@ -1,7 +1,7 @@
 # AVOL-Net quickstart ("Objects that Sound", ECCV 2018): sound localization on a 2-core CPU in minutes.
 #
 # The paper's model (calibrated scalar product of every grid cell with the audio embedding, sigmoid,
-# max over cells, logistic loss) at the quickstart sizes of configs/common/localization.py, with three
+# max over cells, logistic loss) at the quickstart sizes of configs/common/localization.py, with four
 # departures chosen on the development families (docs/data.md "Dataset families", experiments/RESULTS.md);
 # as in the paper it stayed near chance for the whole budget on `clutter` (test fixed/ciou@0.5 0.04):
 #  * cosine similarity (cells and audio L2-normalised; the calibration's scale starts at 1 / 0.1),

@@ -94,11 +94,20 @@ def _windows(wave: torch.Tensor, times: Sequence[float], sr: int, seconds: float
     return out
 
 
-def model_range(model) -> tuple[float, float]:
+def model_range(model) -> tuple[float, float] | None:
     """The range of a localization model's map values: 0..1 for AVOL-Net's sigmoid and for maps blended
-    with an object prior (both parts min-max normalised), -1..1 for a cosine map."""
-    if getattr(model, "objective", "avol") == "avol" or getattr(model, "prior_alpha", 1.0) < 1.0:
+    with an object prior (both parts min-max normalised), -1..1 for a cosine map; for AVOL-Net's
+    calibrated logits (``map_logits``) on cosine cells, ``bias -+ |scale|``; None (each map on its own
+    range) for logits of unbounded scalar products."""
+    if getattr(model, "prior_alpha", 1.0) < 1.0:
         return 0.0, 1.0
+    if getattr(model, "objective", "avol") == "avol":
+        if not getattr(model, "map_logits", False):
+            return 0.0, 1.0
+        if not getattr(model, "normalized", False):
+            return None
+        w, b = float(model.calibration.weight.abs().sum()), float(model.calibration.bias.sum())
+        return b - w, b + w
     return -1.0, 1.0
 
 

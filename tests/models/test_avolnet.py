@@ -258,3 +258,22 @@ def test_map_logits_keeps_the_ranking_and_unsaturates_a_fixed_threshold():
     on_p = binarize(normalize_map(prob["map"]), threshold=0.5).float().mean()
     on_l = binarize(normalize_map(logit["map"]), threshold=0.5).float().mean()
     assert on_p > on_l  # the saturated probability map switches on more of the frame at a fixed threshold
+
+
+def test_the_colour_scale_of_a_logit_map_is_the_calibration_range():
+    from avcorr.inference.localization import model_range
+
+    m = create_model("test_avolnet", cosine=True, temperature=0.1)
+    assert model_range(m) == (0.0, 1.0)  # the sigmoid
+    m.map_logits = True
+    with torch.no_grad():
+        m.calibration.weight.fill_(8.0)
+        m.calibration.bias.fill_(-3.0)
+    lo, hi = model_range(m)
+    assert (lo, hi) == pytest.approx((-11.0, 5.0))
+    with torch.no_grad():
+        maps = m(torch.randn(2, 48000), torch.randn(2, 3, 64, 64))["map"]
+    assert lo - 1e-4 <= maps.min() and maps.max() <= hi + 1e-4  # every cosine map falls inside it
+    plain = create_model("test_avolnet", map_logits=True)
+    assert model_range(plain) is None  # unbounded scalar products: each map on its own range
+    assert model_range(create_model("test_avolnet", objective="contrastive")) == (-1.0, 1.0)
