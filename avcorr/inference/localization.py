@@ -106,7 +106,7 @@ def model_range(model) -> tuple[float, float] | None:
             return 0.0, 1.0
         if not getattr(model, "normalized", False):
             return None
-        w, b = float(model.calibration.weight.abs().sum()), float(model.calibration.bias.sum())
+        w, b = float(model.calibration.weight.detach().abs().sum()), float(model.calibration.bias.detach().sum())
         return b - w, b + w
     return -1.0, 1.0
 
