@@ -55,3 +55,16 @@ def tiny_copy(tiny_root, tmp_path) -> Path:
     dst = tmp_path / "root"
     shutil.copytree(tiny_root, dst)
     return dst
+
+
+def assert_same_batch_layout(ours: dict, theirs: dict) -> None:
+    """Two collated batches have the same keys, tensor shapes and dtypes, and same-sized lists of the same type
+    (a stream of shards against the per-sample dataset it stands in for)."""
+    import torch
+
+    assert set(ours) == set(theirs)
+    for key, value in theirs.items():
+        if isinstance(value, torch.Tensor):
+            assert (ours[key].shape, ours[key].dtype) == (value.shape, value.dtype), key
+        else:
+            assert type(ours[key]) is type(value) and len(ours[key]) == len(value), key

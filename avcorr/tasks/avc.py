@@ -169,12 +169,9 @@ class AVCTask(Task):
                       pairs_per_clip=a.train_pairs_per_clip if train else a.eval_pairs_per_clip,
                       gain_jitter=d.audio.gain_jitter, seed=self.cfg.train.seed,
                       device_transforms=d.device_transforms)
-        if d.storage == "shards":  # evaluation runs in one process: every shard, whatever the DDP rank
-            return AVCShardStream(f"{d.root.rstrip('/')}/{split}", shuffle=d.shuffle_buffer,
-                                  batch_size=self.cfg.train.batch_size, rank=None if train else 0,
-                                  world_size=None if train else 1, **common)
-        return AVCPairDataset(load_split(d.root, split), video_backend=d.video_backend or None,
-                              max_bad_retries=d.max_bad_retries, **common)
+        if d.storage == "shards":
+            return AVCShardStream(self.shard_folder(split), **self.stream_options(train), **common)
+        return AVCPairDataset(load_split(d.root, split), **self.files_options(), **common)
 
     def device_transform(self, batch: dict[str, Any]) -> dict[str, Any]:
         """With ``data.device_transforms``: the uint8 frames' colour jitter, flip and normalisation, batched on

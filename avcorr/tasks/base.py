@@ -62,6 +62,22 @@ class Task(TaskProtocol):
         self._pending_model: nn.Module | None = None
         self._input_spec: InputSpec | None = None
 
+    # -- where a split's clips come from (data.storage) ---------------------------------------------
+    def shard_folder(self, split: str) -> str:
+        """``data.root/<split>``: the split's shard folder (local or a URL) for ``data.storage="shards"``."""
+        return f"{self.cfg.data.root.rstrip('/')}/{split}"
+
+    def stream_options(self, train: bool) -> dict[str, Any]:
+        """How a shard stream of this run reads: its shuffle buffer and batch size; evaluation runs in one
+        process and reads every shard, whatever the DDP rank (rank 0 of 1)."""
+        eval_only = {} if train else {"rank": 0, "world_size": 1}
+        return {"shuffle": self.cfg.data.shuffle_buffer, "batch_size": self.cfg.train.batch_size, **eval_only}
+
+    def files_options(self) -> dict[str, Any]:
+        """How a per-sample dataset of this run decodes: the video backend and the bad-clip tolerance."""
+        d = self.cfg.data
+        return {"video_backend": d.video_backend or None, "max_bad_retries": d.max_bad_retries}
+
     # -- the model and its input contract -----------------------------------------------------
     def create_model(self) -> nn.Module:
         """A new model of the family as configured (what :meth:`build_model` hands out)."""

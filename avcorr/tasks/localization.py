@@ -241,7 +241,7 @@ class LocalizationTask(Task):
             d = self.cfg.data
             try:
                 if d.storage == "shards":  # the boxes are in the clips' json members: read until one has a box
-                    self._val_has_boxes = shards_have_boxes(f"{d.root.rstrip('/')}/{d.val_split}")
+                    self._val_has_boxes = shards_have_boxes(self.shard_folder(d.val_split))
                 else:
                     self._val_has_boxes = any(c.boxes for c in load_split(d.root, d.val_split).clips)
             except (OSError, ValueError) as e:  # LayoutError and ShardError are ValueErrors
@@ -282,12 +282,10 @@ class LocalizationTask(Task):
                           pairs_per_clip=self.cfg.localization.train_pairs_per_clip, gain_jitter=d.audio.gain_jitter,
                           seed=self.cfg.train.seed)
             if d.storage == "shards":
-                return AVCShardStream(f"{d.root.rstrip('/')}/{split}", shuffle=d.shuffle_buffer,
-                                      batch_size=self.cfg.train.batch_size, **common)
-            return AVCPairDataset(load_split(d.root, split), video_backend=d.video_backend or None,
-                                  max_bad_retries=d.max_bad_retries, **common)
+                return AVCShardStream(self.shard_folder(split), **self.stream_options(True), **common)
+            return AVCPairDataset(load_split(d.root, split), **self.files_options(), **common)
         if d.storage == "shards":  # evaluation runs in one process: every shard, whatever the DDP rank
-            return LocalizationShardStream(f"{d.root.rstrip('/')}/{split}", sample_rate=spec.sample_rate,
+            return LocalizationShardStream(self.shard_folder(split), sample_rate=spec.sample_rate,
                                            seconds=spec.clip_seconds, image_size=d.image_size,
                                            seed=self.cfg.train.seed)
         return LocalizationDataset(load_split(d.root, split), sample_rate=spec.sample_rate, seconds=spec.clip_seconds,

@@ -226,12 +226,9 @@ class SeparationTask(Task):
                       train=train, augment=d.augment,
                       mixes_per_clip=s.train_mixtures_per_clip if train else s.eval_mixtures_per_clip,
                       gain_jitter=d.audio.gain_jitter if train else 0.0, seed=self.cfg.train.seed)
-        if d.storage == "shards":  # evaluation runs in one process: every shard, whatever the DDP rank
-            return SeparationShardStream(f"{d.root.rstrip('/')}/{split}", shuffle=d.shuffle_buffer,
-                                         batch_size=self.cfg.train.batch_size, rank=None if train else 0,
-                                         world_size=None if train else 1, **common)
-        return SeparationDataset(load_split(d.root, split), video_backend=d.video_backend or None,
-                                 max_bad_retries=d.max_bad_retries, **common)
+        if d.storage == "shards":
+            return SeparationShardStream(self.shard_folder(split), **self.stream_options(train), **common)
+        return SeparationDataset(load_split(d.root, split), **self.files_options(), **common)
 
     def new_evaluator(self) -> SeparationEvaluator:
         return SeparationEvaluator(self.settings, self.cfg.separation.mask)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from torch.utils.data import DataLoader
 
 from avcorr.data import decode
@@ -19,6 +18,7 @@ from avcorr.data.layout import load_split
 from avcorr.data.shard_writer import ShardOptions
 from avcorr.data.shards import ShardError, read_manifest
 from data_tools import make_shards as ms
+from tests.conftest import assert_same_batch_layout
 
 OPTS = dict(sample_rate=16000, seconds=1.0, image_size=32)
 
@@ -42,12 +42,7 @@ def test_items_have_the_per_sample_layout_and_the_right_audio(tiny_root, shard_r
     files = AVCPairDataset(load_split(tiny_root, "train"), pairs_per_clip=2, **OPTS)
     ours = next(iter(DataLoader(stream, batch_size=4, collate_fn=collate_pairs)))
     theirs = next(iter(DataLoader(files, batch_size=4, collate_fn=collate_pairs)))
-    assert set(ours) == set(theirs)
-    for key, value in theirs.items():
-        if isinstance(value, torch.Tensor):
-            assert (ours[key].shape, ours[key].dtype) == (value.shape, value.dtype), key
-        else:
-            assert type(ours[key]) is type(value) and len(ours[key]) == len(value), key
+    assert_same_batch_layout(ours, theirs)
     assert len(stream) == 24 == len(list(stream))
     clips = {c.vid: c for c in load_split(tiny_root, "train").clips}
     for item in list(stream)[:12]:

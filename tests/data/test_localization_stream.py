@@ -22,6 +22,7 @@ from avcorr.data.transforms import denormalize
 from data_tools import make_shards as ms
 from tests.data.test_avc_stream import _corrupt_member
 from tests.media import make_video
+from tests.conftest import assert_same_batch_layout
 
 OPTS = dict(sample_rate=16000, seconds=1.0, image_size=32)
 
@@ -45,12 +46,7 @@ def test_items_have_the_per_sample_layout(tiny_root, shard_root):
     files = LocalizationDataset(load_split(tiny_root, "val"), **OPTS)
     ours = next(iter(DataLoader(stream, batch_size=4, collate_fn=collate_localization)))
     theirs = next(iter(DataLoader(files, batch_size=4, collate_fn=collate_localization)))
-    assert set(ours) == set(theirs)
-    for key, value in theirs.items():
-        if isinstance(value, torch.Tensor):
-            assert (ours[key].shape, ours[key].dtype) == (value.shape, value.dtype), key
-        else:
-            assert type(ours[key]) is type(value) and len(ours[key]) == len(value), key
+    assert_same_batch_layout(ours, theirs)
     items = list(stream)
     assert len(stream) == len(items) == 6 and sorted(i["vid"] for i in items) == sorted(_vids(shard_root / "val"))
     clips = {c.vid: c for c in load_split(tiny_root, "val").clips}

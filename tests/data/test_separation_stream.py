@@ -20,6 +20,7 @@ from avcorr.data.shards import ShardError, iter_shard, read_manifest
 from avcorr.data.transforms import frame_transform
 from data_tools import make_shards as ms
 from tests.data.test_avc_stream import _corrupt_member
+from tests.conftest import assert_same_batch_layout
 
 KW = dict(num_mix=2, sample_rate=8000, num_samples=8000, frames_per_clip=2, frame_stride=0.5, image_size=32)
 
@@ -43,12 +44,7 @@ def test_mixtures_have_the_per_sample_layout_and_the_right_sources(tiny_root, sh
     files = SeparationDataset(load_split(tiny_root, "val"), train=False, **KW)
     ours = next(iter(DataLoader(stream, batch_size=3, collate_fn=collate_mixtures)))
     theirs = next(iter(DataLoader(files, batch_size=3, collate_fn=collate_mixtures)))
-    assert set(ours) == set(theirs)
-    for key, value in theirs.items():
-        if isinstance(value, torch.Tensor):
-            assert (ours[key].shape, ours[key].dtype) == (value.shape, value.dtype), key
-        else:
-            assert type(ours[key]) is type(value) and len(ours[key]) == len(value), key
+    assert_same_batch_layout(ours, theirs)
     index = load_split(tiny_root, "val")
     clips = {c.vid: c for c in index.clips}
     items = list(stream)
