@@ -8,11 +8,15 @@ AST) are in :mod:`avcorr.models.tagging_audio`; Sound of Pixels' STFT and warp i
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torchaudio
 from torch import nn
 
-__all__ = ["LogSpectrogram"]
+from ._silence import SilenceMaskedBatchNorm2d
+
+__all__ = ["LogSpectrogram", "input_norm"]
 
 
 class LogSpectrogram(nn.Module):
@@ -68,3 +72,13 @@ class LogSpectrogram(nn.Module):
             t = power.shape[-1]
             power = power[..., : self.n_frames] if t >= self.n_frames else nn.functional.pad(power, (0, self.n_frames - t))
         return torch.log(power + self.eps).unsqueeze(1)
+
+
+def input_norm(frontend: LogSpectrogram, mask_silence: bool = False) -> nn.BatchNorm2d:
+    """The one-channel batch normalisation the correspondence models put after :class:`LogSpectrogram`;
+    with ``mask_silence`` its statistics leave out frames of digital silence (every band within 1 dB of
+    ``log(eps)``: zero padding of a short sound in the window, or of a clip shorter than ``n_frames``),
+    which come out at the normalised mean (:class:`~avcorr.models._silence.SilenceMaskedBatchNorm2d`)."""
+    if not mask_silence:
+        return nn.BatchNorm2d(1)
+    return SilenceMaskedBatchNorm2d(1, math.log(frontend.eps), band_dim=2, tol=0.1 * math.log(10.0))

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._registry import create_model, register_model
-from .avc_audio import LogSpectrogram
+from .avc_audio import LogSpectrogram, input_norm
 from .input_spec import InputSpec
 
 __all__ = ["AVENet", "ConvTower", "TaggingAudioTower", "avenet", "avenet_s2", "l3net", "test_avenet", "test_l3net"]
@@ -140,6 +140,8 @@ class AVENet(nn.Module):
         audio_backbone_checkpoint: local checkpoint file of that model (e.g. the released CNN14).
         stem_stride: stride of the first convolution of both towers (1 = the paper; 2 = the cheaper
             stem, about 4x fewer FLOPs, registered as ``avenet_s2``).
+        mask_silence: the audio input's batch normalisation leaves out frames of digital silence (zero
+            padding of short sounds) and sets them to its mean (:func:`~avcorr.models.avc_audio.input_norm`).
     """
 
     def __init__(self, embed_dim: int = 128, width: float = 1.0, fusion: str = "distance", sample_rate: int = 48000,
@@ -147,7 +149,7 @@ class AVENet(nn.Module):
                  vision_width: float | None = None, audio_width: float | None = None,
                  audio_backbone: str | None = None, audio_backbone_kwargs: dict[str, Any] | None = None,
                  audio_backbone_checkpoint: str | None = None, stem_stride: int = 1,
-                 clip_seconds: float | None = None):
+                 clip_seconds: float | None = None, mask_silence: bool = False):
         super().__init__()
         if fusion not in ("distance", "concat"):
             raise ValueError(f"fusion must be 'distance' or 'concat', got {fusion!r}")
@@ -158,6 +160,9 @@ class AVENet(nn.Module):
         self.audio_backbone = audio_backbone or None
         self.vision = ConvTower(3, _scaled(base, width if vision_width is None else vision_width),
                                 stem_stride=stem_stride)
+        if self.audio_backbone and mask_silence:
+            raise ValueError("mask_silence is an option of the audio tower; with an audio backbone, pass it in "
+                             "audio_backbone_kwargs (PANNs models take it)")
         if self.audio_backbone:
             self.audio: nn.Module = TaggingAudioTower(self.audio_backbone, sample_rate, audio_backbone_kwargs,
                                                       audio_backbone_checkpoint)
@@ -165,7 +170,7 @@ class AVENet(nn.Module):
             self.audio_bn0: nn.Module = nn.Identity()
         else:
             self.frontend = LogSpectrogram(n_fft, win_length, hop_length, n_frames, n_mels=n_mels, sample_rate=sample_rate)
-            self.audio_bn0 = nn.BatchNorm2d(1)  # puts the log-spectrogram on a sane scale
+            self.audio_bn0 = input_norm(self.frontend, mask_silence)  # puts the log-spectrogram on a sane scale
             self.audio = ConvTower(1, _scaled(base, width if audio_width is None else audio_width),
                                    stem_stride=stem_stride)
         if clip_seconds is None:

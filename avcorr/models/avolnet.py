@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._registry import register_model
-from .avc_audio import LogSpectrogram
+from .avc_audio import LogSpectrogram, input_norm
 from .avenet import ConvTower, _scaled
 from .input_spec import InputSpec
 
@@ -90,13 +90,15 @@ class AVOLNet(nn.Module):
         clip_seconds: the audio window the model takes (default ``n_frames * hop_length / sample_rate``);
             part of :attr:`input_spec`, which the data side reads.
         n_mels: mel bands of the front-end; 0 = the paper's linear-frequency spectrogram.
+        mask_silence: the audio input's batch normalisation leaves out frames of digital silence (zero
+            padding of short sounds) and sets them to its mean (:func:`~avcorr.models.avc_audio.input_norm`).
     """
 
     def __init__(self, embed_dim: int = 128, width: float = 1.0, objective: str = "avol", temperature: float = 0.03,
                  prior_prob: float = 0.01, prior_alpha: float = 1.0, vision_width: float | None = None, audio_width: float | None = None,
                  vision_stride: int = 16, cosine: bool = False, sample_rate: int = 48000, n_fft: int = 512, win_length: int = 480, hop_length: int = 240,
                  n_frames: int = 200, n_mels: int = 0, clip_seconds: float | None = None,
-                 map_logits: bool = False):
+                 map_logits: bool = False, mask_silence: bool = False):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
@@ -117,7 +119,7 @@ class AVOLNet(nn.Module):
         self.map_logits = bool(map_logits)
         base = (64, 128, 256, 512)
         self.frontend = LogSpectrogram(n_fft, win_length, hop_length, n_frames, n_mels=n_mels, sample_rate=sample_rate)
-        self.audio_bn0 = nn.BatchNorm2d(1)
+        self.audio_bn0 = input_norm(self.frontend, mask_silence)  # puts the log-spectrogram on a sane scale
         self.vision = ConvTower(3, _scaled(base, width if vision_width is None else vision_width),
                                 pool_last=vision_stride == 16)
         self.audio = ConvTower(1, _scaled(base, width if audio_width is None else audio_width))

@@ -31,6 +31,7 @@ front-end (e.g. a 16 kHz checkpoint into ``panns_cnn14``) and is an error.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Mapping, Sequence
 
 import torch
@@ -39,6 +40,7 @@ from torch import nn
 
 from ._pretrained import load_checked
 from ._registry import register_model
+from ._silence import SilenceMaskedBatchNorm2d
 from .input_spec import InputSpec
 from .tagging_audio import PannsLogMel, SpecAugment, do_mixup
 
@@ -101,6 +103,13 @@ class PANNsCNN(nn.Module):
         top_db: clamp each clip's log-mel to its maximum minus ``top_db`` dB (None: PANNs, no clamp);
             see :class:`~avcorr.models.tagging_audio.PannsLogMel`.
         time_drop_width, time_stripes_num, freq_drop_width, freq_stripes_num: its stripes.
+        mask_silence: treat frames of digital silence (every mel band within 1 dB of the front-end's
+            floor, ``10 log10(amin)`` = -100 dB: zero padding of short clips, or the padding some
+            datasets store in their files) as missing: ``bn0`` takes its statistics from the other
+            frames only and those frames come out at the normalised mean, as SpecAugment's stripes do.
+            Without it (PANNs) a clip that is half padding makes each band's statistics bimodal
+            (-100 dB against speech at -40..+20 dB) and the normalised sound is squeezed into a
+            third of its range. Off by default: the released checkpoints were trained without it.
     """
 
     def __init__(self, num_classes: int = 527, channels: Sequence[int] = (64, 128, 256, 512, 1024, 2048),
@@ -110,10 +119,13 @@ class PANNsCNN(nn.Module):
                  f_min: float = 50.0, f_max: float = 14000.0, clip_seconds: float = 10.0, dropout: float = 0.2,
                  head_dropout: float = 0.5, spec_augment: bool = True, time_drop_width: int = 64,
                  time_stripes_num: int = 2, freq_drop_width: int = 8, freq_stripes_num: int = 2,
-                 top_db: float | None = None):
+                 top_db: float | None = None, mask_silence: bool = False):
         super().__init__()
         if num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        if mask_silence and top_db is not None:
+            raise ValueError("mask_silence and top_db exclude each other: top_db lifts digital silence off the "
+                             "floor that mask_silence detects it by; choose one")
         chans = [max(1, int(round(c * width))) for c in channels]
         self.num_classes = num_classes
         self.sample_rate = sample_rate
@@ -123,7 +135,10 @@ class PANNsCNN(nn.Module):
         self.frontend = PannsLogMel(sample_rate, n_fft, hop_length, n_mels, f_min, f_max, top_db=top_db)
         self.spec_augmenter = SpecAugment(time_drop_width, time_stripes_num, freq_drop_width, freq_stripes_num) \
             if spec_augment else nn.Identity()
-        self.bn0 = nn.BatchNorm2d(n_mels)
+        # bn0 normalises each mel band (the bands are its channels); with mask_silence, frames of digital
+        # silence (every band within 1 dB of 10 log10(amin)) are left out
+        self.bn0 = (SilenceMaskedBatchNorm2d(n_mels, 10.0 * math.log10(self.frontend.amin), band_dim=1, tol=1.0)
+                    if mask_silence else nn.BatchNorm2d(n_mels))
         self.num_blocks = len(chans)
         c_in = 1
         for i, c in enumerate(chans, 1):
