@@ -5,6 +5,11 @@ Rebuilds the model from the config stored in the checkpoint, evaluates it on a s
 (id, path, reason) listing the clips that could not be read (header only when none was skipped); a
 tagging checkpoint's per-class AP chart ``ap_per_class_<split>.png`` goes there too.
 
+``--data ROOT`` evaluates on another data root, read as what it is whatever the run was trained from:
+the output of ``python -m data_tools.make_shards`` (a folder with ``<split>/manifest.json``, or a URL)
+as shards, a dataset folder in the layout as files; ``--storage files|shards`` says which instead (a
+root that is not that is an error naming it).
+
 ``--retrieval`` also embeds every clip of the split (``--retrieval-frames`` frames and the audio
 windows centred on them, pooled per clip) and reports, for each direction ``a2v``, ``v2a``,
 ``a2a``, ``v2v`` (query -> gallery; ``a`` audio, ``v`` visual): ``recall@1/5/10``,
@@ -44,10 +49,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = ArgumentParser(prog="python -m avcorr.evaluate", description=__doc__.split("\n\n")[0])
     add_common_args(p, "checkpoint", "split", "data", "device", "batch_size", "workers", "no_progress", "out",
                     split={"help": "split to evaluate (default: test)"},
+                    data={"help": "data ROOT: a dataset folder in the layout, or the output of data_tools.make_shards "
+                                  "(a folder or URL) (default: the one in the checkpoint's config)"},
                     batch_size={"default": None, "help": "evaluation batch size (default: the config's)"},
                     workers={"default": None, "help": "data loader workers (default: the config's)"},
                     out={"default": None, "help": "folder for eval_<split>.json and the other files "
                                                   "(default: beside the checkpoint)"})
+    p.add_argument("--storage", choices=("files", "shards"), default=None,
+                   help="read --data (else the run's data root) as a dataset folder in the layout (files) or as the "
+                        "output of data_tools.make_shards (shards); default: what the root is (a <split>/manifest.json "
+                        "or a URL: shards), else as trained")
     p.add_argument("--retrieval", action="store_true",
                    help="also report retrieval metrics a2v/v2a/a2a/v2v (recall@k, median_rank, map@10, ndcg@k)")
     p.add_argument("--retrieval-frames", type=int, default=3, help="frames / audio windows pooled per clip (default 3)")
@@ -57,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     setup_logging()
     try:
-        result = evaluate_checkpoint(args.checkpoint, args.split, data_root=args.data, device=args.device,
+        result = evaluate_checkpoint(args.checkpoint, args.split, data_root=args.data, storage=args.storage,
+                                     device=args.device,
                                      batch_size=args.batch_size, num_workers=args.workers,
                                      progress=not args.no_progress, retrieval=args.retrieval,
                                      retrieval_frames=args.retrieval_frames, retrieval_pool=args.retrieval_pool,

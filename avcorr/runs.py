@@ -131,14 +131,21 @@ def _check_resolved(path: Path, cfg: Config, resolved: dict[str, Any]) -> None:
 
 
 def load_run(checkpoint: str | Path, device: str = "auto", expect: str | Iterable[str] | None = None, *,
-             data_root: str | Path | None = None, keep_weights: bool = False) -> Run:
+             data_root: str | Path | None = None, storage: str | None = None, split: str = "test",
+             keep_weights: bool = False) -> Run:
     """Rebuild a training run's model from its checkpoint, for inference.
 
     Args:
         checkpoint: ``last.pt`` / ``best.pt`` written by ``avcorr.train``.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda[:i]``.
         expect: the task name(s) or capability(ies) the caller can use (None: any run).
-        data_root: use this dataset root instead of the one in the stored config.
+        data_root: use this dataset root instead of the one in the stored config; it is read as what it is
+            (``data.storage``: a make_shards output or a URL as shards, else files; see
+            :func:`avcorr.data.storage.resolve_storage`), whatever the run was trained from.
+        storage: read the data root (``data_root``, else the stored one) as ``"files"`` or ``"shards"``; a
+            root that is not what this says is an error. None: as detected when ``data_root`` is given,
+            else the stored config's.
+        split: the split that will be read (named in the errors of ``storage``).
         keep_weights: keep the checkpoint's state dict in :attr:`Run.weights` (e.g. to fingerprint it).
 
     Returns:
@@ -148,9 +155,12 @@ def load_run(checkpoint: str | Path, device: str = "auto", expect: str | Iterabl
         FileNotFoundError: no such checkpoint.
         RunKindError: the checkpoint holds a run that is none of ``expect`` (a ``ValueError``).
         ValueError: not an avcorr checkpoint (or one :func:`torch.load` refuses with ``weights_only=True``),
-            a stored config that does not load, or weights that do not fit the model; each names the file.
+            a stored config that does not load, or weights that do not fit the model; each names the file;
+            or a data root that is not the ``storage`` asked for, or shards for a task that reads files only.
     """
     from .config import ConfigError, config_from_dict
+    from .config.core import SHARD_TASKS
+    from .data.storage import resolve_storage
     from .engine.checkpoint import load_checkpoint
     from .engine.distributed import resolve_device
     from .tasks import build_task
@@ -170,6 +180,11 @@ def load_run(checkpoint: str | Path, device: str = "auto", expect: str | Iterabl
     _check_resolved(path, cfg, resolved)
     if data_root:
         cfg.data.root = str(data_root)
+    if data_root or storage:
+        cfg.data.storage = resolve_storage(cfg.data.root, storage, split)
+        if cfg.data.storage == "shards" and cfg.task not in SHARD_TASKS:
+            raise ValueError(f"{cfg.data.root}: holds shards of python -m data_tools.make_shards; a {cfg.task} run "
+                             f"reads files only (shards: tasks {', '.join(SHARD_TASKS)}): pass a dataset root")
     cfg.model.checkpoint_path = ""  # the weights come from this checkpoint
     task = build_task(cfg, resolved)
     model = task.build_model()

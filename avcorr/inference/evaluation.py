@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_root: str | None = None,
-                        device: str = "auto", batch_size: int | None = None, num_workers: int | None = None,
+                        storage: str | None = None, device: str = "auto", batch_size: int | None = None, num_workers: int | None = None,
                         progress: bool = False, retrieval: bool = False, retrieval_frames: int = 3,
                         retrieval_pool: str = "mean", out_dir: str | Path | None = None) -> dict:
     """Evaluate a training checkpoint on ``split``.
@@ -23,7 +23,11 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
     Args:
         checkpoint: a ``last.pt`` / ``best.pt`` written by ``avcorr.train``.
         split: split folder name under the dataset root.
-        data_root: evaluate on another dataset root than the one trained on.
+        data_root: evaluate on another data root than the one trained on: a dataset folder in the layout, or
+            the output of make_shards (a folder or URL with ``<split>/manifest.json``), whichever storage the
+            run was trained from (see :func:`avcorr.data.storage.resolve_storage`).
+        storage: read the data root as ``"files"`` or ``"shards"`` (an error when it is not that); None: as
+            detected when ``data_root`` is given, else as trained.
         device: ``auto``, ``cpu`` or ``cuda[:i]``.
         batch_size: evaluation batch size (default: the config's).
         num_workers: loader workers (default: the config's).
@@ -36,20 +40,23 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
             them (the task's ``write_pictures``).
 
     Returns:
-        The metrics dict with its baselines, plus ``split``, ``checkpoint``, ``epoch``, ``skipped_clips``,
+        The metrics dict with its baselines, plus ``split``, ``checkpoint``, ``epoch``, ``data_root``,
+        ``storage`` (how the data root was read: ``"files"`` or ``"shards"``), ``skipped_clips``,
         ``skipped_list`` (a row ``{id, path, reason}`` per skipped clip, those of ``retrieval`` included),
         ``at_chance`` (absent when the main metric has no baseline) and ``warnings`` (a list of sentences).
     """
     from ..data.skipped import skipped_rows
     from ..data.errors import SkipLog
+    from ..data.storage import require_files
     from ..engine.evaluation import evaluation_pass
     from ..engine.loader import make_loader
     from ..runs import load_run
 
-    run = load_run(checkpoint, device, data_root=data_root)
+    run = load_run(checkpoint, device, data_root=data_root, storage=storage, split=split)
+    cfg, task, model, dev = run.cfg, run.task, run.model, run.device
     if retrieval:
         run.require("embedding")
-    cfg, task, model, dev = run.cfg, run.task, run.model, run.device
+        require_files(cfg.data.root if cfg.data.storage == "shards" else None, "--retrieval")
     module = task.wrap(model).to(dev)
     dataset = task.build_dataset(split, train=False)
     skips = SkipLog(logger)
@@ -68,7 +75,8 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
                                           num_workers=cfg.data.num_workers if num_workers is None else num_workers,
                                           progress=progress, skipped=skipped))
     result = {"split": split, "checkpoint": str(checkpoint), "epoch": run.epoch, "data_root": cfg.data.root,
-              **metrics, "skipped_clips": len(skips), "seconds": round(time.time() - t0, 2),
+              "storage": cfg.data.storage, **metrics, "skipped_clips": len(skips),
+              "seconds": round(time.time() - t0, 2),
               "skipped_list": skipped_rows(skipped, _clip_files(dataset, cfg.data.root, split))}
     test = task.chance_test(metrics)
     warnings = task.warnings(metrics)

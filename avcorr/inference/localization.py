@@ -365,12 +365,16 @@ def localize_grid(checkpoint: str | Path, out_dir: str | Path, *, data_root: str
     Returns:
         The PNG's path. The clips that could not be read are logged and listed in ``out_dir/skipped.csv``
         (id, path, reason; a header only when none was skipped).
+
+    Raises:
+        ValueError: the data root holds shards (:func:`~avcorr.data.storage.require_files`): the sheet reads files.
     """
     import torch
 
     from ..data.skipped import SKIPPED_FILE, clip_paths, skipped_rows, write_skipped_csv
     from ..data.layout import load_split
     from ..data.localization import LocalizationDataset
+    from ..data.storage import require_files
     from ..data.transforms import denormalize
     from ..metrics.localization import binarize, localization_cious, normalize_map, resize_map
     from ..viz import save_contact_sheet
@@ -383,6 +387,7 @@ def localize_grid(checkpoint: str | Path, out_dir: str | Path, *, data_root: str
     model, cfg, dev = load_localizer(checkpoint, device)
     loc = _Localizer(model, cfg, dev)
     root = data_root or cfg.data.root
+    require_files(root, "localize --grid")
     index = load_split(root, split)
     ds = LocalizationDataset(index, sample_rate=loc.sr, seconds=loc.seconds,
                              image_size=cfg.data.image_size, video_backend=cfg.data.video_backend or None)

@@ -159,14 +159,19 @@ def embed_split(em: EmbeddingModel, root: str | Path, split: str, *, frames: int
     Returns:
         :class:`avcorr.retrieval.ClipEmbeddings` (undecodable clips skipped, logged and counted; ``paths``
         names the file of every clip of the split).
+
+    Raises:
+        ValueError: ``root`` holds shards (:func:`~avcorr.data.storage.require_files`).
     """
     from torch.utils.data import DataLoader
 
     from ..data.skipped import clip_paths
     from ..data.embed import ClipEmbedDataset, collate_clips
     from ..data.layout import load_split
+    from ..data.storage import require_files
     from ..retrieval import encode_clips
 
+    require_files(root, "embedding a split")
     index = load_split(root, split)
     if clips is not None:
         index = dataclasses.replace(index, clips=list(clips))

@@ -281,9 +281,14 @@ def gallery_section(run_dir: Path, page_dir: Path, opts: GalleryOptions) -> Gall
 
 
 def _default_split(cfg: dict[str, Any]) -> str:
-    """``test`` when the run's data has one, else ``val`` (read from the run's config, without the model)."""
+    """``test`` when the run's data has one, else ``val`` (read from the run's config, without the model; a shard
+    run's from the manifests, which are read over http too)."""
+    from ..data.storage import shard_splits
+
     data = cfg.get("data") or {}
     root = data.get("root") or ""
+    if root and data.get("storage") == "shards":
+        return "test" if shard_splits(root, ("test",)) else "val"
     if root and Path(root, "test").is_dir():
         return "test"
     if cfg.get("task") == "tagging" and data.get("format") not in (None, "layout", "folder"):
