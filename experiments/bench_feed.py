@@ -11,8 +11,12 @@ dataset), the training pairs as the trainer gets them:
   * shards: ``AVCShardStream`` over shards of the same split (made into a temporary folder unless
     ``--shards`` names a make_shards output) through the same DataLoader;
   * shards, device transforms: the same with ``data.device_transforms=True``: the loader crops and
-    resizes, and uint8 frames leave it; their colour jitter, flip and normalisation are left to the
-    training device (timed apart, here on the CPU, batched: ``device_frames`` on a batch).
+    resizes, and uint8 frames and int16 audio (the shards' samples, their gain apart) leave it; the
+    frames' colour jitter, flip and normalisation and the audio's conversion to float32 are left to
+    the training device (timed apart, here on the CPU, batched: the task's ``device_transform`` of a
+    batch);
+  * shards, device transforms, float32 audio: the same with the audio handed over as float32, as
+    before int16 audio (what int16 saves between the processes).
 
 Each loader runs an untimed warm-up epoch (workers started, readers opened, probes cached), then the
 paths and worker counts are timed a whole epoch each, in interleaved rounds (best of ``--rounds``), so
@@ -134,8 +138,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                                                         "data.device_transforms=True"]))
         datasets = {"files": files_task.build_dataset(args.split, True),
                     "shards": shard_task.build_dataset(args.split, True),
-                    "shards_dev": dev_task.build_dataset(args.split, True)}
-        tasks = {"files": files_task, "shards": shard_task, "shards_dev": dev_task}
+                    "shards_dev": dev_task.build_dataset(args.split, True),
+                    "shards_dev_f32": dev_task.build_dataset(args.split, True)}
+        datasets["shards_dev_f32"].pcm16 = False  # float32 audio between the processes, as without int16
+        tasks = {"files": files_task, "shards": shard_task, "shards_dev": dev_task, "shards_dev_f32": dev_task}
         loaders = {(path, w): make_loader(datasets[path], tasks[path], bs, train=True, num_workers=w, seed=0)
                    for w in workers for path in datasets}
         for path, ds in datasets.items():
@@ -197,16 +203,21 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"{'raw decode (open + 1 frame + window read)':<44}{'-':>8}{best['raw']:>10.1f}{best['raw']:>13.1f}"
           f"{1.0:>8.2f}x")
     labels = {"files": "per-sample AVCPairDataset + DataLoader", "shards": "shards AVCShardStream + DataLoader",
-              "shards_dev": "shards, uint8 frames (device transforms)"}
+              "shards_dev": "shards, uint8 frames, int16 audio (device)",
+              "shards_dev_f32": "shards, uint8 frames, float32 audio (device)"}
+    how = "int16" if datasets["shards_dev"].pcm16 else "float32 (the shards do not store int16)"
     for w in workers:
         for path, label in labels.items():
             rate = best[f"{path}/{w}"]
             print(f"{label:<44}{w:>8}{rate:>10.1f}{rate / max(w, 1):>13.1f}{rate / best['raw']:>8.2f}x")
-    print(f"{'device_frames of a batch, on this CPU':<44}{'-':>8}{best['finish']:>10.1f}{best['finish']:>13.1f}"
+    print(f"{'device_transform of a batch, on this CPU':<44}{'-':>8}{best['finish']:>10.1f}{best['finish']:>13.1f}"
           f"{best['finish'] / best['raw']:>8.2f}x")
     for path in ("shards", "shards_dev"):
         print(f"\n{labels[path].split(' AVC')[0]} / per-sample: " + ", ".join(
             f"{w} worker{'s' if w != 1 else ''} {best[f'{path}/{w}'] / best[f'files/{w}']:.2f}x" for w in workers))
+    print(f"int16 / float32 audio (device transforms; the audio travels as {how}): " + ", ".join(
+        f"{w} worker{'s' if w != 1 else ''} {best[f'shards_dev/{w}'] / best[f'shards_dev_f32/{w}']:.2f}x"
+        for w in workers))
     return best
 
 

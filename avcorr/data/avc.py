@@ -14,7 +14,10 @@ Batch dict produced by :func:`collate_pairs` (B = batch size, S = image size, T 
     image_jitter float32 (B, 3)      its colour jitter and flip, which
                                      :func:`~avcorr.data.transforms.device_frames` applies on the
                                      device with the normalisation (the AVC task's ``device_transform``)
-    audio      float32 (B, T)        mono waveform at ``sample_rate``
+    audio      float32 (B, T)        mono waveform at ``sample_rate``; from a stream of int16 shards
+               int16 (B, T)          with ``device_transforms``: the stored samples (x 32768), and
+    audio_gain float32 (B,)          their gain jitter, which :func:`~avcorr.data.transforms.device_audio`
+                                     applies on the device (the AVC task's ``device_transform``)
     label      int64   (B,)          1 = the audio belongs to the frame's clip, 0 = it does not
     shares_label bool  (B,)          a negative whose audio clip shares a label with the frame's clip
                                      (what a model that knows only classes cannot reject)

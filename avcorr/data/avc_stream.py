@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from ._shard_stream import ClipShardStream, audio_window, torch_seed, vid_key
-from .transforms import frame_transform
+from .transforms import frame_transform, to_pcm16
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +83,16 @@ class AVCShardStream(ClipShardStream):
         pair_buffer: clips a worker keeps to draw negatives from.
         batch_size: training: each rank's pairs per epoch are a whole number of these batches.
         device_transforms: leave the colour jitter, the flip and the normalisation of the frames to the
-            device (uint8 ``image`` and ``image_jitter`` items, as :class:`~avcorr.data.avc.AVCPairDataset`'s).
+            device (uint8 ``image`` and ``image_jitter`` items, as :class:`~avcorr.data.avc.AVCPairDataset`'s);
+            with shards of int16 audio (their manifest's ``audio_dtype``, the default), the audio travels as
+            int16 too (``audio`` int16 (T,), exactly the stored samples, and ``audio_gain`` float32 (), the gain
+            jitter), turned into float32 on the device by :func:`~avcorr.data.transforms.device_audio`.
         rank, world_size: this process's DDP rank and the number of ranks; None = from ``torch.distributed``
             (evaluation, which runs in one process, passes 0 and 1).
+
+    Attributes:
+        pcm16: whether the audio travels as int16 (``device_transforms`` and int16 shards); set it to False
+            before iterating to hand over float32 audio instead.
 
     Raises:
         ShardError: no readable manifest, fewer than 2 clips, or audio stored at another rate.
@@ -104,6 +111,11 @@ class AVCShardStream(ClipShardStream):
         self.seconds, self.negatives, self.positive_fraction = float(seconds), negatives, float(positive_fraction)
         self.pairs_per_clip, self.gain_jitter = self.per_clip, float(gain_jitter)
         self.transform = frame_transform(image_size, train=train, augment=augment, on_device=device_transforms)
+        # audio as int16 between the processes: half the bytes of float32, and exact for int16 shards
+        self.pcm16 = bool(device_transforms) and self.settings.get("audio_dtype") == "int16"
+        if device_transforms and not self.pcm16:
+            logger.info("%s: the shards store %s audio: it travels to the device as float32 (int16 only for int16 "
+                        "shards)", self.folder, self.settings.get("audio_dtype"))
 
     # -- pairing ----------------------------------------------------------------------------------
     def _frames_of(self, rng: np.random.Generator):
@@ -154,13 +166,17 @@ class AVCShardStream(ClipShardStream):
         """The item of a spec of :meth:`_draw` (without ``skipped``)."""
         sample, k, positive, source, at, gain, seed = spec
         wave = audio_window(source, at, self.seconds)
-        if gain != 1.0:
-            wave = wave * np.float32(gain)
+        if self.pcm16:  # the stored samples, exactly; the gain is applied on the device
+            audio = {"audio": torch.from_numpy(to_pcm16(wave)), "audio_gain": torch.tensor(gain, dtype=torch.float32)}
+        else:
+            if gain != 1.0:
+                wave = wave * np.float32(gain)
+            audio = {"audio": torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))}
         with torch_seed(seed):
             image = self.transform.fields(sample["frames"][k])
         item = {
             **image,
-            "audio": torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)),
+            **audio,
             "label": torch.tensor(int(positive)),
             "shares_label": torch.tensor(not positive and bool(set(sample.get("labels", ()))
                                                                & set(source.get("labels", ())))),

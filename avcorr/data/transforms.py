@@ -1,4 +1,5 @@
-"""Frame and waveform transforms used by the datasets."""
+"""Frame and waveform transforms used by the datasets, and their parts that run batched on the device
+(:func:`device_frames`, :func:`device_audio`) with ``data.device_transforms``."""
 
 from __future__ import annotations
 
@@ -235,6 +236,50 @@ def device_frames(images: torch.Tensor, jitter: torch.Tensor | None = None) -> t
         x = torch.where(jitter[:, 2, None, None, None] > 0.5, x.flip(-1), x)
     x = x * _SCALE.to(x.device) + _SHIFT.to(x.device)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
+
+
+PCM16_SCALE = 32768.0  # int16 sample v stands for v / 32768 (the shards' and 16-bit PCM's convention)
+
+
+def to_pcm16(wave: np.ndarray) -> np.ndarray:
+    """A float waveform as 16-bit PCM: ``round(x * 32768)``, clipped to [-32768, 32767].
+
+    Exact for audio that came from int16 (the shards' default ``audio_dtype``, 16-bit PCM files): every
+    such sample is a multiple of 1/32768 in [-1, 1). Anything else is rounded to the nearest 1/32768
+    of full scale (an error of at most 1/65536), and values at or above 1.0 are clipped to 32767/32768.
+
+    Args:
+        wave: float (..., T) in [-1, 1].
+
+    Returns:
+        int16 (..., T).
+    """
+    scaled = np.rint(np.asarray(wave, dtype=np.float32) * np.float32(PCM16_SCALE))
+    return np.clip(scaled, -32768, 32767).astype(np.int16)
+
+
+def device_audio(audio: torch.Tensor, gain: torch.Tensor | None = None) -> torch.Tensor:
+    """16-bit PCM waveforms back to float32 on their device, times each one's gain (``data.device_transforms``).
+
+    ``audio * (1 / 32768) * gain`` in float32, the operations the CPU path makes on the int16 it read,
+    so the result equals it bit for bit.
+
+    Args:
+        audio: int16 (B, T) (:func:`to_pcm16`), or a float (B, T) batch, returned as it is.
+        gain: float (B,) gain of each waveform; None = 1.
+
+    Returns:
+        float32 (B, T) on ``audio``'s device.
+    """
+    if audio.dtype != torch.int16:
+        return audio
+    x = audio.float().mul_(1.0 / PCM16_SCALE)
+    if gain is not None:
+        gain = gain.to(device=x.device, dtype=torch.float32)
+        if gain.shape != x.shape[:1]:
+            raise ValueError(f"expected a (B,) gain for {x.shape[0]} waveforms, got {tuple(gain.shape)}")
+        x.mul_(gain.view(-1, *([1] * (x.dim() - 1))))
+    return x
 
 
 def denormalize(image: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from torch import nn
 from ..data.avc import AVCPairDataset, collate_pairs
 from ..data.avc_stream import AVCShardStream
 from ..data.layout import load_split
-from ..data.transforms import device_frames
+from ..data.transforms import device_audio, device_frames
 from ..metrics.avc import avc_accuracy
 from ..losses import ContrastiveLocalizationLoss
 from ..metrics.chance import majority_rate
@@ -176,11 +176,17 @@ class AVCTask(Task):
     def device_transform(self, batch: dict[str, Any]) -> dict[str, Any]:
         """With ``data.device_transforms``: the uint8 frames' colour jitter, flip and normalisation, batched on
         their device (:func:`~avcorr.data.transforms.device_frames`); ``image`` becomes float32 (B, 3, S, S)
-        and ``image_jitter`` is dropped. Other batches pass unchanged."""
-        if "image_jitter" not in batch:
+        and ``image_jitter`` is dropped. A stream of int16 shards sends int16 ``audio`` (B, T) and its
+        ``audio_gain`` (B,): ``audio`` becomes float32 (B, T) (:func:`~avcorr.data.transforms.device_audio`)
+        and ``audio_gain`` is dropped. Other batches pass unchanged."""
+        pcm16 = "audio" in batch and batch["audio"].dtype == torch.int16
+        if "image_jitter" not in batch and not pcm16:
             return batch
-        out = {k: v for k, v in batch.items() if k != "image_jitter"}
-        out["image"] = device_frames(batch["image"], batch["image_jitter"])
+        out = {k: v for k, v in batch.items() if k not in ("image_jitter", "audio_gain")}
+        if "image_jitter" in batch:
+            out["image"] = device_frames(batch["image"], batch["image_jitter"])
+        if pcm16:
+            out["audio"] = device_audio(batch["audio"], batch.get("audio_gain"))
         return out
 
     def new_evaluator(self) -> AVCEvaluator:

@@ -122,3 +122,29 @@ def test_device_frames_keep_channels_last_and_check_their_input():
         device_frames(images.float())
     with pytest.raises(ValueError, match=r"\(B, 3\) jitter"):
         device_frames(images, jitter[:2])
+
+
+# -- audio as int16 to the device (data.device_transforms with int16 shards) --------------------
+
+from avcorr.data.transforms import device_audio, to_pcm16  # noqa: E402
+
+
+def test_pcm16_round_trip_is_exact_for_int16_audio_and_within_half_a_step_otherwise():
+    rng = np.random.default_rng(0)
+    stored = rng.integers(-32768, 32768, size=(3, 800)).astype(np.int16)
+    wave = stored.astype(np.float32) * np.float32(1 / 32768)  # what the shard reader makes of int16 samples
+    assert np.array_equal(to_pcm16(wave), stored)
+    gain = torch.tensor([0.8, 1.0, 1.17], dtype=torch.float32)
+    cpu = torch.from_numpy(wave) * gain[:, None]  # the CPU path: float32 samples times the gain
+    assert torch.equal(device_audio(torch.from_numpy(stored), gain), cpu)
+    other = rng.uniform(-1, 1, size=800).astype(np.float32)
+    back = device_audio(torch.from_numpy(to_pcm16(other))[None])[0].numpy()
+    assert back.dtype == np.float32 and np.abs(back - other).max() <= 1 / 65536 + 1e-9
+    assert to_pcm16(np.array([1.0, 1.5, -1.0, -2.0], np.float32)).tolist() == [32767, 32767, -32768, -32768]
+
+
+def test_device_audio_passes_float_audio_and_checks_the_gain():
+    floats = torch.rand(2, 16)
+    assert device_audio(floats, torch.ones(2)) is floats
+    with pytest.raises(ValueError, match=r"\(B,\) gain"):
+        device_audio(torch.zeros(2, 16, dtype=torch.int16), torch.ones(3))

@@ -89,3 +89,47 @@ def test_only_the_avc_task_takes_the_switch():
     cfg = load_config("avolnet.py", ["data.device_transforms=True"])
     with pytest.raises(ConfigError, match="data.device_transforms"):
         check_config(cfg)
+
+
+# -- audio as int16 between the processes (streams of int16 shards) ----------------------------
+
+
+def _raw_batches(overrides, split, train_mode, on, workers):
+    """The batches as the loader (its worker processes) hands them over, and the task that finishes them."""
+    cfg = load_config("avenet.py", [*TINY_AVC, *overrides, f"data.device_transforms={on}"])
+    task = build_task(cfg)
+    loader = make_loader(task.build_dataset(split, train_mode), task, 4, train=train_mode, num_workers=workers, seed=3)
+    if train_mode and hasattr(loader.sampler, "set_epoch"):
+        loader.sampler.set_epoch(0)
+    return task, list(loader)
+
+
+@pytest.mark.parametrize("train_mode", [True, False])
+def test_stream_workers_hand_over_int16_audio_that_the_device_turns_into_the_float_path(train_mode, shards):
+    overrides = [*_root("shards", None, shards), "data.audio.gain_jitter=0.2"]
+    split = "train" if train_mode else "val"
+    task, raw = _raw_batches(overrides, split, train_mode, True, workers=2)
+    plain_task, plain = _raw_batches(overrides, split, train_mode, False, workers=2)
+    assert len(raw) == len(plain) > 1
+    gains = set()
+    for a, b in zip(raw, plain):
+        assert a["audio"].dtype == torch.int16 and a["audio"].shape == b["audio"].shape  # half of float32's bytes
+        assert a["audio_gain"].dtype == torch.float32 and a["audio_gain"].shape == (a["audio"].shape[0],)
+        assert b["audio"].dtype == torch.float32 and "audio_gain" not in b
+        gains |= set(a["audio_gain"].tolist())
+        done = task.device_transform(task.to_device(a, CPU))
+        assert set(done) == set(plain_task.device_transform(task.to_device(b, CPU)))  # audio_gain is dropped
+        assert done["audio"].dtype == torch.float32
+        # within the int16 step (1/32768 of full scale); in fact exact: the shards hold int16 samples
+        torch.testing.assert_close(done["audio"], b["audio"], rtol=0, atol=1 / 32767)
+        assert torch.equal(done["audio"], b["audio"])
+    assert (len(gains) > 1) if train_mode else gains == {1.0}  # the gain jitter is drawn in training only
+
+
+def test_the_per_sample_path_and_float_shards_keep_float32_audio(tiny_root, tmp_path):
+    _, files = _raw_batches(_root("files", tiny_root, None), "val", False, True, workers=0)
+    assert files[0]["audio"].dtype == torch.float32 and "audio_gain" not in files[0]
+    ms.shard_split(load_split(tiny_root, "val"), tmp_path, ShardOptions(frames_per_clip=3, size=40, sample_rate=16000,
+                                                                          audio_dtype="float16"), clips_per_shard=3)
+    _, floats = _raw_batches(_root("shards", None, tmp_path), "val", False, True, workers=0)
+    assert floats[0]["audio"].dtype == torch.float32 and "audio_gain" not in floats[0]
