@@ -28,8 +28,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import json
 import logging
 import os
@@ -41,15 +39,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from avcorr.data.writer import (
-    building_folder,
-    encode_mp4,
-    pool_size,
-    run_parallel,
-    write_class_csv,
-    write_json,
-    write_wav,
-)
+from data_tools import _recorded_family as fam
 from data_tools._digits_render import SCANS_SOURCE, load_scans, partition_scans, render_frames
 from data_tools._fsdd import (
     DIGIT_NAMES,
@@ -60,8 +50,8 @@ from data_tools._fsdd import (
     make_fsdd_folder,
     read_recording,
     scan_fsdd,
-    write_skipped,
 )
+from data_tools._recorded_family import SPLIT_CODES, clip_audio
 
 __all__ = ["FAMILY", "SCALES", "ClipPlan", "clip_audio", "clip_id", "make_digits_family", "make_fsdd_folder",
            "plan_split", "render_clip"]
@@ -78,14 +68,10 @@ SCALES: dict[str, dict[str, Any]] = {
 }
 """Preset parameters; explicit arguments override them."""
 
-_SPLIT_CODES = {s: i for i, s in enumerate(SPLITS)}
-
 
 def clip_id(seed: int, split: str, index: int) -> str:
     """The 11-character id (``[A-Za-z0-9_-]``) of clip ``index`` of ``split``; one in eight starts with ``-``."""
-    digest = hashlib.blake2b(f"avcorr-{FAMILY}:{seed}:{split}:{index}".encode(), digest_size=9).digest()
-    vid = base64.urlsafe_b64encode(digest).decode("ascii")[:11]
-    return "-" + vid[1:] if index % 8 == 5 else vid
+    return fam.clip_id(FAMILY, seed, split, index)
 
 
 @dataclass(frozen=True)
@@ -121,20 +107,6 @@ class ClipPlan:
                    **{k: entry[k] for k in names})
 
 
-def _round_robin(recordings: Sequence[Recording], seed: int, split: str, digit: int) -> list[Recording]:
-    """The recordings of one (split, digit), each speaker's shuffled, interleaved over speakers."""
-    speakers = sorted({r.speaker for r in recordings})
-    start = digit % len(speakers)
-    speakers = speakers[start:] + speakers[:start]  # balance speakers over classes too
-    lists = []
-    for s in speakers:
-        own = [r for r in recordings if r.speaker == s]
-        key = int.from_bytes(hashlib.blake2b(s.encode(), digest_size=4).digest(), "big")
-        order = np.random.default_rng([seed, _SPLIT_CODES[split], digit, key]).permutation(len(own))
-        lists.append([own[i] for i in order])
-    return [lst[r] for r in range(max(map(len, lists))) for lst in lists if r < len(lst)]
-
-
 def plan_split(recordings: Sequence[Recording], scan_parts: dict[str, dict[int, np.ndarray]], split: str,
                per_class: int, *, seed: int, clip_samples: int, distractors: Sequence[int]) -> list[ClipPlan]:
     """Choose the recording, offset and scans of every clip of one split.
@@ -159,7 +131,7 @@ def plan_split(recordings: Sequence[Recording], scan_parts: dict[str, dict[int, 
     Raises:
         ValueError: a digit has no recording or no scan for this split.
     """
-    code = _SPLIT_CODES[split]
+    code = SPLIT_CODES[split]
     pools, scan_orders = [], []
     for digit in range(10):
         own = [r for r in recordings if r.split == split and r.digit == digit and r.num_samples <= clip_samples]
@@ -169,7 +141,7 @@ def plan_split(recordings: Sequence[Recording], scan_parts: dict[str, dict[int, 
                              f"at most {clip_samples} samples)")
         if len(scan_parts[split][digit]) == 0:
             raise ValueError(f"no scan of digit {digit} in the {split} split")
-        pools.append(_round_robin(own, seed, split, digit))
+        pools.append(fam.speaker_round_robin(own, (seed, code, digit), digit))
         scan_orders.append(np.random.default_rng([seed, code, digit, 2]).permutation(scan_parts[split][digit]))
         if per_class > len(own):
             logger.info("%s: %d clips of digit %d from %d recordings: some are used more than once",
@@ -189,22 +161,6 @@ def plan_split(recordings: Sequence[Recording], scan_parts: dict[str, dict[int, 
     return plans
 
 
-def clip_audio(samples: np.ndarray, offset: int, clip_samples: int) -> np.ndarray:
-    """The clip's audio: the recording at ``offset``, zeros elsewhere.
-
-    Args:
-        samples: int16 (L,) the recording.
-        offset: its first sample in the clip.
-        clip_samples: N, the clip's length.
-
-    Returns:
-        float64 (N,) in [-1, 1]; ``write_wav`` turns it back into exactly ``samples``.
-    """
-    out = np.zeros(clip_samples)
-    out[offset:offset + len(samples)] = samples / 32767.0
-    return out
-
-
 def render_clip(plan: ClipPlan, scans: np.ndarray, params: dict[str, Any], *,
                 draw_sounding: bool = True) -> tuple[np.ndarray, list[Any]]:
     """The clip's frames.
@@ -221,7 +177,7 @@ def render_clip(plan: ClipPlan, scans: np.ndarray, params: dict[str, Any], *,
         :class:`~data_tools._digits_render.Placed` or None where a distractor found no room.
     """
     draw = [draw_sounding] + [True] * (len(scans) - 1)
-    return render_frames((params["seed"], _SPLIT_CODES[plan.split], plan.index), scans, size=params["size"],
+    return render_frames((params["seed"], SPLIT_CODES[plan.split], plan.index), scans, size=params["size"],
                          fps=params["fps"], duration=params["duration"], scan_size=params["scan_size"],
                          max_overlap=params["max_overlap"], draw=draw)
 
@@ -233,11 +189,10 @@ def _write_clip(task: tuple[str, ClipPlan, str, np.ndarray, dict[str, Any]]) -> 
     if len(samples) != plan.num_samples:
         raise RuntimeError(f"{rec_path}: changed while the dataset was built ({len(samples)} samples, "
                            f"{plan.num_samples} expected)")
-    folder = Path(root) / plan.split
-    wav = folder / "audio" / f"{plan.vid}.wav"
-    write_wav(wav, clip_audio(samples, plan.offset, round(params["duration"] * FSDD_SAMPLE_RATE)), FSDD_SAMPLE_RATE)
     frames, placed = render_clip(plan, scans, params)
-    encode_mp4(folder / "video" / f"{plan.vid}.mp4", frames, wav, params["fps"])
+    fam.write_clip_media(Path(root) / plan.split, plan.vid,
+                         clip_audio(samples, plan.offset, round(params["duration"] * FSDD_SAMPLE_RATE)),
+                         FSDD_SAMPLE_RATE, frames, params["fps"])
     entry = {k: v for k, v in asdict(plan).items() if k not in ("split", "vid")}
     entry["distractor_scans"] = list(plan.distractor_scans)
     entry["distractors_drawn"] = [p is not None for p in placed[1:]]
@@ -265,15 +220,6 @@ def _validate(seed: int, clips_per_class: Sequence[int], duration: float, fps: f
             "fps": int(fps) if float(fps).is_integer() else float(fps), "size": int(size),
             "scan_size": [int(s) for s in scan_size], "distractors": [int(d) for d in distractors],
             "max_overlap": float(max_overlap), "sample_rate": FSDD_SAMPLE_RATE}
-
-
-def _complete_with(root: Path, params: dict[str, Any]) -> bool:
-    try:
-        meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (isinstance(meta, dict) and meta.get("generator") == __name__ and meta.get("version") == VERSION
-            and meta.get("params") == params)
 
 
 def make_digits_family(fsdd_dir: str | os.PathLike[str], root: str | os.PathLike[str], *, scale: str = "full",
@@ -321,12 +267,8 @@ def make_digits_family(fsdd_dir: str | os.PathLike[str], root: str | os.PathLike
     params = _validate(seed, chosen["clips_per_class"], chosen["duration"], chosen["fps"], chosen["size"],
                        chosen["scan_size"], distractors, max_overlap)
     root = Path(root).expanduser().absolute()
-    if _complete_with(root, params):
-        logger.info("%s already holds the digits family with these parameters", root)
+    if fam.root_is_ready(root, __name__, VERSION, params, FAMILY):
         return root
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise FileExistsError(f"{root}: exists and is not a complete digits family with these parameters "
-                              "(meta.json missing or different); remove it or choose another folder")
     started = time.perf_counter()
     images, labels = load_scans()
     recordings, skipped, folder = scan_fsdd(fsdd_dir)
@@ -343,24 +285,12 @@ def make_digits_family(fsdd_dir: str | os.PathLike[str], root: str | os.PathLike
     if len({p.vid for p in plans}) != len(plans):  # 66-bit hashes: never expected
         raise RuntimeError(f"clip id collision for seed {seed}; choose another seed")
     paths = {r.name: str(r.path) for r in recordings}
-    with building_folder(root, exist_ok=lambda r: _complete_with(r, params)) as tmp:
-        for split in SPLITS:
-            (tmp / split / "audio").mkdir(parents=True)
-            (tmp / split / "video").mkdir()
-        tasks = [(str(tmp), p, paths[p.recording], images[[p.scan, *p.distractor_scans]], params) for p in plans]
-        results = run_parallel(_write_clip, tasks, pool_size(workers), progress=progress, desc="digits family")
-        results.sort(key=lambda r: (_SPLIT_CODES[r[0].split], r[0].index))
-        clips: dict[str, dict[str, Any]] = {s: {} for s in SPLITS}
-        for plan, entry in results:
-            clips[plan.split][plan.vid] = entry
-        for split in SPLITS:
-            write_json(tmp / split / "vid2genre.json", {v: DIGIT_NAMES[e["digit"]] for v, e in clips[split].items()},
-                       one_line_per_key=True)
-            write_json(tmp / split / "boxes.json", {v: [e["box"]] for v, e in clips[split].items()},
-                       one_line_per_key=True)
-        write_class_csv(tmp / "class_labels_indices.csv", [(f"/fsdd/{d}", name) for d, name in enumerate(DIGIT_NAMES)])
-        write_skipped(tmp / "skipped.csv", skipped)
-        write_json(tmp / "meta.json", _meta(params, scale, folder, recordings, skipped, clips))  # last
+    tasks = [(p, paths[p.recording], images[[p.scan, *p.distractor_scans]], params) for p in plans]
+    fam.build_family(root, _write_clip, tasks, generator=__name__, version=VERSION, params=params,
+                     label=lambda e: DIGIT_NAMES[e["digit"]],
+                     classes=[(f"/fsdd/{d}", name) for d, name in enumerate(DIGIT_NAMES)], skipped=skipped,
+                     meta=lambda clips: _meta(params, scale, folder, recordings, skipped, clips), workers=workers,
+                     progress=progress, desc="digits family")
     logger.info("wrote the digits family to %s in %.1f s", root, time.perf_counter() - started)
     return root
 
@@ -393,16 +323,6 @@ def _meta(params: dict[str, Any], scale: str, folder: Path, recordings: Sequence
     }
 
 
-def _pair(text: str, n: int) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {n} comma-separated integers, got {text!r}") from None
-    if len(values) != n:
-        raise argparse.ArgumentTypeError(f"expected {n} comma-separated integers, got {text!r}")
-    return values
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     p = argparse.ArgumentParser(prog="python -m data_tools.make_digits_family",
@@ -414,22 +334,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also (or, without ROOT, only) copy every recording to OUT/{train,val,test}/<digit>/")
     p.add_argument("--link", action="store_true", help="--folder: hard-link instead of copying")
     p.add_argument("--scale", choices=sorted(SCALES), default="full", help="preset sizes (default full)")
-    p.add_argument("--clips-per-class", type=lambda t: _pair(t, 3), metavar="TRAIN,VAL,TEST",
+    p.add_argument("--clips-per-class", type=lambda t: fam.int_list(t, 3), metavar="TRAIN,VAL,TEST",
                    help="clips per digit (default 40,10,10; tiny 2,1,1)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     p.add_argument("--duration", type=float, help="clip length, s (default 2)")
     p.add_argument("--fps", type=float, help="frame rate (default 12)")
     p.add_argument("--size", type=int, help="frame side, px (default 128; tiny 64)")
-    p.add_argument("--scan-size", type=lambda t: _pair(t, 2), metavar="MIN,MAX", help="scan side, px (default 28,48)")
-    p.add_argument("--distractors", type=lambda t: _pair(t, 2), default=(1, 3), metavar="MIN,MAX",
+    p.add_argument("--scan-size", type=lambda t: fam.int_list(t, 2), metavar="MIN,MAX",
+                   help="scan side, px (default 28,48)")
+    p.add_argument("--distractors", type=lambda t: fam.int_list(t, 2), default=(1, 3), metavar="MIN,MAX",
                    help="silent scans per clip (default 1,3)")
     p.add_argument("--workers", type=int, help="processes (default min(2, cores))")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
-
-
-def _du(root: Path) -> float:
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 1e6
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -447,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = make_fsdd_folder(args.fsdd_dir, args.folder, link=args.link, progress=not args.no_progress)
             counts = {s: sum(1 for _ in (out / s).rglob("*.wav")) for s in SPLITS}
             print(f"{out}: {', '.join(f'{s} {n}' for s, n in counts.items())} recordings; "
-                  f"{_du(out):.1f} MB; {time.perf_counter() - started:.1f} s")
+                  f"{fam.folder_mb(out):.1f} MB; {time.perf_counter() - started:.1f} s")
         if args.root is not None:
             started = time.perf_counter()
             root = make_digits_family(args.fsdd_dir, args.root, scale=args.scale, clips_per_class=args.clips_per_class,
@@ -456,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       progress=not args.no_progress)
             splits = json.loads((root / "meta.json").read_text(encoding="utf-8"))["splits"]
             print(f"{root}: {', '.join(f'{s} {n}' for s, n in splits.items())} clips; "
-                  f"{_du(root):.1f} MB; {time.perf_counter() - started:.1f} s")
+                  f"{fam.folder_mb(root):.1f} MB; {time.perf_counter() - started:.1f} s")
     except (FileExistsError, FileNotFoundError, ValueError, ImportError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

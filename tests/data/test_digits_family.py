@@ -174,9 +174,9 @@ def test_boxes_hold_the_sounding_scan(built):
             for other in placed[1:]:
                 if other is not None:
                     lo_xy = np.maximum(placed[0].xy, other.xy)
-                    hi_xy = np.minimum(placed[0].xy + placed[0].side, other.xy + other.side)
+                    hi_xy = np.minimum(placed[0].xy + placed[0].wh, other.xy + other.wh)
                     inter = np.prod(np.clip(hi_xy - lo_xy, 0, None), axis=1)
-                    assert inter.max() <= params["max_overlap"] * min(placed[0].side, other.side) ** 2
+                    assert inter.max() <= params["max_overlap"] * min(placed[0].area, other.area)
     # the mp4 shows the render (lossy: compare a decoded frame loosely)
     vid, e = next(iter(meta["clips"]["test"].items()))
     plan = mdf.ClipPlan.from_meta("test", vid, e)
@@ -235,7 +235,7 @@ def test_deterministic_and_rerun_rules(built, tmp_path, monkeypatch):
         if len(calls) > 3:
             raise RuntimeError("killed")
 
-    monkeypatch.setattr(mdf, "encode_mp4", failing_encode)
+    monkeypatch.setattr("data_tools._recorded_family.encode_mp4", failing_encode)
     with pytest.raises(RuntimeError, match="killed"):
         mdf.make_digits_family(fsdd, tmp_path / "broken", scale="tiny", workers=1)
     assert not (tmp_path / "broken").exists() and not list(tmp_path.glob(".broken*"))
