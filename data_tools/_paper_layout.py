@@ -148,10 +148,11 @@ def trajectory(rng: np.random.Generator, wh: Sequence[int], size: int, times: np
     return at(times), at(np.array([mid_time]))[0]
 
 
-def _overlap_ok(a: Placed, b: Placed, max_overlap: float) -> bool:
-    """Whether the two rectangles overlap by at most ``max_overlap`` of the smaller one, at every frame."""
-    lo = np.maximum(a.xy, b.xy)
-    hi = np.minimum(a.xy + a.wh, b.xy + b.wh)
+def _overlap_ok(a: Placed, b: Placed, max_overlap: float, gap: int = 0) -> bool:
+    """Whether rectangle ``a`` grown by ``gap`` pixels on every side overlaps ``b`` by at most
+    ``max_overlap`` of the smaller one, at every frame."""
+    lo = np.maximum(a.xy - gap, b.xy)
+    hi = np.minimum(a.xy + a.wh + gap, b.xy + b.wh)
     inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
     return bool(np.all(inter <= max_overlap * min(a.area, b.area)))
 
@@ -161,12 +162,12 @@ PlaceFn = Callable[[np.random.Generator, int, np.ndarray, float], Placed]
 
 
 def render_layout(seed_key: Sequence[int], place: PlaceFn, count: int, *, size: int, fps: float, duration: float,
-                  max_overlap: float, draw: Sequence[bool] | None = None,
+                  max_overlap: float, gap: int = 0, draw: Sequence[bool] | None = None,
                   tries: int = 60) -> tuple[np.ndarray, list[Placed | None]]:
     """Render a clip's frames: picture 0 is the sounding one, the others silent distractors.
 
-    Each distractor is placed so that it overlaps every picture placed before it by at most
-    ``max_overlap`` of the smaller one's rectangle at every frame; one that finds no such place in
+    Each distractor is placed so that, grown by ``gap`` pixels, it overlaps every picture placed
+    before it by at most ``max_overlap`` of the smaller one's rectangle at every frame; one that finds no such place in
     ``tries`` draws is left out (None). The random draws depend only on ``seed_key``, so ``draw`` can
     hide a picture without moving the others. The pictures are painted in a random order, so the
     sounding one is not always on top.
@@ -179,6 +180,7 @@ def render_layout(seed_key: Sequence[int], place: PlaceFn, count: int, *, size: 
         fps: frame rate; frames are at ``k / fps``, ``k < round(duration * fps)``.
         duration: seconds.
         max_overlap: see above.
+        gap: see above.
         draw: per picture, whether to paint it (default all).
         tries: placement attempts per distractor.
 
@@ -194,7 +196,7 @@ def render_layout(seed_key: Sequence[int], place: PlaceFn, count: int, *, size: 
         found = None
         for _ in range(tries):
             cand = place(rng, k, times, duration / 2)
-            if all(p is None or _overlap_ok(cand, p, max_overlap) for p in placed):
+            if all(p is None or _overlap_ok(cand, p, max_overlap, gap) for p in placed):
                 found = cand
                 break
         placed.append(found)
