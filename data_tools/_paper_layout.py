@@ -115,7 +115,7 @@ class Placed:
 
 
 def trajectory(rng: np.random.Generator, wh: Sequence[int], size: int, times: np.ndarray,
-               mid_time: float) -> tuple[np.ndarray, np.ndarray]:
+               mid_time: float, drift: float = 0.06) -> tuple[np.ndarray, np.ndarray]:
     """A slow drift plus a small wobble that keeps a ``wh`` rectangle inside the frame.
 
     Args:
@@ -124,12 +124,13 @@ def trajectory(rng: np.random.Generator, wh: Sequence[int], size: int, times: np
         size: frame side, pixels.
         times: (T,) frame times, seconds.
         mid_time: the time of the boxes.
+        drift: the fastest drift, frame sides per second (the speed is uniform in [0, drift]).
 
     Returns:
         ``(xy, mid)``: int (T, 2) top-left corners at ``times`` and (2,) at ``mid_time``.
     """
     extent = np.asarray(wh)
-    speed = rng.uniform(0, 0.06 * size)  # pixels per second
+    speed = rng.uniform(0, drift * size)  # pixels per second
     angle = rng.uniform(0, 2 * math.pi)
     velocity = speed * np.array([math.cos(angle), math.sin(angle)])
     amp = rng.uniform(0.3, 1.2, 2)

@@ -15,6 +15,8 @@ import base64
 import hashlib
 import json
 import logging
+import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, TypeVar
 
@@ -31,20 +33,27 @@ from avcorr.data.writer import (
 )
 from data_tools._fsdd import SPLITS, write_skipped
 
-__all__ = ["SPLITS", "SPLIT_CODES", "build_family", "clip_audio", "clip_id", "folder_mb", "int_list",
-           "is_complete", "root_is_ready", "speaker_round_robin", "write_clip_media"]
+__all__ = ["BUILD_ERRORS", "SPLITS", "SPLIT_CODES", "add_clip_args", "build_family", "check_clip_params", "clip_audio",
+           "clip_id", "folder_mb", "int_list", "is_complete", "plan_from_meta", "print_built", "root_is_ready",
+           "skip_long", "speaker_round_robin", "write_clip"]
 
 logger = logging.getLogger(__name__)
 
 SPLIT_CODES = {s: i for i, s in enumerate(SPLITS)}
 """Split name -> the integer used in random keys."""
 
+BUILD_ERRORS = (FileExistsError, FileNotFoundError, ValueError, ImportError, RuntimeError)
+"""What a builder raises for bad input or a missing tool: a command line prints it and exits 2."""
+
 
 class _Spoken(Protocol):
     speaker: str
+    path: Path
+    num_samples: int
 
 
 R = TypeVar("R", bound=_Spoken)
+P = TypeVar("P")
 
 
 def clip_id(family: str, seed: int, split: str, index: int) -> str:
@@ -68,6 +77,31 @@ def clip_audio(samples: np.ndarray, offset: int, clip_samples: int) -> np.ndarra
     out = np.zeros(clip_samples)
     out[offset:offset + len(samples)] = samples / 32767.0
     return out
+
+
+def plan_from_meta(cls: type[P], split: str, vid: str, entry: dict[str, Any], listed: str) -> P:
+    """A clip plan (a dataclass with ``split`` and ``vid``) from its entry in ``meta.json``'s ``clips[split]``.
+
+    Args:
+        cls: the plan's class.
+        split, vid: where the clip is.
+        entry: its meta entry (extra keys ignored).
+        listed: the field stored as a list and held as a tuple.
+    """
+    names = [f for f in cls.__dataclass_fields__ if f not in ("split", "vid", listed)]  # type: ignore[attr-defined]
+    return cls(split=split, vid=vid, **{listed: tuple(entry[listed])}, **{k: entry[k] for k in names})
+
+
+def check_clip_params(seed: int, duration: float, fps: float, size: int, max_overlap: float, min_size: int) -> None:
+    """Raise ValueError naming the first parameter out of range (seed, length, rate, frame side, overlap)."""
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    if not (duration > 0 and fps > 0):
+        raise ValueError(f"duration and fps must be > 0, got {duration}, {fps}")
+    if size < min_size or size % 2:
+        raise ValueError(f"size must be even and >= {min_size}, got {size}")
+    if not 0 <= max_overlap < 1:
+        raise ValueError(f"max_overlap must be in [0, 1), got {max_overlap}")
 
 
 def speaker_round_robin(recordings: Sequence[R], rng_key: Sequence[int], rotate: int) -> list[R]:
@@ -119,21 +153,51 @@ def root_is_ready(root: Path, generator: str, version: int, params: dict[str, An
     return False
 
 
-def write_clip_media(folder: Path, vid: str, audio: np.ndarray, sample_rate: int, frames: np.ndarray,
-                     fps: float) -> None:
-    """Write ``folder/audio/<vid>.wav`` and ``folder/video/<vid>.mp4`` (the frames with that audio track).
+def skip_long(recordings: Sequence[R], duration: float, sample_rate: Callable[[R], int],
+              skipped: list[tuple[str, str]]) -> None:
+    """Log and add to ``skipped`` every recording longer than a clip of ``duration`` seconds."""
+    for rec in recordings:
+        rate = sample_rate(rec)
+        if rec.num_samples > round(duration * rate):
+            reason = f"longer than a clip ({rec.num_samples / rate:.3f} s > {duration} s)"
+            logger.warning("%s: skipped: %s", rec.path, reason)
+            skipped.append((str(rec.path), reason))
+
+
+def write_clip(root: str, plan: Any, rec_path: str, samples: np.ndarray, sample_rate: int, frames: np.ndarray,
+               placed: Sequence[Any], params: dict[str, Any], listed: str) -> dict[str, Any]:
+    """Write a clip's wav (the recording at ``plan.offset``) and mp4; return its ``meta.json`` entry.
 
     Args:
-        folder: the split folder.
-        vid: the clip id.
-        audio: float (N,) in [-1, 1].
-        sample_rate: Hz.
+        root: the dataset's (temporary) root.
+        plan: the clip's plan: a dataclass with ``split``, ``vid``, ``offset`` and ``num_samples``.
+        rec_path: the recording, for the error message.
+        samples: int16 (L,) the recording.
+        sample_rate: its rate, Hz.
         frames: uint8 (T, H, W, 3) RGB.
-        fps: frame rate.
+        placed: per picture (sounding first) its ``Placed`` or None.
+        params: the dataset parameters (``duration``, ``fps``, ``size``).
+        listed: the plan's tuple field, stored as a list.
+
+    Returns:
+        The plan's fields but ``split`` and ``vid``, ``distractors_drawn`` and ``box`` (the sounding
+        picture's, normalised, at the middle time).
+
+    Raises:
+        RuntimeError: the recording's length is not the planned one (it changed during the build).
     """
-    wav = folder / "audio" / f"{vid}.wav"
-    write_wav(wav, audio, sample_rate)
-    encode_mp4(folder / "video" / f"{vid}.mp4", frames, wav, fps)
+    if len(samples) != plan.num_samples:
+        raise RuntimeError(f"{rec_path}: changed while the dataset was built ({len(samples)} samples, "
+                           f"{plan.num_samples} expected)")
+    folder = Path(root) / plan.split
+    wav = folder / "audio" / f"{plan.vid}.wav"
+    write_wav(wav, clip_audio(samples, plan.offset, round(params["duration"] * sample_rate)), sample_rate)
+    encode_mp4(folder / "video" / f"{plan.vid}.mp4", frames, wav, params["fps"])
+    entry = {k: v for k, v in asdict(plan).items() if k not in ("split", "vid")}
+    entry[listed] = list(getattr(plan, listed))
+    entry["distractors_drawn"] = [p is not None for p in placed[1:]]
+    entry["box"] = [round(v, 6) for v in placed[0].box(params["size"])]
+    return entry
 
 
 def build_family(root: Path, write_clip: Callable[[tuple[Any, ...]], tuple[Any, dict[str, Any]]],
@@ -188,6 +252,26 @@ def int_list(text: str, n: int) -> tuple[int, ...]:
     if len(values) != n:
         raise argparse.ArgumentTypeError(f"expected {n} comma-separated integers, got {text!r}")
     return values
+
+
+def add_clip_args(p: argparse.ArgumentParser, picture: str, size_help: str) -> None:
+    """Add the options every family builder has: seed, clip length, frame rate and side, silent
+    pictures per clip, workers, progress."""
+    p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
+    p.add_argument("--duration", type=float, help="clip length, s (default 2)")
+    p.add_argument("--fps", type=float, help="frame rate (default 12)")
+    p.add_argument("--size", type=int, help=f"frame side, px ({size_help})")
+    p.add_argument("--distractors", type=lambda t: int_list(t, 2), default=(1, 3), metavar="MIN,MAX",
+                   help=f"silent {picture} per clip (default 1,3)")
+    p.add_argument("--workers", type=int, help="processes (default min(2, cores))")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def print_built(root: Path, started: float) -> None:
+    """Print (a command line's result) the clips per split, size and build time of a built family."""
+    splits = json.loads((root / "meta.json").read_text(encoding="utf-8"))["splits"]
+    print(f"{root}: {', '.join(f'{s} {n}' for s, n in splits.items())} clips; "
+          f"{folder_mb(root):.1f} MB; {time.perf_counter() - started:.1f} s")
 
 
 def folder_mb(root: Path) -> float:

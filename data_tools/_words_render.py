@@ -37,7 +37,8 @@ FONTS = ("DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSerif", "
 """The faces used: ``<name>.ttf`` in matplotlib's ``mpl-data/fonts/ttf``."""
 
 _SUPERSAMPLE = 4
-_MAX_WIDTH = 0.8  # of the frame side: a longer word is drawn smaller (and 0.5 of it for the height)
+_DRIFT = 0.03  # fastest drift, frame sides per second (half the digits family's: wide words need room)
+_MAX_WIDTH = 0.7  # of the frame side: a longer word is drawn smaller (and 0.5 of it for the height)
 _SPECIAL = {"ß": "ss", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D",
             "œ": "oe", "Œ": "OE", "ı": "i", "_": " "}
 
@@ -134,7 +135,7 @@ def word_picture(rng: np.random.Generator, text: str, text_height: Sequence[int]
     Args:
         rng: the clip's generator.
         text: ASCII text (see :func:`drawable`).
-        text_height: (min, max) capital height in pixels; a word wider than 0.8 of the frame (or
+        text_height: (min, max) capital height in pixels; a word wider than 0.7 of the frame (or
             taller than half of it) is drawn smaller.
         size: frame side, pixels.
 
@@ -191,7 +192,7 @@ def render_frames(seed_key: Sequence[int], texts: Sequence[str], *, size: int, f
     def place(rng: np.random.Generator, k: int, times: np.ndarray, mid_time: float) -> Placed:
         alpha, styles[k] = word_picture(rng, texts[k], text_height, size)
         ink = ink_colour(rng)
-        xy, mid = trajectory(rng, (alpha.shape[1], alpha.shape[0]), size, times, mid_time)
+        xy, mid = trajectory(rng, (alpha.shape[1], alpha.shape[0]), size, times, mid_time, _DRIFT)
         return Placed(xy, mid, alpha, ink)
 
     frames, placed = render_layout(seed_key, place, len(texts), size=size, fps=fps, duration=duration,

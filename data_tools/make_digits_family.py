@@ -28,12 +28,11 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -102,9 +101,7 @@ class ClipPlan:
     @classmethod
     def from_meta(cls, split: str, vid: str, entry: dict[str, Any]) -> "ClipPlan":
         """The plan of clip ``vid`` from its entry in ``meta.json``'s ``clips[split]`` (to re-render it)."""
-        names = [f for f in cls.__dataclass_fields__ if f not in ("split", "vid", "distractor_scans")]
-        return cls(split=split, vid=vid, distractor_scans=tuple(entry["distractor_scans"]),
-                   **{k: entry[k] for k in names})
+        return fam.plan_from_meta(cls, split, vid, entry, "distractor_scans")
 
 
 def plan_split(recordings: Sequence[Recording], scan_parts: dict[str, dict[int, np.ndarray]], split: str,
@@ -185,37 +182,21 @@ def render_clip(plan: ClipPlan, scans: np.ndarray, params: dict[str, Any], *,
 def _write_clip(task: tuple[str, ClipPlan, str, np.ndarray, dict[str, Any]]) -> tuple[ClipPlan, dict[str, Any]]:
     """Pool worker: write one clip's wav and mp4; return its plan and its meta entry."""
     root, plan, rec_path, scans, params = task
-    samples = read_recording(rec_path)
-    if len(samples) != plan.num_samples:
-        raise RuntimeError(f"{rec_path}: changed while the dataset was built ({len(samples)} samples, "
-                           f"{plan.num_samples} expected)")
     frames, placed = render_clip(plan, scans, params)
-    fam.write_clip_media(Path(root) / plan.split, plan.vid,
-                         clip_audio(samples, plan.offset, round(params["duration"] * FSDD_SAMPLE_RATE)),
-                         FSDD_SAMPLE_RATE, frames, params["fps"])
-    entry = {k: v for k, v in asdict(plan).items() if k not in ("split", "vid")}
-    entry["distractor_scans"] = list(plan.distractor_scans)
-    entry["distractors_drawn"] = [p is not None for p in placed[1:]]
-    entry["box"] = [round(v, 6) for v in placed[0].box(params["size"])]
-    return plan, entry
+    samples = read_recording(rec_path)
+    return plan, fam.write_clip(root, plan, rec_path, samples, FSDD_SAMPLE_RATE, frames, placed, params,
+                                "distractor_scans")
 
 
 def _validate(seed: int, clips_per_class: Sequence[int], duration: float, fps: float, size: int,
               scan_size: Sequence[int], distractors: Sequence[int], max_overlap: float) -> dict[str, Any]:
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    fam.check_clip_params(seed, duration, fps, size, max_overlap, 16)
     if len(clips_per_class) != 3 or min(clips_per_class) < 1:
         raise ValueError(f"clips_per_class must be three counts >= 1 (train, val, test), got {tuple(clips_per_class)}")
-    if not (duration > 0 and fps > 0):
-        raise ValueError(f"duration and fps must be > 0, got {duration}, {fps}")
-    if size < 16 or size % 2:
-        raise ValueError(f"size must be even and >= 16, got {size}")
     if not 4 <= scan_size[0] <= scan_size[1] <= size // 2:
         raise ValueError(f"scan_size must be (min, max) with 4 <= min <= max <= size / 2, got {tuple(scan_size)}")
     if not 0 <= distractors[0] <= distractors[1] <= 9:
         raise ValueError(f"distractors must be (min, max) with 0 <= min <= max <= 9, got {tuple(distractors)}")
-    if not 0 <= max_overlap < 1:
-        raise ValueError(f"max_overlap must be in [0, 1), got {max_overlap}")
     return {"seed": int(seed), "clips_per_class": [int(c) for c in clips_per_class], "duration": float(duration),
             "fps": int(fps) if float(fps).is_integer() else float(fps), "size": int(size),
             "scan_size": [int(s) for s in scan_size], "distractors": [int(d) for d in distractors],
@@ -273,11 +254,7 @@ def make_digits_family(fsdd_dir: str | os.PathLike[str], root: str | os.PathLike
     images, labels = load_scans()
     recordings, skipped, folder = scan_fsdd(fsdd_dir)
     clip_samples = round(params["duration"] * FSDD_SAMPLE_RATE)
-    for rec in recordings:
-        if rec.num_samples > clip_samples:
-            reason = f"longer than a clip ({rec.num_samples / FSDD_SAMPLE_RATE:.3f} s > {params['duration']} s)"
-            logger.warning("%s: skipped: %s", rec.path, reason)
-            skipped.append((str(rec.path), reason))
+    fam.skip_long(recordings, params["duration"], lambda r: FSDD_SAMPLE_RATE, skipped)
     scan_parts = partition_scans(labels)
     plans = [p for split, n in zip(SPLITS, params["clips_per_class"])
              for p in plan_split(recordings, scan_parts, split, n, seed=seed, clip_samples=clip_samples,
@@ -336,16 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", choices=sorted(SCALES), default="full", help="preset sizes (default full)")
     p.add_argument("--clips-per-class", type=lambda t: fam.int_list(t, 3), metavar="TRAIN,VAL,TEST",
                    help="clips per digit (default 40,10,10; tiny 2,1,1)")
-    p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
-    p.add_argument("--duration", type=float, help="clip length, s (default 2)")
-    p.add_argument("--fps", type=float, help="frame rate (default 12)")
-    p.add_argument("--size", type=int, help="frame side, px (default 128; tiny 64)")
     p.add_argument("--scan-size", type=lambda t: fam.int_list(t, 2), metavar="MIN,MAX",
                    help="scan side, px (default 28,48)")
-    p.add_argument("--distractors", type=lambda t: fam.int_list(t, 2), default=(1, 3), metavar="MIN,MAX",
-                   help="silent scans per clip (default 1,3)")
-    p.add_argument("--workers", type=int, help="processes (default min(2, cores))")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fam.add_clip_args(p, "scans", "default 128; tiny 64")
     return p
 
 
@@ -371,10 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       seed=args.seed, duration=args.duration, fps=args.fps, size=args.size,
                                       scan_size=args.scan_size, distractors=args.distractors, workers=args.workers,
                                       progress=not args.no_progress)
-            splits = json.loads((root / "meta.json").read_text(encoding="utf-8"))["splits"]
-            print(f"{root}: {', '.join(f'{s} {n}' for s, n in splits.items())} clips; "
-                  f"{fam.folder_mb(root):.1f} MB; {time.perf_counter() - started:.1f} s")
-    except (FileExistsError, FileNotFoundError, ValueError, ImportError, RuntimeError) as err:
+            fam.print_built(root, started)
+    except fam.BUILD_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

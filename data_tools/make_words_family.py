@@ -7,11 +7,13 @@ data_tools.make_speech_commands_folder``::
     SRC/{train,val,test}/<word>/<file>.wav      the splits are read, never re-made
 
 Each clip (default 2 s, 128x128 px, 12 fps) shows a light paper background with ONE sounding word
-(the class name written in one of a dozen typefaces, 14-22 px capitals, random case, stroke,
+(the class name written in one of 16 typefaces, 13-21 px capitals, random case, stroke,
 slant and rotation, drifting slowly) and 1-3 SILENT words of other classes that keep 3 px away
 from it and from each other; its audio is one recording of that word, untouched, at a random offset
 inside the clip (silence elsewhere), at the recording's own sample rate, in ``audio/<vid>.wav`` and
 as the mp4's AAC track. ``boxes.json`` holds the sounding word's ink rectangle at the middle time.
+A silent word that finds no room in 60 tries is left out (``distractors_drawn`` in ``meta.json``;
+about 10 % of them at the defaults, mostly the third of three).
 Class names are the word folders (non-ASCII allowed: ``ačiū``, ``į_kairę``); the text drawn is
 their ASCII transliteration (``aciu``, ``i kaire``; see :func:`data_tools._words_render.drawable`).
 
@@ -39,7 +41,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -48,7 +50,7 @@ import numpy as np
 from avcorr.data.errors import DecodeError
 from avcorr.data.wav import parse_wav, read_wav_frames
 from data_tools import _recorded_family as fam
-from data_tools._recorded_family import SPLIT_CODES, SPLITS, clip_audio
+from data_tools._recorded_family import SPLIT_CODES, SPLITS
 from data_tools._words_render import FONTS, drawable, font_folder, render_frames
 from data_tools.make_speech_commands_folder import scan_speech_commands
 
@@ -65,7 +67,7 @@ ALL = "all"
 """A clip count meaning every usable recording of the split once."""
 
 SCALES: dict[str, dict[str, Any]] = {
-    "full": {"clips": (400, ALL, ALL), "size": 128, "text_height": (14, 22), "duration": 2.0, "fps": 12},
+    "full": {"clips": (400, ALL, ALL), "size": 128, "text_height": (13, 21), "duration": 2.0, "fps": 12},
     "tiny": {"clips": (ALL, ALL, ALL), "size": 64, "text_height": (9, 13), "duration": 2.0, "fps": 12},
 }
 """Preset parameters; explicit arguments override them."""
@@ -127,8 +129,7 @@ class ClipPlan:
     @classmethod
     def from_meta(cls, split: str, vid: str, entry: dict[str, Any]) -> "ClipPlan":
         """The plan of clip ``vid`` from its entry in ``meta.json``'s ``clips[split]`` (to re-render it)."""
-        names = [f for f in cls.__dataclass_fields__ if f not in ("split", "vid", "distractors")]
-        return cls(split=split, vid=vid, distractors=tuple(entry["distractors"]), **{k: entry[k] for k in names})
+        return fam.plan_from_meta(cls, split, vid, entry, "distractors")
 
 
 def _wav_layout(path: Path) -> tuple[Any, str]:
@@ -283,39 +284,25 @@ def render_clip(plan: ClipPlan, params: dict[str, Any], *,
 def _write_clip(task: tuple[str, ClipPlan, str, dict[str, Any]]) -> tuple[ClipPlan, dict[str, Any]]:
     """Pool worker: write one clip's wav and mp4; return its plan and its meta entry."""
     root, plan, rec_path, params = task
-    samples = read_pcm16(rec_path)
-    if len(samples) != plan.num_samples:
-        raise RuntimeError(f"{rec_path}: changed while the dataset was built ({len(samples)} samples, "
-                           f"{plan.num_samples} expected)")
     frames, placed, styles = render_clip(plan, params)
-    fam.write_clip_media(Path(root) / plan.split, plan.vid,
-                         clip_audio(samples, plan.offset, round(params["duration"] * plan.sample_rate)),
-                         plan.sample_rate, frames, params["fps"])
-    entry = {k: v for k, v in asdict(plan).items() if k not in ("split", "vid")}
-    entry["distractors"] = list(plan.distractors)
-    entry["distractors_drawn"] = [p is not None for p in placed[1:]]
+    entry = fam.write_clip(root, plan, rec_path, read_pcm16(rec_path), plan.sample_rate, frames, placed, params,
+                           "distractors")
     entry["style"] = styles[0]
-    entry["box"] = [round(v, 6) for v in placed[0].box(params["size"])]
     return plan, entry
 
 
 def _validate(source: Path, seed: int, clips: Sequence[int | str], duration: float, fps: float, size: int,
               text_height: Sequence[int], distractors: Sequence[int], max_overlap: float, gap: int,
               max_uses: int) -> dict[str, Any]:
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    fam.check_clip_params(seed, duration, fps, size, max_overlap, 32)
     if len(clips) != 3 or any(c != ALL and (isinstance(c, str) or int(c) < 1) for c in clips):
         raise ValueError(f"clips must be three counts >= 1 or {ALL!r} (train, val, test), got {tuple(clips)}")
-    if not (duration > 0 and fps > 0):
-        raise ValueError(f"duration and fps must be > 0, got {duration}, {fps}")
-    if size < 32 or size % 2:
-        raise ValueError(f"size must be even and >= 32, got {size}")
     if not 4 <= text_height[0] <= text_height[1] <= size // 4:
         raise ValueError(f"text_height must be (min, max) with 4 <= min <= max <= size / 4, got {tuple(text_height)}")
     if not 0 <= distractors[0] <= distractors[1]:
         raise ValueError(f"distractors must be (min, max) with 0 <= min <= max, got {tuple(distractors)}")
-    if not 0 <= max_overlap < 1 or gap < 0:
-        raise ValueError(f"max_overlap must be in [0, 1) and gap >= 0, got {max_overlap}, {gap}")
+    if gap < 0:
+        raise ValueError(f"gap must be >= 0, got {gap}")
     if max_uses < 1:
         raise ValueError(f"max_uses must be >= 1, got {max_uses}")
     return {"source": str(source), "seed": int(seed), "clips": [c if c == ALL else int(c) for c in clips],
@@ -394,11 +381,7 @@ def make_words_family(src: str | os.PathLike[str], root: str | os.PathLike[str],
     started = time.perf_counter()
     recordings, skipped, classes = scan_source(folder)
     drawn = _check_classes(classes, params["distractors"])
-    for rec in recordings:
-        if rec.num_samples > round(params["duration"] * rec.sample_rate):
-            reason = f"longer than a clip ({rec.num_samples / rec.sample_rate:.3f} s > {params['duration']} s)"
-            logger.warning("%s: skipped: %s", rec.path, reason)
-            skipped.append((str(rec.path), reason))
+    fam.skip_long(recordings, params["duration"], lambda r: r.sample_rate, skipped)
     plans = [p for split, n in zip(SPLITS, params["clips"])
              for p in plan_split(recordings, classes, split, n, seed=seed, duration=params["duration"],
                                  distractors=params["distractors"], max_uses=max_uses)]
@@ -493,19 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"clips per split, each a count or '{ALL}' (default 400,{ALL},{ALL}; tiny {ALL},{ALL},{ALL})")
     p.add_argument("--max-uses", type=int, default=2, metavar="K",
                    help="the most clips one recording may be in (default 2)")
-    p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
-    p.add_argument("--duration", type=float, help="clip length, s (default 2)")
-    p.add_argument("--fps", type=float, help="frame rate (default 12)")
-    p.add_argument("--size", type=int, help="frame side, px (default 128; tiny 64)")
     p.add_argument("--text-height", type=lambda t: fam.int_list(t, 2), metavar="MIN,MAX",
-                   help="capital height of the words, px (default 14,22; tiny 9,13)")
-    p.add_argument("--distractors", type=lambda t: fam.int_list(t, 2), default=(1, 3), metavar="MIN,MAX",
-                   help="silent words per clip (default 1,3)")
+                   help="capital height of the words, px (default 13,21; tiny 9,13)")
     p.add_argument("--source-name", help="the recordings' source, for meta.json (default: SRC's folder name)")
     p.add_argument("--source-url", help="where the source comes from, for meta.json")
     p.add_argument("--source-licence", help="the source's licence, for meta.json")
-    p.add_argument("--workers", type=int, help="processes (default min(2, cores))")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fam.add_clip_args(p, "words", "default 128; tiny 64")
     return p
 
 
@@ -523,12 +499,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  text_height=args.text_height, distractors=args.distractors,
                                  source={k: v for k, v in source.items() if v}, workers=args.workers,
                                  progress=not args.no_progress)
-    except (FileExistsError, FileNotFoundError, ValueError, ImportError, RuntimeError) as err:
+    except fam.BUILD_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    splits = json.loads((root / "meta.json").read_text(encoding="utf-8"))["splits"]
-    print(f"{root}: {', '.join(f'{s} {n}' for s, n in splits.items())} clips; "
-          f"{fam.folder_mb(root):.1f} MB; {time.perf_counter() - started:.1f} s")
+    fam.print_built(root, started)
     return 0
 
 

@@ -12,6 +12,10 @@ Families (see docs/data.md, "Dataset families"):
 * ``ltcommands``  audio only, for the tagging recipes: the Lithuanian Speech Commands (real recordings,
   20 words, 28 speakers) split by speaker, ``python -m data_tools.make_speech_commands_folder
   SRC/dataset DIR/ltcommands-folders`` (``--lt-commands SRC`` builds it);
+* ``ltwords``  the same recordings as an audio-visual development family of the digits family's kind
+  (each word paired with the word drawn as text, silent distractor words):
+  ``python -m data_tools.make_words_family DIR/ltcommands-folders DIR/ltwords`` (``--lt-commands SRC``
+  builds both);
 
 each family is expected at ``--data DIR/<family>`` (built there with ``--build`` when missing; the
 digits family needs ``--fsdd``). Tagging recipes read ``DIR/<family>-folders`` (a folder per class:
@@ -58,8 +62,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "ast_folder": {"config": "ast_folder.py", "metrics": ["acc", "mAP"], "folders": True},
     "panns_folder": {"config": "panns_folder.py", "metrics": ["acc", "mAP"], "folders": True},
 }
-FAMILIES = ("embedded", "clutter", "wide", "digits", "ltcommands")
+FAMILIES = ("embedded", "clutter", "wide", "digits", "ltcommands", "ltwords")
 HELD_OUT = ("wide", "digits")  # never used to choose a hyperparameter
+LT_COMMANDS_URL = "https://github.com/kolesov93/lt_speech_commands"
 AUDIO_ONLY = ("ltcommands",)  # folders of recordings only: tagging recipes
 
 
@@ -92,13 +97,18 @@ def family_root(data: Path, family: str, folders: bool, *, build: bool, fsdd: Pa
         return root
     if not build:
         raise FileNotFoundError(f"{root}: missing; build it (see this module's docstring) or pass --build")
+    if family in ("ltcommands", "ltwords") and lt_commands is None:
+        raise FileNotFoundError(f"the {family} family needs --lt-commands (a copy of the Lithuanian Speech Commands)")
     if family == "ltcommands":
-        if lt_commands is None:
-            raise FileNotFoundError("the ltcommands family needs --lt-commands (a copy of the Lithuanian Speech Commands)")
         src = lt_commands / "dataset" if (lt_commands / "dataset").is_dir() else lt_commands
         _run([sys.executable, "-m", "data_tools.make_speech_commands_folder", str(src), str(root), "--no-progress"])
+    elif family == "ltwords" and not folders:
+        words = family_root(data, "ltcommands", True, build=build, fsdd=fsdd, lt_commands=lt_commands)
+        _run([sys.executable, "-m", "data_tools.make_words_family", str(words), str(root), "--no-progress",
+              "--source-name", "Lithuanian Speech Commands", "--source-url", LT_COMMANDS_URL,
+              "--source-licence", "none stated; the repository says it was created for academic research"])
     elif folders and family != "digits":
-        layout = family_root(data, family, False, build=build, fsdd=fsdd)
+        layout = family_root(data, family, False, build=build, fsdd=fsdd, lt_commands=lt_commands)
         _run([sys.executable, "-m", "data_tools.make_folder_dataset", str(layout), str(root)])
     elif family == "digits":
         if fsdd is None:
@@ -209,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True, help="folder holding (or receiving, with --build) the families")
     p.add_argument("--fsdd", type=Path, default=None, help="a copy of the Free Spoken Digit Dataset (digits family)")
     p.add_argument("--lt-commands", type=Path, default=None,
-                   help="a copy of https://github.com/kolesov93/lt_speech_commands (ltcommands family)")
+                   help=f"a copy of {LT_COMMANDS_URL} (ltcommands and ltwords families)")
     p.add_argument("--build", action="store_true", help="build missing families")
     p.add_argument("--families", default=",".join(FAMILIES))
     p.add_argument("--recipes", default="avenet,avolnet,ezvsl,sop,ast_folder,panns_folder")
