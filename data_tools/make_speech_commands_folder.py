@@ -17,6 +17,12 @@ Split: the official lists when SRC has them; otherwise by SPEAKER, so no voice i
 (at least one each when the fraction is not 0 and S >= 3), the rest to train. The result depends only
 on the speaker names, the fractions and the seed.
 
+``--sample-rate R`` and ``--snippet MIN MAX`` write derived recordings instead of copies (16-bit PCM
+mono): resampled to R Hz, and/or cut to the loudest stretch of L seconds of each recording (L uniform
+in [MIN, MAX], drawn from the sha256 of ``"<seed>:<split>/<word>/<file>"``; a recording shorter than L
+is kept whole). Short utterances without their surrounding room sound, zero-padded by the loader,
+as some spoken-digit sets are: a development copy for sounds in digital silence.
+
 Kept: ``.wav`` files whose header parses (any PCM or float wav); the others are skipped, counted and
 listed with their reason in ``skipped.csv``. OUT is built in a temporary folder renamed when
 complete; an OUT that already holds this copy (same source, fractions and seed) is left untouched.
@@ -38,14 +44,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from avcorr.data.errors import DecodeError
-from avcorr.data.wav import parse_wav
-from avcorr.data.writer import building_folder, progress_bar, write_json
+from avcorr.data.wav import parse_wav, read_wav_frames
+from avcorr.data.writer import building_folder, progress_bar, write_json, write_wav
 from data_tools._fsdd import SPLITS, copy_or_link, write_skipped
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Recording", "assign_speakers", "make_speech_commands_folder", "scan_speech_commands", "speaker_of"]
+__all__ = ["Recording", "assign_speakers", "derived_recording", "make_speech_commands_folder", "scan_speech_commands",
+           "snippet_seconds", "speaker_of"]
 
 _GENERATOR = "data_tools.make_speech_commands_folder"
 _VERSION = 1
@@ -174,6 +183,44 @@ def _official_lists(folder: Path) -> dict[str, str] | None:
     return out
 
 
+def snippet_seconds(key: str, low: float, high: float, seed: int) -> float:
+    """The snippet length of one recording: uniform in [low, high] from the sha256 of ``"<seed>:<key>"``."""
+    u = int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode("utf-8")).digest()[:8], "big") / 2.0 ** 64
+    return low + (high - low) * u
+
+
+def derived_recording(path: Path, sample_rate: int | None, seconds: float | None) -> tuple[np.ndarray, int]:
+    """A recording as mono float32, resampled to ``sample_rate`` (None: its own) and cut to its loudest
+    ``seconds`` (None: whole; the window's energy summed over 10 ms hops).
+
+    Returns:
+        ((N,) float32 samples in [-1, 1], sample rate).
+    """
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    with open(path, "rb") as f:
+        layout = parse_wav(f, str(path), path.stat().st_size)
+        if layout is None:
+            raise DecodeError(f"{path}: not a wav the reader understands")
+        audio = read_wav_frames(f, str(path), layout, 0, layout.available_frames).mean(axis=1)
+    rate = layout.sample_rate
+    if sample_rate and sample_rate != rate:
+        g = gcd(int(sample_rate), int(rate))
+        audio = resample_poly(audio, int(sample_rate) // g, int(rate) // g).astype(np.float32)
+        rate = int(sample_rate)
+    if seconds is not None:
+        n = max(1, int(round(seconds * rate)))
+        if audio.shape[0] > n:
+            hop = max(1, rate // 100)
+            energy = np.concatenate([[0.0], np.cumsum(audio.astype(np.float64) ** 2)])
+            starts = np.arange(0, audio.shape[0] - n + 1, hop)
+            best = int(starts[np.argmax(energy[starts + n] - energy[starts])])
+            audio = audio[best:best + n]
+    return np.ascontiguousarray(audio, dtype=np.float32), rate
+
+
 def _is_complete(out: Path, params: dict[str, Any]) -> bool:
     try:
         meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
@@ -185,6 +232,7 @@ def _is_complete(out: Path, params: dict[str, Any]) -> bool:
 
 def make_speech_commands_folder(src: str | os.PathLike[str], out: str | os.PathLike[str], *, val: float = 0.15,
                                 test: float = 0.15, seed: int = 0, link: bool = False,
+                                sample_rate: int | None = None, snippet: tuple[float, float] | None = None,
                                 progress: bool = False) -> Path:
     """Write the speaker-disjoint folder-per-class copy of a Speech Commands-style set.
 
@@ -195,6 +243,9 @@ def make_speech_commands_folder(src: str | os.PathLike[str], out: str | os.PathL
         test: share of speakers in test (likewise).
         seed: changes which speakers go where.
         link: hard-link the files instead of copying them (falls back to copying across devices).
+        sample_rate: write each recording resampled to this rate (16-bit mono) instead of a copy.
+        snippet: (min, max) seconds: write each recording cut to its loudest stretch of a length drawn
+            in that range (see the module docstring) instead of a copy.
         progress: show a progress bar.
 
     Returns:
@@ -203,11 +254,18 @@ def make_speech_commands_folder(src: str | os.PathLike[str], out: str | os.PathL
     Raises:
         FileNotFoundError: no usable recording in ``src``.
         FileExistsError: ``out`` holds something else.
-        ValueError: bad fractions, or a split that would be empty.
+        ValueError: bad fractions, a split that would be empty, or a bad sample rate or snippet range.
     """
     folder = Path(src).expanduser().absolute()
     out = Path(out).expanduser().absolute()
-    params = {"source": str(folder), "val": val, "test": test, "seed": seed}
+    if sample_rate is not None and sample_rate <= 0:
+        raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
+    if snippet is not None and not 0 < snippet[0] <= snippet[1]:
+        raise ValueError(f"snippet must be (min, max) seconds with 0 < min <= max, got {snippet}")
+    params: dict[str, Any] = {"source": str(folder), "val": val, "test": test, "seed": seed}
+    derive = sample_rate is not None or snippet is not None
+    if derive:
+        params.update(sample_rate=sample_rate, snippet=list(snippet) if snippet else None)
     if _is_complete(out, params):
         logger.info("%s already holds this folder dataset", out)
         return out
@@ -230,7 +288,13 @@ def make_speech_commands_folder(src: str | os.PathLike[str], out: str | os.PathL
             for rec in recordings:
                 dst = tmp / split_of[rec.rel] / rec.word / rec.path.name
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                copy_or_link(rec.path, dst, link)
+                if derive:
+                    key = f"{split_of[rec.rel]}/{rec.word}/{rec.path.name}"
+                    seconds = snippet_seconds(key, snippet[0], snippet[1], seed) if snippet else None
+                    audio, rate = derived_recording(rec.path, sample_rate, seconds)
+                    write_wav(dst, audio, rate)
+                else:
+                    copy_or_link(rec.path, dst, link)
                 bar.update(1)
         write_skipped(tmp / "skipped.csv", skipped)
         write_json(tmp / "meta.json", {
@@ -238,7 +302,8 @@ def make_speech_commands_folder(src: str | os.PathLike[str], out: str | os.PathL
             "version": _VERSION,
             "params": params,
             "split_rule": rule,
-            "layout": "OUT/{train,val,test}/<word>/<file name>, byte-identical to the source",
+            "layout": "OUT/{train,val,test}/<word>/<file name>, " + (
+                "16-bit mono, resampled and/or cut to a snippet (params)" if derive else "byte-identical to the source"),
             "classes": sorted({r.word for r in recordings}),
             "splits": {s: counts[s] for s in SPLITS},
             "speakers": speakers,
@@ -259,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", type=float, default=0.15, help="share of speakers in test (default 0.15)")
     p.add_argument("--seed", type=int, default=0, help="changes which speakers go where (default 0)")
     p.add_argument("--link", action="store_true", help="hard-link instead of copying")
+    p.add_argument("--sample-rate", type=int, default=None, metavar="R",
+                   help="write the recordings resampled to R Hz (16-bit mono) instead of copies")
+    p.add_argument("--snippet", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                   help="write each recording cut to its loudest MIN..MAX seconds (a length drawn per file)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -268,7 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         out = make_speech_commands_folder(args.src, args.out, val=args.val, test=args.test, seed=args.seed,
-                                          link=args.link, progress=not args.no_progress)
+                                          link=args.link, sample_rate=args.sample_rate,
+                                          snippet=tuple(args.snippet) if args.snippet else None,
+                                          progress=not args.no_progress)
     except (FileNotFoundError, FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

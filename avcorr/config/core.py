@@ -307,6 +307,7 @@ def _between(lo: float, hi: float, *, open_hi: bool = False) -> tuple[Any, str]:
 
 _POSITIVE = ((lambda v: v > 0), "must be positive")
 SHARD_TASKS = ("avc", "localization", "separation")  # the tasks that read data.storage="shards"
+DEVICE_TRANSFORM_TASKS = ("avc", "localization", "separation")  # the tasks that take data.device_transforms
 
 # key -> (test of a finite value, what the value must be); None values (model defaults) are not checked
 _RULES: dict[str, tuple[Any, str]] = {
@@ -368,9 +369,9 @@ def check_config(cfg: Config) -> Config:
         if not cfg.data.root:
             raise ConfigError("data.storage='shards' needs data.root: the output folder of "
                               "python -m data_tools.make_shards (a path or URL holding <split>/manifest.json)")
-    if cfg.data.device_transforms and cfg.task != "avc":
-        raise ConfigError(f"data.device_transforms=True: implemented for task 'avc' only; task {cfg.task!r} "
-                          "transforms its frames in the loader")
+    if cfg.data.device_transforms and cfg.task not in DEVICE_TRANSFORM_TASKS:
+        raise ConfigError("data.device_transforms=True: implemented for the tasks "
+                          f"{', '.join(DEVICE_TRANSFORM_TASKS)}; task {cfg.task!r} transforms its data in the loader")
     if cfg.data.root and "://" not in cfg.data.root and not Path(cfg.data.root).expanduser().exists():
         raise ConfigError(f"data.root={cfg.data.root!r}: no such file or folder")
     return cfg

@@ -77,7 +77,7 @@ class DataConfig(_Recorder):
     test_split: str = "test"
     image_size: int = 224
     augment: bool = True  # random resized crop, flip, brightness/saturation jitter (train only)
-    device_transforms: bool = False  # task avc: frames travel as uint8 (and audio of int16 shards as int16); colour jitter, flip, normalisation and the audio gain run batched on the training device
+    device_transforms: bool = False  # tasks avc, localization, separation: frames travel as uint8 (and audio of int16 shards as int16); colour jitter, flip, normalisation and the audio gain run batched on the training device
     audio: AudioConfig = field(default_factory=AudioConfig)
     video_backend: Literal["", "torchcodec", "decord"] = ""  # "" = fastest available
     num_workers: int = 2

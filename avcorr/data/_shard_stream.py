@@ -206,6 +206,20 @@ class ClipShardStream(IterableDataset):
                                    f"shards ({reasons})")
             logger.debug("%s: worker %d reads its shards again to fill its share of the epoch", self.folder, worker)
 
+    def audio_as_pcm16(self, device_transforms: bool) -> bool:
+        """Whether this stream's audio travels to the device as int16 (``data.device_transforms``): only from
+        shards of int16 audio (their manifest's ``audio_dtype``, make_shards' default), whose windows are
+        exactly the stored samples (:func:`~avcorr.data.transforms.to_pcm16`); half the bytes of float32.
+
+        Args:
+            device_transforms: whether the run finishes its batches on the device.
+        """
+        pcm16 = bool(device_transforms) and self.settings.get("audio_dtype") == "int16"
+        if device_transforms and not pcm16:
+            logger.info("%s: the shards store %s audio: it travels to the device as float32 (int16 only for int16 "
+                        "shards)", self.folder, self.settings.get("audio_dtype"))
+        return pcm16
+
     # -- drawing ----------------------------------------------------------------------------------
     def clip_rng(self, rng: np.random.Generator, vid: str, k: int = 0) -> np.random.Generator:
         """The generator of a clip's draw ``k``: the pass's in training, one of ``(seed, clip id, k)`` in evaluation."""

@@ -111,11 +111,7 @@ class AVCShardStream(ClipShardStream):
         self.seconds, self.negatives, self.positive_fraction = float(seconds), negatives, float(positive_fraction)
         self.pairs_per_clip, self.gain_jitter = self.per_clip, float(gain_jitter)
         self.transform = frame_transform(image_size, train=train, augment=augment, on_device=device_transforms)
-        # audio as int16 between the processes: half the bytes of float32, and exact for int16 shards
-        self.pcm16 = bool(device_transforms) and self.settings.get("audio_dtype") == "int16"
-        if device_transforms and not self.pcm16:
-            logger.info("%s: the shards store %s audio: it travels to the device as float32 (int16 only for int16 "
-                        "shards)", self.folder, self.settings.get("audio_dtype"))
+        self.pcm16 = self.audio_as_pcm16(device_transforms)
 
     # -- pairing ----------------------------------------------------------------------------------
     def _frames_of(self, rng: np.random.Generator):

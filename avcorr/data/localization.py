@@ -13,8 +13,11 @@ clips that could be read and the skipped ones are counted.
 Batch dict produced by :func:`collate_localization` (B = good items, S = image size,
 T = seconds * rate)::
 
-    image      float32 (B, 3, S, S)  ImageNet-normalised frame at the middle time (squashed to S x S)
-    audio      float32 (B, T)        mono waveform centred on that frame
+    image      float32 (B, 3, S, S)  ImageNet-normalised frame at the middle time (squashed to S x S);
+               uint8 (B, 3, S, S)    with ``device_transforms``: the squashed frame, normalised on the device
+                                     by the localization task's ``device_transform``
+    audio      float32 (B, T)        mono waveform centred on that frame (from a shard stream of int16
+               int16 (B, T)          shards with ``device_transforms``: the stored samples, x 32768)
     label      int64   (B,)          1 (the audio belongs to the frame)
     time       float32 (B,)          the frame's time in its clip (s)
     audio_time float32 (B,)          centre of the audio window (s)
@@ -46,12 +49,20 @@ __all__ = ["LocalizationDataset", "collate_localization", "squash_transform"]
 _LIST_KEYS = ("vid", "audio_vid", "boxes", "skipped", "bad")
 
 
-def squash_transform(image_size: int) -> torch.nn.Module:
-    """uint8 (3, H, W) frame -> float (3, S, S) ImageNet-normalised, resized WITHOUT cropping (LVS evaluation)."""
+def squash_transform(image_size: int, on_device: bool = False) -> torch.nn.Module:
+    """uint8 (3, H, W) frame -> float (3, S, S) ImageNet-normalised, resized WITHOUT cropping (LVS evaluation).
+
+    Args:
+        image_size: S.
+        on_device: stop after the resize: uint8 (3, S, S), the normalisation left to
+            :func:`~avcorr.data.transforms.device_frames` (``data.device_transforms``).
+    """
     from torchvision.transforms import v2  # here: torchvision takes about a second to import
 
-    return v2.Compose([v2.Resize((image_size, image_size), antialias=True), v2.ToDtype(torch.float32, scale=True),
-                       v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    resize = v2.Resize((image_size, image_size), antialias=True)
+    if on_device:
+        return resize
+    return v2.Compose([resize, v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 
 class LocalizationDataset(Dataset):
@@ -64,14 +75,16 @@ class LocalizationDataset(Dataset):
         image_size: frame side after the (non-cropping) resize.
         video_backend: decoder (``None`` = default).
         boxed_only: keep only the clips that have boxes.
+        device_transforms: hand over the squashed frame as uint8, normalised on the device (see the module
+            docstring).
     """
 
     def __init__(self, index: SplitIndex, *, sample_rate: int = 48000, seconds: float = 1.0, image_size: int = 224,
-                 video_backend: str | None = None, boxed_only: bool = False):
+                 video_backend: str | None = None, boxed_only: bool = False, device_transforms: bool = False):
         self.split = f"{index.root}/{index.split}"
         self.sample_rate, self.seconds = sample_rate, seconds
         self.video_backend = video_backend or None
-        self.transform = squash_transform(image_size)
+        self.transform = squash_transform(image_size, on_device=device_transforms)
         self.init_skipped: list[tuple[str, str]] = []
         self.clips: list[Clip] = []
         for clip in index.clips:

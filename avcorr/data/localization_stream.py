@@ -34,6 +34,7 @@ import torch
 from ._shard_stream import ClipShardStream, audio_window, nearest_frames
 from .localization import squash_transform
 from .shards import ShardDataset, ShardError, iter_shard
+from .transforms import to_pcm16
 
 logger = logging.getLogger(__name__)
 
@@ -121,17 +122,21 @@ class LocalizationShardStream(ClipShardStream):
         image_size: frame side after the (non-cropping) resize.
         seed: unused (evaluation items are fixed); taken as the other shard streams take it.
         rank, world_size: split the shards across processes (evaluation runs in one: 0 and 1).
+        device_transforms: hand over the squashed frame as uint8 (``image`` uint8 (3, S, S)), normalised on the
+            device; with shards of int16 audio the audio as int16 too (``audio`` int16 (T,), the stored samples),
+            turned into float32 there (:func:`~avcorr.data.transforms.device_audio`).
 
     Raises:
         ShardError: no readable manifest, no clip, or audio stored at another rate.
     """
 
     def __init__(self, folder: str, *, sample_rate: int, seconds: float = 1.0, image_size: int = 224, seed: int = 0,
-                 rank: int | None = 0, world_size: int | None = 1):
+                 rank: int | None = 0, world_size: int | None = 1, device_transforms: bool = False):
         super().__init__(folder, sample_rate=sample_rate, image_size=image_size, window=float(seconds), train=False,
                          per_clip=1, seed=seed, shuffle=0, buffer=1, batch_size=1, rank=rank, world_size=world_size)
         self.seconds = float(seconds)
-        self.transform = squash_transform(image_size)
+        self.transform = squash_transform(image_size, on_device=device_transforms)
+        self.pcm16 = self.audio_as_pcm16(device_transforms)
 
     def _frames_of(self, rng: np.random.Generator):
         """The stored frame nearest to the clip's middle time."""
@@ -158,9 +163,10 @@ class LocalizationShardStream(ClipShardStream):
         sample, boxes = spec
         t = float(sample["frame_times"][0])
         frame = torch.from_numpy(np.ascontiguousarray(sample["frames"][0])).permute(2, 0, 1)
+        wave = audio_window(sample, t, self.seconds)
         return {
             "image": self.transform(frame),
-            "audio": torch.from_numpy(audio_window(sample, t, self.seconds)),
+            "audio": torch.from_numpy(to_pcm16(wave) if self.pcm16 else wave),
             "label": torch.tensor(1),
             "time": torch.tensor(t, dtype=torch.float32),
             "audio_time": torch.tensor(t, dtype=torch.float32),

@@ -20,9 +20,17 @@ The same random crop/flip is applied to all frames of a clip (``avcorr.data.tran
 Batch dict produced by :func:`collate_mixtures` (B = batch size, N = sources, L = ``num_samples``,
 Tf = ``frames_per_clip``, S = image size)::
 
-    audios   float32 (B, N, L)           each source as mixed (gain and 1/N applied); mixture = audios.sum(1)
+    audios   float32 (B, N, L)           each source as mixed (gain and 1/N applied); mixture = audios.sum(1);
+             int16 (B, N, L)             from a shard stream of int16 shards with ``device_transforms``: each
+                                         window's stored samples (x 32768), and
+    audio_gain float32 (B, N)            the scale of each (gain x 1/N), applied on the device by the task's
+                                         ``device_transform`` (:func:`~avcorr.data.transforms.device_audio`)
     lengths  int64   (B, N)              real (not padded) samples of each source's window
-    frames   float32 (B, N, 3, Tf, S, S) ImageNet-normalised frames of each source
+    frames   float32 (B, N, 3, Tf, S, S) ImageNet-normalised frames of each source; with ``device_transforms``
+             uint8 (B, N, 3, Tf, S, S)   the cropped frames, and
+    frames_jitter float32 (B, N, 3)      each source's colour jitter and flip (one for its Tf frames), which
+                                         the separation task's ``device_transform`` applies on the device
+                                         with the normalisation (:func:`~avcorr.data.transforms.device_frames`)
     label    int64   (B, N)              class index of each source (first label; -1 without labels)
     start    float32 (B, N)              window start in its clip (s)
     vid      list[list[str]]             clip ids, B lists of N
@@ -43,11 +51,11 @@ from . import decode
 from ._clip_media import ClipFailed, ClipMedia, audio_source, draw_with_retries
 from .errors import BadClipError
 from .layout import Clip, SplitIndex
-from .transforms import frame_transform
+from .transforms import FrameTransform, frame_transform
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SeparationDataset", "collate_mixtures", "frame_times"]
+__all__ = ["SeparationDataset", "collate_mixtures", "frame_times", "mixture_item", "source_frames"]
 
 
 def frame_times(fps: float, num_frames: int, centre: float, frames_per_clip: int, stride: float) -> list[float]:
@@ -72,6 +80,50 @@ def frame_times(fps: float, num_frames: int, centre: float, frames_per_clip: int
     return times
 
 
+def source_frames(transform: FrameTransform, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The frame entries of one source: its frames through ``transform``, one random draw for all of them.
+
+    Args:
+        transform: the dataset's frame transform.
+        frames: uint8 (Tf, 3, H, W).
+
+    Returns:
+        ``{"frames": float32 (3, Tf, S, S)}``, or with an ``on_device`` transform ``{"frames": uint8
+        (3, Tf, S, S), "frames_jitter": float32 (3,)}`` (see :meth:`FrameTransform.fields`).
+    """
+    fields = transform.fields(frames)
+    out = {"frames": fields["image"].transpose(0, 1).contiguous()}
+    if "image_jitter" in fields:
+        out["frames_jitter"] = fields["image_jitter"]
+    return out
+
+
+def mixture_item(sources: list[dict[str, Any]]) -> dict[str, Any]:
+    """A mixture's item (without ``skipped``) from its N sources' entries, in order.
+
+    Args:
+        sources: per source ``audio`` (L,), ``length``, the entries of :func:`source_frames`, ``label``,
+            ``start``, ``vid`` and, when its audio is int16, ``audio_gain`` (a float32 scalar tensor).
+
+    Returns:
+        ``audios`` (N, L), ``lengths`` int64 (N,), ``frames`` (N, 3, Tf, S, S), ``label`` int64 (N,),
+        ``start`` float32 (N,), ``vid`` (N ids), and ``frames_jitter`` (N, 3) / ``audio_gain`` (N,) when the
+        sources have them.
+    """
+    item = {
+        "audios": torch.stack([s["audio"] for s in sources]),
+        "lengths": torch.tensor([s["length"] for s in sources], dtype=torch.int64),
+        "frames": torch.stack([s["frames"] for s in sources]),
+        "label": torch.tensor([s["label"] for s in sources], dtype=torch.int64),
+        "start": torch.tensor([s["start"] for s in sources], dtype=torch.float32),
+        "vid": [s["vid"] for s in sources],
+    }
+    for key in ("frames_jitter", "audio_gain"):
+        if key in sources[0]:
+            item[key] = torch.stack([s[key] for s in sources])
+    return item
+
+
 class SeparationDataset(Dataset):
     """Mixtures of N single-source clips with their frames.
 
@@ -92,12 +144,15 @@ class SeparationDataset(Dataset):
         max_bad_retries: bad clips tolerated while drawing one example before giving up.
         open_readers: most video files kept open per worker (LRU); ``None`` = as many as a
             1 GiB estimate per process allows (see ``ClipMedia``); 0 = reopen every time.
+        device_transforms: leave the colour jitter, the flip and the normalisation of the frames to the
+            device (uint8 ``frames`` and ``frames_jitter``; see the module docstring).
     """
 
     def __init__(self, index: SplitIndex, *, num_mix: int = 2, sample_rate: int = 11025, num_samples: int = 65535,
                  frames_per_clip: int = 3, frame_stride: float = 3.0, image_size: int = 224, train: bool = True,
                  augment: bool = True, mixes_per_clip: int = 1, gain_jitter: float = 0.0, seed: int = 0,
-                 video_backend: str | None = None, max_bad_retries: int = 20, open_readers: int | None = None):
+                 video_backend: str | None = None, max_bad_retries: int = 20, open_readers: int | None = None,
+                 device_transforms: bool = False):
         if num_mix < 1:
             raise ValueError(f"num_mix must be >= 1, got {num_mix}")
         if num_samples < 1 or sample_rate < 1 or frames_per_clip < 1:
@@ -111,7 +166,7 @@ class SeparationDataset(Dataset):
         self.gain_jitter, self.seed = gain_jitter, seed
         self.video_backend = video_backend or None
         self.max_bad_retries = max_bad_retries
-        self.transform = frame_transform(image_size, train=train, augment=augment)
+        self.transform = frame_transform(image_size, train=train, augment=augment, on_device=device_transforms)
         self.classes = list(index.classes)
         class_index = {c: i for i, c in enumerate(self.classes)}
         self.init_skipped: list[tuple[str, str]] = []
@@ -184,7 +239,7 @@ class SeparationDataset(Dataset):
         return {
             "audio": wave / self.num_mix,
             "length": length,
-            "frames": self.transform(frames).transpose(0, 1).contiguous(),  # (3, Tf, S, S)
+            **source_frames(self.transform, frames),  # (3, Tf, S, S)
             "label": self.labels[ci],
             "start": start,
             "vid": clip.vid,
@@ -192,15 +247,7 @@ class SeparationDataset(Dataset):
 
     def _mixture(self, ci: int, rng: np.random.Generator) -> dict[str, Any]:
         """The item whose first source is clip ``ci`` (without ``skipped``); :class:`ClipFailed` on a bad clip."""
-        sources = [self._source(j, rng) for j in self._partners(ci, rng)]
-        return {
-            "audios": torch.stack([s["audio"] for s in sources]),
-            "lengths": torch.tensor([s["length"] for s in sources], dtype=torch.int64),
-            "frames": torch.stack([s["frames"] for s in sources]),
-            "label": torch.tensor([s["label"] for s in sources], dtype=torch.int64),
-            "start": torch.tensor([s["start"] for s in sources], dtype=torch.float32),
-            "vid": [s["vid"] for s in sources],
-        }
+        return mixture_item([self._source(j, rng) for j in self._partners(ci, rng)])
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         n = len(self.clips)

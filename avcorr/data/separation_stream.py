@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from ._shard_stream import ClipShardStream, nearest_frames, torch_seed
-from .separation import frame_times
-from .transforms import frame_transform
+from .separation import frame_times, mixture_item, source_frames
+from .transforms import frame_transform, to_pcm16
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,15 @@ class SeparationShardStream(ClipShardStream):
         mix_buffer: clips a worker keeps to draw partners from (at least ``2 N``).
         batch_size: training: each rank's mixtures per epoch are a whole number of these batches.
         rank, world_size: this process's DDP rank and the number of ranks; None = from ``torch.distributed``.
+        device_transforms: leave the colour jitter, the flip and the normalisation of the frames to the device
+            (uint8 ``frames`` and ``frames_jitter``, as :class:`~avcorr.data.separation.SeparationDataset`'s); with
+            shards of int16 audio, the sources travel as int16 too (``audios`` int16 (N, L), exactly the stored
+            samples, and ``audio_gain`` float32 (N,), each one's gain x 1/N), scaled on the device by
+            :func:`~avcorr.data.transforms.device_audio` (the mixture the task makes there is then the float path's,
+            bit for bit).
+
+    Attributes:
+        pcm16: whether the sources travel as int16 (``device_transforms`` and int16 shards).
 
     Raises:
         ShardError: no readable manifest, fewer than N clips, or audio stored at another rate.
@@ -75,7 +84,7 @@ class SeparationShardStream(ClipShardStream):
                  frames_per_clip: int = 3, frame_stride: float = 3.0, image_size: int = 224, train: bool = True,
                  augment: bool = True, mixes_per_clip: int = 1, gain_jitter: float = 0.0, seed: int = 0,
                  shuffle: int = 256, mix_buffer: int = 16, batch_size: int = 1, rank: int | None = None,
-                 world_size: int | None = None):
+                 world_size: int | None = None, device_transforms: bool = False):
         if num_mix < 1:
             raise ValueError(f"num_mix must be >= 1, got {num_mix}")
         if num_samples < 1 or sample_rate < 1 or frames_per_clip < 1:
@@ -92,7 +101,8 @@ class SeparationShardStream(ClipShardStream):
         self.num_mix, self.num_samples = int(num_mix), int(num_samples)
         self.frames_per_clip, self.frame_stride = int(frames_per_clip), float(frame_stride)
         self.mixes_per_clip, self.gain_jitter = self.per_clip, float(gain_jitter)
-        self.transform = frame_transform(image_size, train=train, augment=augment)
+        self.transform = frame_transform(image_size, train=train, augment=augment, on_device=device_transforms)
+        self.pcm16 = self.audio_as_pcm16(device_transforms)
 
     # -- drawing ----------------------------------------------------------------------------------
     def _partners(self, sample: dict[str, Any], window: deque, r: np.random.Generator,
@@ -142,7 +152,10 @@ class SeparationShardStream(ClipShardStream):
         picks = nearest_frames(clip["frame_times"], times)
         frames = torch.from_numpy(np.ascontiguousarray(clip["frames"][picks])).permute(0, 3, 1, 2)  # (Tf, 3, S, S)
         scale = np.float32(gain / self.num_mix)
-        return {"audio": torch.from_numpy(wave * scale), "length": max(1, real), "frames": frames,
+        # int16: the stored samples, exactly; the scale is applied on the device, in the same float32 product
+        audio = {"audio": torch.from_numpy(to_pcm16(wave)), "audio_gain": torch.tensor(scale)} if self.pcm16 \
+            else {"audio": torch.from_numpy(wave * scale)}
+        return {**audio, "length": max(1, real), "frames": frames,
                 "label": int((clip.get("label_indices") or [-1])[0]) if clip.get("labels") else -1,
                 "start": start, "vid": clip["vid"]}
 
@@ -150,15 +163,9 @@ class SeparationShardStream(ClipShardStream):
         sources, seed = spec
         parts = [self._source(*s) for s in sources]
         with torch_seed(seed):  # one draw per source, in order: each source's frames share one crop
-            frames = [self.transform(p["frames"]).transpose(0, 1).contiguous() for p in parts]  # (3, Tf, S, S)
-        return {
-            "audios": torch.stack([p["audio"] for p in parts]),
-            "lengths": torch.tensor([p["length"] for p in parts], dtype=torch.int64),
-            "frames": torch.stack(frames),
-            "label": torch.tensor([p["label"] for p in parts], dtype=torch.int64),
-            "start": torch.tensor([p["start"] for p in parts], dtype=torch.float32),
-            "vid": [p["vid"] for p in parts],
-        }
+            for p in parts:
+                p.update(source_frames(self.transform, p["frames"]))  # (3, Tf, S, S)
+        return mixture_item(parts)
 
     def _report(self, worker: int, notes: Counter) -> None:
         logger.warning("%s: rank %d worker %d: %d mixture source(s) shared a class with another source (no clip of "

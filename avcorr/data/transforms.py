@@ -118,26 +118,32 @@ class FrameTransform:
         seed both paths choose the same crop, flip and jitter.
 
         Args:
-            frame: uint8 RGB frame, (3, H, W) tensor or (H, W, 3) array.
+            frame: uint8 RGB frame, (3, H, W) tensor or (H, W, 3) array; or a (N, 3, H, W) tensor of the
+                frames of one clip, which share one draw: ``image`` is then (N, 3, S, S) (float32, or uint8
+                with one ``image_jitter`` (3,) for all N).
         """
         if not self.on_device:
             return {"image": self(frame)}
         images, params = self._prepare(frame)
-        if len(images) != 1:
-            raise ValueError("on_device frame transforms take one frame at a time")
-        image = images[0]
+        jitter = torch.tensor([1.0, 1.0, 0.0])
+        if params is not None:
+            jitter = torch.tensor([params["brightness"] if self.brightness > 0 else 1.0,
+                                   params["saturation"] if self.saturation > 0 else 1.0, float(params["flip"])])
+        out = torch.stack([self._geometry(im, params) for im in images])
+        image = out if isinstance(frame, torch.Tensor) and frame.dim() == 4 else out[0]
+        return {"image": image, "image_jitter": jitter}
+
+    def _geometry(self, image: np.ndarray, params: dict | None) -> torch.Tensor:
+        """The geometric part of :meth:`_apply` (the drawn crop resized, or the evaluation's centre square):
+        uint8 (H, W, C) -> uint8 (3, S, S)."""
         if image.shape[2] == 1:
             image = np.repeat(image, 3, axis=2)
-        jitter = torch.tensor([1.0, 1.0, 0.0])
         if params is not None:
             top, left, ch, cw = params["crop"]
             image = _resize(image[top:top + ch, left:left + cw], self.size, self.size)
-            jitter = torch.tensor([params["brightness"] if self.brightness > 0 else 1.0,
-                                   params["saturation"] if self.saturation > 0 else 1.0, float(params["flip"])])
         else:
             image = resize_centre_crop(image, self.size)
-        return {"image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous(),
-                "image_jitter": jitter}
+        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
 
     def _prepare(self, frame: torch.Tensor | np.ndarray) -> tuple[list[np.ndarray], dict | None]:
         """The frame(s) as uint8 (H, W, C) arrays, and the random draws (None without random augmentation)."""
@@ -265,20 +271,22 @@ def device_audio(audio: torch.Tensor, gain: torch.Tensor | None = None) -> torch
     so the result equals it bit for bit.
 
     Args:
-        audio: int16 (B, T) (:func:`to_pcm16`), or a float (B, T) batch, returned as it is.
-        gain: float (B,) gain of each waveform; None = 1.
+        audio: int16 (B, T) (:func:`to_pcm16`), or (B, N, T) (N waveforms per example); a float batch is
+            returned as it is.
+        gain: float (B,) (or (B, N)) gain of each waveform; None = 1.
 
     Returns:
-        float32 (B, T) on ``audio``'s device.
+        float32, ``audio``'s shape, on its device.
     """
     if audio.dtype != torch.int16:
         return audio
     x = audio.float().mul_(1.0 / PCM16_SCALE)
     if gain is not None:
         gain = gain.to(device=x.device, dtype=torch.float32)
-        if gain.shape != x.shape[:1]:
-            raise ValueError(f"expected a (B,) gain for {x.shape[0]} waveforms, got {tuple(gain.shape)}")
-        x.mul_(gain.view(-1, *([1] * (x.dim() - 1))))
+        if gain.shape != x.shape[:-1]:
+            raise ValueError(f"expected a {'(B,)' if x.dim() == 2 else '(B, N)'} gain, one per waveform of "
+                             f"{tuple(x.shape)}, got {tuple(gain.shape)}")
+        x.mul_(gain.unsqueeze(-1))
     return x
 
 

@@ -11,12 +11,12 @@ from torch import nn
 from ..data.avc import AVCPairDataset, collate_pairs
 from ..data.avc_stream import AVCShardStream
 from ..data.layout import load_split
-from ..data.transforms import device_audio, device_frames
+from ..data.transforms import device_frames
 from ..metrics.avc import avc_accuracy
 from ..losses import ContrastiveLocalizationLoss
 from ..metrics.chance import majority_rate
 from ..models import create_model
-from .base import Evaluator, Task, argmax_hits
+from .base import Evaluator, Task, argmax_hits, finish_on_device
 
 
 class AVCModule(nn.Module):
@@ -132,6 +132,19 @@ class AVCEvaluator(Evaluator):
                 "loss": self.loss_sum / max(1, self.n), "num_pairs": self.n}
 
 
+def device_pairs(batch: dict[str, Any]) -> dict[str, Any]:
+    """Finish a batch of frame / audio pairs on its device (``data.device_transforms``; the AVC and localization
+    tasks' ``device_transform``): uint8 ``image`` (B, 3, S, S) jittered and flipped by its ``image_jitter``
+    (B, 3), when the batch has one, and normalised (:func:`~avcorr.data.transforms.device_frames`); int16
+    ``audio`` (B, T) made float32 times its ``audio_gain`` (B,). See :func:`~avcorr.tasks.base.finish_on_device`.
+
+    Args:
+        batch: a collated batch (:func:`~avcorr.data.avc.collate_pairs`,
+            :func:`~avcorr.data.localization.collate_localization`), its tensors on the device.
+    """
+    return finish_on_device(batch, "image", "audio", device_frames)
+
+
 def create_av_model(cfg) -> nn.Module:
     """The audio-visual model of ``cfg.model`` (AVE-Net, L3-Net, AVOL-Net ...), its audio front-end and
     window set from ``data.audio``; the datasets then read the window back from ``model.input_spec``."""
@@ -174,20 +187,8 @@ class AVCTask(Task):
         return AVCPairDataset(load_split(d.root, split), **self.files_options(), **common)
 
     def device_transform(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """With ``data.device_transforms``: the uint8 frames' colour jitter, flip and normalisation, batched on
-        their device (:func:`~avcorr.data.transforms.device_frames`); ``image`` becomes float32 (B, 3, S, S)
-        and ``image_jitter`` is dropped. A stream of int16 shards sends int16 ``audio`` (B, T) and its
-        ``audio_gain`` (B,): ``audio`` becomes float32 (B, T) (:func:`~avcorr.data.transforms.device_audio`)
-        and ``audio_gain`` is dropped. Other batches pass unchanged."""
-        pcm16 = "audio" in batch and batch["audio"].dtype == torch.int16
-        if "image_jitter" not in batch and not pcm16:
-            return batch
-        out = {k: v for k, v in batch.items() if k not in ("image_jitter", "audio_gain")}
-        if "image_jitter" in batch:
-            out["image"] = device_frames(batch["image"], batch["image_jitter"])
-        if pcm16:
-            out["audio"] = device_audio(batch["audio"], batch.get("audio_gain"))
-        return out
+        """With ``data.device_transforms``: :func:`device_pairs`. Other batches pass unchanged."""
+        return device_pairs(batch)
 
     def new_evaluator(self) -> AVCEvaluator:
         return AVCEvaluator()

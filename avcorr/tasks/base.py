@@ -8,20 +8,20 @@ scores classifier logits, for the families' :meth:`~avcorr.engine.protocol.Task.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from torch import nn
 
 from ..config import Config
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, device_audio
 from ..engine.protocol import Batch, Evaluator
 from ..engine.protocol import Task as TaskProtocol
 from ..metrics.chance import ChanceTest, db_test, proportion_test
 from ..models.input_spec import InputSpec
 
-__all__ = ["Evaluator", "Task", "argmax_hits"]
+__all__ = ["Evaluator", "Task", "argmax_hits", "finish_on_device"]
 
 
 def argmax_hits(logits: torch.Tensor | None, labels: torch.Tensor | None) -> tuple[int, int] | None:
@@ -34,6 +34,38 @@ def argmax_hits(logits: torch.Tensor | None, labels: torch.Tensor | None) -> tup
     if logits is None or labels is None or logits.dim() != 2:
         return None
     return int((logits.argmax(-1) == labels).sum()), int(labels.shape[0])
+
+
+def finish_on_device(batch: Batch, frames: str, audio: str,
+                     device_frames: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]) -> Batch:
+    """What the families' ``device_transform`` does with ``data.device_transforms``: finish the uint8 frames
+    and the int16 audio of a batch on its device.
+
+    uint8 ``batch[frames]`` goes through ``device_frames`` with its ``<frames>_jitter`` (when the batch has
+    one) and becomes float32; int16 ``batch[audio]`` becomes float32 times its ``audio_gain``
+    (:func:`~avcorr.data.transforms.device_audio`). The jitter and the gain are dropped; a batch with neither
+    uint8 frames nor int16 audio is returned as it is.
+
+    Args:
+        batch: a collated batch, its tensors on the device.
+        frames: the key of its frames.
+        audio: the key of its waveforms (T last; one gain per waveform).
+        device_frames: ``(uint8 frames, jitter or None) -> float32 frames`` of the family's layout.
+
+    Returns:
+        The batch the module gets.
+    """
+    jitter = f"{frames}_jitter"
+    uint8 = frames in batch and batch[frames].dtype == torch.uint8
+    pcm16 = audio in batch and batch[audio].dtype == torch.int16
+    if not (uint8 or pcm16):
+        return batch
+    out = {k: v for k, v in batch.items() if k not in (jitter, "audio_gain")}
+    if uint8:
+        out[frames] = device_frames(batch[frames], batch.get(jitter))
+    if pcm16:
+        out[audio] = device_audio(batch[audio], batch.get("audio_gain"))
+    return out
 
 
 class Task(TaskProtocol):

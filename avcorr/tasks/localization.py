@@ -48,7 +48,7 @@ from ..data.localization import LocalizationDataset, collate_localization
 from ..data.localization_stream import LocalizationShardStream, shards_have_boxes
 from ..losses import ContrastiveLocalizationLoss, MILLogisticLoss
 from ..metrics.localization import EVAL_SIZE, center_prior_map, localization_cious, localization_summary
-from .avc import create_av_model
+from .avc import create_av_model, device_pairs
 from .base import Evaluator, Task
 
 logger = logging.getLogger(__name__)
@@ -280,16 +280,23 @@ class LocalizationTask(Task):
             common = dict(sample_rate=spec.sample_rate, seconds=spec.clip_seconds, image_size=d.image_size,
                           train=True, augment=d.augment, negatives="clip", positive_fraction=1.0,  # positives only
                           pairs_per_clip=self.cfg.localization.train_pairs_per_clip, gain_jitter=d.audio.gain_jitter,
-                          seed=self.cfg.train.seed)
+                          seed=self.cfg.train.seed, device_transforms=d.device_transforms)
             if d.storage == "shards":
                 return AVCShardStream(self.shard_folder(split), **self.stream_options(True), **common)
             return AVCPairDataset(load_split(d.root, split), **self.files_options(), **common)
         if d.storage == "shards":  # evaluation runs in one process: every shard, whatever the DDP rank
             return LocalizationShardStream(self.shard_folder(split), sample_rate=spec.sample_rate,
                                            seconds=spec.clip_seconds, image_size=d.image_size,
-                                           seed=self.cfg.train.seed)
+                                           seed=self.cfg.train.seed, device_transforms=d.device_transforms)
         return LocalizationDataset(load_split(d.root, split), sample_rate=spec.sample_rate, seconds=spec.clip_seconds,
-                                   image_size=d.image_size, video_backend=d.video_backend or None)
+                                   image_size=d.image_size, video_backend=d.video_backend or None,
+                                   device_transforms=d.device_transforms)
+
+    def device_transform(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """With ``data.device_transforms``: the frames of training pairs and evaluation clips (uint8) jittered,
+        flipped and normalised on the device, int16 audio of int16 shards made float32 there
+        (:func:`~avcorr.tasks.avc.device_pairs`); boxes and ids pass untouched. Other batches pass unchanged."""
+        return device_pairs(batch)
 
     def new_evaluator(self) -> LocalizationEvaluator:
         return LocalizationEvaluator()

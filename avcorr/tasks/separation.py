@@ -33,10 +33,11 @@ from torch import nn
 from ..data.layout import load_split
 from ..data.separation import SeparationDataset, collate_mixtures
 from ..data.separation_stream import SeparationShardStream
+from ..data.transforms import device_frames
 from ..metrics.separation import mask_statistics, separation_scores, separation_warnings
 from ..models import create_model
 from ..models.sop_audio import SpectrogramSettings, apply_masks, stft, warp
-from .base import Evaluator, Task
+from .base import Evaluator, Task, finish_on_device
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +185,26 @@ class SeparationEvaluator(Evaluator):
         return result
 
 
+def device_source_frames(frames: torch.Tensor, jitter: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`~avcorr.data.transforms.device_frames` on the frames of a batch of mixtures: each source's jitter
+    and flip go to all of its frames.
+
+    Args:
+        frames: uint8 (B, N, 3, Tf, S, S).
+        jitter: float (B, N, 3) brightness, saturation, flip per source; None = none.
+
+    Returns:
+        float32 (B, N, 3, Tf, S, S), ImageNet-normalised, contiguous, on ``frames``' device.
+    """
+    if frames.dim() != 6:
+        raise ValueError(f"expected uint8 (B, N, 3, Tf, S, S) frames, got {tuple(frames.shape)}")
+    b, n, c, t, h, w = frames.shape
+    flat = frames.transpose(2, 3).reshape(b * n * t, c, h, w)
+    if jitter is not None:
+        jitter = jitter.reshape(b * n, -1).repeat_interleave(t, dim=0)
+    return device_frames(flat, jitter).view(b, n, t, c, h, w).transpose(2, 3).contiguous()
+
+
 class SeparationTask(Task):
     """Sound-of-Pixels mixtures, model and metrics from the config (``task="separation"``).
 
@@ -225,10 +246,19 @@ class SeparationTask(Task):
                       frames_per_clip=s.frames_per_clip, frame_stride=s.frame_stride, image_size=d.image_size,
                       train=train, augment=d.augment,
                       mixes_per_clip=s.train_mixtures_per_clip if train else s.eval_mixtures_per_clip,
-                      gain_jitter=d.audio.gain_jitter if train else 0.0, seed=self.cfg.train.seed)
+                      gain_jitter=d.audio.gain_jitter if train else 0.0, seed=self.cfg.train.seed,
+                      device_transforms=d.device_transforms)
         if d.storage == "shards":
             return SeparationShardStream(self.shard_folder(split), **self.stream_options(train), **common)
         return SeparationDataset(load_split(d.root, split), **self.files_options(), **common)
+
+    def device_transform(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """With ``data.device_transforms``: uint8 ``frames`` (B, N, 3, Tf, S, S) jittered, flipped (one
+        ``frames_jitter`` per source for its Tf frames) and normalised on the device (float32, same shape), and
+        int16 ``audios`` (B, N, L) of int16 shards scaled by ``audio_gain`` (B, N) into float32 there
+        (:func:`~avcorr.data.transforms.device_audio`); ``frames_jitter`` and ``audio_gain`` are dropped.
+        Other batches pass unchanged (:func:`~avcorr.tasks.base.finish_on_device`)."""
+        return finish_on_device(batch, "frames", "audios", device_source_frames)
 
     def new_evaluator(self) -> SeparationEvaluator:
         return SeparationEvaluator(self.settings, self.cfg.separation.mask)

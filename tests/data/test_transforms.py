@@ -106,6 +106,26 @@ def test_device_frames_follow_the_cpu_training_draws():
     assert flips == {0.0, 1.0}
 
 
+def test_on_device_fields_of_a_clips_frames_share_one_draw():
+    """(N, 3, H, W) frames of one clip (Sound of Pixels' sources): one crop, flip and jitter for all N, as the
+    CPU transform of the same frames under the same seed."""
+    frames = torch.stack([_smooth_frame(60, 80), _smooth_frame(60, 80).flip(-1)])
+    cpu, dev = frame_transform(32, train=True), frame_transform(32, train=True, on_device=True)
+    for seed in range(4):
+        torch.manual_seed(seed)
+        want = cpu(frames)
+        torch.manual_seed(seed)
+        fields = dev.fields(frames)
+        assert fields["image"].dtype == torch.uint8 and fields["image"].shape == (2, 3, 32, 32)
+        assert fields["image_jitter"].shape == (3,)
+        got = device_frames(fields["image"], fields["image_jitter"].expand(2, 3))
+        assert float(((denormalize(got) - denormalize(want)).abs() * 255).max()) < 2.5, seed
+    plain = frame_transform(32, train=False, on_device=True).fields(frames)
+    assert plain["image_jitter"].tolist() == [1.0, 1.0, 0.0]
+    torch.testing.assert_close(device_frames(plain["image"]), frame_transform(32, train=False)(frames), rtol=0,
+                               atol=1e-6)
+
+
 def test_device_frames_keep_channels_last_and_check_their_input():
     images = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
     jitter = torch.tensor([[1.2, 0.8, 1.0]] * 4)
@@ -148,3 +168,7 @@ def test_device_audio_passes_float_audio_and_checks_the_gain():
     assert device_audio(floats, torch.ones(2)) is floats
     with pytest.raises(ValueError, match=r"\(B,\) gain"):
         device_audio(torch.zeros(2, 16, dtype=torch.int16), torch.ones(3))
+    sources, gain = torch.randint(-32768, 32768, (2, 3, 16), dtype=torch.int16), torch.rand(2, 3)  # (B, N, T)
+    assert torch.equal(device_audio(sources, gain), device_audio(sources.flatten(0, 1), gain.flatten()).view(2, 3, 16))
+    with pytest.raises(ValueError, match=r"\(B, N\) gain"):
+        device_audio(sources, gain[:, :2])

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 from avcorr.data.tagging import folder_source
+from avcorr.data.wav import parse_wav, read_wav_frames
 from avcorr.data.writer import write_wav
 from data_tools.make_speech_commands_folder import (
     assign_speakers,
     main,
     make_speech_commands_folder,
     scan_speech_commands,
+    snippet_seconds,
     speaker_of,
 )
 
@@ -107,3 +109,30 @@ def test_cli_reports_and_refuses_a_foreign_folder(tmp_path, capsys):
     (foreign / "keep.txt").write_text("mine")
     assert main([str(src), str(foreign), "--no-progress"]) == 2
     assert "foreign" in capsys.readouterr().err and (foreign / "keep.txt").read_text() == "mine"
+
+
+def test_snippets_resampled_to_the_loudest_stretch(tmp_path):
+    src = tmp_path / "src"
+    rate = 16000
+    for i, s in enumerate(SPEAKERS[:5]):
+        x = 0.01 * np.sin(np.arange(rate) * 0.05)  # 1 s of quiet tone with a loud burst at 0.6-0.8 s
+        x[int(0.6 * rate):int(0.8 * rate)] = 0.5 * np.sin(np.arange(int(0.2 * rate)) * 0.3)
+        write_wav(src / "stop" / f"{s}_nohash_0.wav", x, rate)
+        write_wav(src / "go" / f"{s}_nohash_0.wav", x, rate)
+    out = make_speech_commands_folder(src, tmp_path / "out", val=0.2, test=0.2, sample_rate=8000, snippet=(0.2, 0.3))
+    meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    assert meta["params"]["sample_rate"] == 8000 and meta["params"]["snippet"] == [0.2, 0.3]
+    for path in out.rglob("*.wav"):
+        with open(path, "rb") as f:
+            layout = parse_wav(f, str(path), path.stat().st_size)
+            audio = read_wav_frames(f, str(path), layout, 0, layout.available_frames)[:, 0]
+        split, word = path.parent.parent.name, path.parent.name
+        seconds = snippet_seconds(f"{split}/{word}/{path.name}", 0.2, 0.3, 0)
+        assert layout.sample_rate == 8000 and layout.num_channels == 1
+        assert abs(audio.shape[0] - round(seconds * 8000)) <= 1
+        assert 0.2 <= seconds <= 0.3
+        assert np.abs(audio).max() > 0.4  # the burst is inside
+        assert np.mean(np.abs(audio) > 0.1) > 0.5  # mostly the burst: the stretch is the loudest one
+    assert snippet_seconds("a", 0.2, 0.3, 0) == snippet_seconds("a", 0.2, 0.3, 0) != snippet_seconds("a", 0.2, 0.3, 1)
+    with pytest.raises(ValueError, match="snippet"):
+        make_speech_commands_folder(src, tmp_path / "bad", snippet=(0.5, 0.2))

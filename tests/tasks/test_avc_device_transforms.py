@@ -22,39 +22,33 @@ from tests.conftest import TINY_AVC
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module")
-def shards(tiny_root, tmp_path_factory):
-    out = tmp_path_factory.mktemp("device_shards")
-    for split in ("train", "val"):
-        ms.shard_split(load_split(tiny_root, split), out, ShardOptions(frames_per_clip=3, size=40, sample_rate=16000),
-                       clips_per_shard=3)
-    return out
-
-
 def _root(storage, tiny_root, shards):
     return [f"data.root={shards if storage == 'shards' else tiny_root}", f"data.storage={storage}"]
 
 
-def _batches(overrides, split, train_mode, on):
-    cfg = load_config("avenet.py", [*TINY_AVC, *overrides, f"data.device_transforms={on}"])
-    task = build_task(cfg)
-    loader = make_loader(task.build_dataset(split, train_mode), task, 4, train=train_mode, num_workers=0, seed=3)
-    if train_mode and hasattr(loader.sampler, "set_epoch"):
-        loader.sampler.set_epoch(0)
-    return [task.device_transform(task.to_device(b, CPU, channels_last=True)) for b in loader]
+def _batches(overrides, split, train_mode, on, config=("avenet.py", TINY_AVC)):
+    """The batches the module gets: loaded in this process, moved (channels-last) and finished by the task."""
+    task, raw = _raw_batches(overrides, split, train_mode, on, 0, config)
+    return [task.device_transform(task.to_device(b, CPU, channels_last=True)) for b in raw]
 
 
 @pytest.mark.parametrize("storage", ["files", "shards"])
 def test_evaluation_batches_are_the_cpu_paths(storage, tiny_root, shards):
     overrides = _root(storage, tiny_root, shards)
-    ours, theirs = _batches(overrides, "val", False, True), _batches(overrides, "val", False, False)
+    assert_the_cpu_paths(_batches(overrides, "val", False, True), _batches(overrides, "val", False, False))
+
+
+def assert_the_cpu_paths(ours, theirs, frames="image", channels_last=True):
+    """Finished evaluation batches equal the CPU path's: the same keys (the jitter and gain dropped on the
+    device), float32 frames (channels-last when they moved so) to 1e-6, everything else exactly."""
     assert len(ours) == len(theirs) > 1
     for a, b in zip(ours, theirs):
-        assert set(a) == set(b)  # image_jitter is dropped on the device
-        assert a["image"].dtype == torch.float32 and a["image"].is_contiguous(memory_format=torch.channels_last)
-        torch.testing.assert_close(a["image"], b["image"], rtol=0, atol=1e-6)
+        assert set(a) == set(b)
+        assert a[frames].dtype == torch.float32
+        assert a[frames].is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        torch.testing.assert_close(a[frames], b[frames], rtol=0, atol=1e-6)
         for key, value in b.items():
-            if key != "image":
+            if key != frames:  # ids, boxes, and the audio (int16 shards hand over their samples: exact)
                 assert (torch.equal(a[key], value) if isinstance(value, torch.Tensor) else a[key] == value), key
 
 
@@ -85,18 +79,23 @@ def test_two_training_steps_with_device_transforms(storage, workers, tiny_root, 
     assert len(val) == 1 and 0.0 <= val[0]["avc_acc"] <= 1.0
 
 
-def test_only_the_avc_task_takes_the_switch():
-    cfg = load_config("avolnet.py", ["data.device_transforms=True"])
-    with pytest.raises(ConfigError, match="data.device_transforms"):
+def test_the_tagging_task_does_not_take_the_switch():
+    for config in ("avolnet.py", "sop.py"):
+        check_config(load_config(config, ["data.device_transforms=True"]))
+    cfg = load_config("panns_folder.py", ["data.device_transforms=True"])
+    with pytest.raises(ConfigError, match="data.device_transforms=True: implemented for the tasks avc, localization"):
         check_config(cfg)
 
 
 # -- audio as int16 between the processes (streams of int16 shards) ----------------------------
 
 
-def _raw_batches(overrides, split, train_mode, on, workers):
-    """The batches as the loader (its worker processes) hands them over, and the task that finishes them."""
-    cfg = load_config("avenet.py", [*TINY_AVC, *overrides, f"data.device_transforms={on}"])
+def _raw_batches(overrides, split, train_mode, on, workers, config=("avenet.py", TINY_AVC)):
+    """The batches as the loader (its worker processes) hands them over, and the task that finishes them.
+
+    ``config``: the config file and its tiny overrides (put before ``overrides``)."""
+    name, tiny = config
+    cfg = load_config(name, [*tiny, *overrides, f"data.device_transforms={on}"])
     task = build_task(cfg)
     loader = make_loader(task.build_dataset(split, train_mode), task, 4, train=train_mode, num_workers=workers, seed=3)
     if train_mode and hasattr(loader.sampler, "set_epoch"):
