@@ -15,8 +15,9 @@ import torchaudio
 from torch import nn
 
 from ._silence import SilenceMaskedBatchNorm2d
+from .tagging_audio import SpecAugment
 
-__all__ = ["LogSpectrogram", "input_norm"]
+__all__ = ["LogSpectrogram", "SpectrogramMasks", "input_norm"]
 
 
 class LogSpectrogram(nn.Module):
@@ -82,3 +83,24 @@ def input_norm(frontend: LogSpectrogram, mask_silence: bool = False) -> nn.Batch
     if not mask_silence:
         return nn.BatchNorm2d(1)
     return SilenceMaskedBatchNorm2d(1, math.log(frontend.eps), band_dim=2, tol=0.1 * math.log(10.0))
+
+
+class SpectrogramMasks(nn.Module):
+    """SpecAugment for the correspondence models' (B, 1, bands, frames) normalised log-spectrogram, in
+    training mode only: 2 time stripes of up to 6.4 % of the frames and 2 band stripes of up to 1/8 of
+    the bands, set to 0 (the normalised mean), PANNs' proportions (64 of 1,000 frames, 8 of 64 bands).
+    No parameters: a model's state dict is the same with or without it.
+
+    Args:
+        n_bands: bands of the input (mel bands or frequency bins).
+        n_frames: frames of the input.
+    """
+
+    def __init__(self, n_bands: int, n_frames: int):
+        super().__init__()
+        self.masks = SpecAugment(time_drop_width=max(2, round(0.064 * n_frames)), time_stripes_num=2,
+                                 freq_drop_width=max(2, n_bands // 8), freq_stripes_num=2, fill=0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """float (B, 1, bands, frames) -> the same, masked in training mode."""
+        return self.masks(x.transpose(-1, -2)).transpose(-1, -2) if self.training else x

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._registry import create_model, register_model
-from .avc_audio import LogSpectrogram, input_norm
+from .avc_audio import LogSpectrogram, SpectrogramMasks, input_norm
 from .input_spec import InputSpec
 
 __all__ = ["AVENet", "ConvTower", "TaggingAudioTower", "avenet", "avenet_s2", "l3net", "test_avenet", "test_l3net"]
@@ -142,6 +142,8 @@ class AVENet(nn.Module):
             stem, about 4x fewer FLOPs, registered as ``avenet_s2``).
         mask_silence: the audio input's batch normalisation leaves out frames of digital silence (zero
             padding of short sounds) and sets them to its mean (:func:`~avcorr.models.avc_audio.input_norm`).
+        spec_augment: SpecAugment time and band stripes on the normalised spectrogram in training mode
+            (:class:`~avcorr.models.avc_audio.SpectrogramMasks`); no parameters.
     """
 
     def __init__(self, embed_dim: int = 128, width: float = 1.0, fusion: str = "distance", sample_rate: int = 48000,
@@ -149,7 +151,7 @@ class AVENet(nn.Module):
                  vision_width: float | None = None, audio_width: float | None = None,
                  audio_backbone: str | None = None, audio_backbone_kwargs: dict[str, Any] | None = None,
                  audio_backbone_checkpoint: str | None = None, stem_stride: int = 1,
-                 clip_seconds: float | None = None, mask_silence: bool = False):
+                 clip_seconds: float | None = None, mask_silence: bool = False, spec_augment: bool = False):
         super().__init__()
         if fusion not in ("distance", "concat"):
             raise ValueError(f"fusion must be 'distance' or 'concat', got {fusion!r}")
@@ -160,17 +162,19 @@ class AVENet(nn.Module):
         self.audio_backbone = audio_backbone or None
         self.vision = ConvTower(3, _scaled(base, width if vision_width is None else vision_width),
                                 stem_stride=stem_stride)
-        if self.audio_backbone and mask_silence:
-            raise ValueError("mask_silence is an option of the audio tower; with an audio backbone, pass it in "
-                             "audio_backbone_kwargs (PANNs models take it)")
+        if self.audio_backbone and (mask_silence or spec_augment):
+            raise ValueError("mask_silence and spec_augment are options of the audio tower; with an audio backbone, "
+                             "pass them in audio_backbone_kwargs (PANNs models take both)")
         if self.audio_backbone:
             self.audio: nn.Module = TaggingAudioTower(self.audio_backbone, sample_rate, audio_backbone_kwargs,
                                                       audio_backbone_checkpoint)
             self.frontend = self.audio.frontend  # the backbone's (holds no state of its own)
             self.audio_bn0: nn.Module = nn.Identity()
+            self.audio_masks = nn.Identity()
         else:
             self.frontend = LogSpectrogram(n_fft, win_length, hop_length, n_frames, n_mels=n_mels, sample_rate=sample_rate)
             self.audio_bn0 = input_norm(self.frontend, mask_silence)  # puts the log-spectrogram on a sane scale
+            self.audio_masks: nn.Module = SpectrogramMasks(self.frontend.n_bins, n_frames) if spec_augment else nn.Identity()
             self.audio = ConvTower(1, _scaled(base, width if audio_width is None else audio_width),
                                    stem_stride=stem_stride)
         if clip_seconds is None:
@@ -199,7 +203,7 @@ class AVENet(nn.Module):
         """float (B, T) waveform -> audio feature map (B, C, F', T') ((B, C, 1, 1) with an audio backbone)."""
         if self.audio_backbone:
             return self.audio(wave)[:, :, None, None]
-        return self.audio(self.audio_bn0(self.frontend(wave)))
+        return self.audio(self.audio_masks(self.audio_bn0(self.frontend(wave))))
 
     def visual_features(self, image: torch.Tensor) -> torch.Tensor:
         """float (B, 3, H, W) normalised frame -> visual feature map (B, C, H / 16, W / 16)."""
