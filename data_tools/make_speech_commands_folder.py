@@ -50,6 +50,7 @@ from avcorr.data.errors import DecodeError
 from avcorr.data.wav import parse_wav, read_wav_frames
 from avcorr.data.writer import building_folder, progress_bar, write_json, write_wav
 from data_tools._fsdd import SPLITS, copy_or_link, write_skipped
+from data_tools._recorded_family import is_complete
 
 logger = logging.getLogger(__name__)
 
@@ -222,12 +223,7 @@ def derived_recording(path: Path, sample_rate: int | None, seconds: float | None
 
 
 def _is_complete(out: Path, params: dict[str, Any]) -> bool:
-    try:
-        meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (isinstance(meta, dict) and meta.get("generator") == _GENERATOR and meta.get("version") == _VERSION
-            and meta.get("params") == params)
+    return is_complete(out, _GENERATOR, _VERSION, params)
 
 
 def make_speech_commands_folder(src: str | os.PathLike[str], out: str | os.PathLike[str], *, val: float = 0.15,
