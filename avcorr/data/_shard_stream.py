@@ -11,9 +11,11 @@ spec; the base class does the rest, the same way for every task:
 * training: each rank yields ``clips x per_clip // world_size`` items per pass, rounded down to whole
   batches of ``batch_size`` shared out among its workers, so every rank takes the same number of
   steps (DDP needs it) and ``len()`` is exact; a worker that runs out of clips before its share reads
-  its shards again, one that has its share stops. The drawn specs pass through a second shuffle
-  buffer of ``shuffle x per_clip`` specs, so a batch mixes many clips. Every random draw of a
-  worker's pass comes from ``(seed, epoch, rank, worker)``: a pass can be replayed exactly.
+  its shards again, one that has its share stops. The clips' shuffle buffer holds them as read
+  (bytes, decoded as they leave it: :class:`~avcorr.data.shards.ShardDataset`); the drawn specs pass
+  through a second shuffle buffer of ``shuffle x per_clip`` specs, so a batch mixes many clips. Every
+  random draw of a worker's pass comes from ``(seed, epoch, rank, worker)``: a pass can be replayed
+  exactly.
 * evaluation: no shuffling; a clip's draws come from ``(seed, clip id, k)``; every clip yields its
   ``per_clip`` items once.
 * a corrupt member or the unreadable rest of a shard is skipped, logged and reported in the next
