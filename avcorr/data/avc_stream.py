@@ -33,8 +33,9 @@ pass comes from ``(seed, epoch, rank, worker)``, so a pass can be replayed exact
 with the localization and separation streams.)
 
 Evaluation: no shuffling; clip ``c``'s pair ``k`` is a positive for even ``k``, its frame drawn from
-``(seed, clip id)``; a negative's clip is drawn from the stream's buffer, which depends on the shards and the
-worker count only: the same run evaluates the same pairs every time.
+``(seed, clip id)``; a negative's clip is drawn from the clips around it in its evaluation block (its shard,
+see :func:`~avcorr.data._shard_stream.evaluation_blocks`), from ``(seed, clip id, k)``: the same run evaluates
+the same pairs every time, whatever the number of ranks and workers that share the blocks.
 
 A sample that cannot be decoded (a corrupt member) or the unreadable rest of a shard is skipped, logged
 and reported in the next item's ``skipped`` list (as ``(vid or shard name, reason)``); it never stops
@@ -89,7 +90,7 @@ class AVCShardStream(ClipShardStream):
             int16 too (``audio`` int16 (T,), exactly the stored samples, and ``audio_gain`` float32 (), the gain
             jitter), turned into float32 on the device by :func:`~avcorr.data.transforms.device_audio`.
         rank, world_size: this process's DDP rank and the number of ranks; None = from ``torch.distributed``
-            (evaluation, which runs in one process, passes 0 and 1).
+            (evaluation reads every shard unless given a rank, or split with ``split_across_ranks``).
 
     Attributes:
         pcm16: whether the audio travels as int16 (``device_transforms`` and int16 shards); set it to False
