@@ -11,11 +11,17 @@ spec; the base class does the rest, the same way for every task:
 * training: each rank yields ``clips x per_clip // world_size`` items per pass, rounded down to whole
   batches of ``batch_size`` shared out among its workers, so every rank takes the same number of
   steps (DDP needs it) and ``len()`` is exact; a worker that runs out of clips before its share reads
-  its shards again, one that has its share stops. The drawn specs pass through a second shuffle
-  buffer of ``shuffle x per_clip`` specs, so a batch mixes many clips. Every random draw of a
-  worker's pass comes from ``(seed, epoch, rank, worker)``: a pass can be replayed exactly.
+  its shards again, one that has its share stops. The clips' shuffle buffer holds them as read
+  (bytes, decoded as they leave it: :class:`~avcorr.data.shards.ShardDataset`); the drawn specs pass
+  through a second shuffle buffer of ``shuffle x per_clip`` specs, so a batch mixes many clips. Every
+  random draw of a worker's pass comes from ``(seed, epoch, rank, worker)``: a pass can be replayed
+  exactly.
 * evaluation: no shuffling; a clip's draws come from ``(seed, clip id, k)``; every clip yields its
-  ``per_clip`` items once.
+  ``per_clip`` items once. The split's shards form fixed blocks (:func:`evaluation_blocks`: each shard
+  on its own, one with fewer than ``min_clips`` clips joined to its neighbour), the clips around a
+  clip are those of its block only, and the blocks are dealt out to ranks and workers whole: the
+  items are the same whatever the number of ranks (:meth:`ClipShardStream.split_across_ranks`) and
+  workers, only who reads them changes.
 * a corrupt member or the unreadable rest of a shard is skipped, logged and reported in the next
   item's ``skipped`` list (``(vid or shard name, reason)``); the last item of a pass is held back so
   that skips met at the end still reach a batch.
@@ -37,7 +43,7 @@ from .shards import BadSample, ShardDataset, ShardError, _buffer_shuffle, read_m
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ClipShardStream", "audio_window", "nearest_frames", "torch_seed", "vid_key"]
+__all__ = ["ClipShardStream", "audio_window", "evaluation_blocks", "nearest_frames", "torch_seed", "vid_key"]
 
 
 @contextlib.contextmanager
@@ -93,6 +99,37 @@ def nearest_frames(stored_times: Sequence[float], wanted: Sequence[float]) -> li
     return [int(np.argmin(np.abs(times - t))) for t in wanted]
 
 
+def evaluation_blocks(clip_counts: Sequence[int], min_clips: int = 1) -> list[list[int]]:
+    """The evaluation blocks of a split: runs of consecutive shards, each holding at least ``min_clips`` clips.
+
+    Each shard is a block of its own unless it holds fewer than ``min_clips`` clips: then it joins the
+    shards after it (the last ones join the block before them). A block is the unit that evaluation deals
+    out to ranks and workers, and the clips a clip is drawn with (negatives, partners) come from its block.
+
+    Args:
+        clip_counts: clips per shard, in manifest order.
+        min_clips: clips a block needs at least (a task's partners: 2 for AVC pairs, N for N-source mixtures).
+
+    Returns:
+        the blocks, each a list of shard positions, in order; together every shard once.
+    """
+    blocks: list[list[int]] = []
+    current: list[int] = []
+    count = 0
+    for i, n in enumerate(clip_counts):
+        current.append(i)
+        count += int(n)
+        if count >= min_clips:
+            blocks.append(current)
+            current, count = [], 0
+    if current:
+        if blocks:
+            blocks[-1].extend(current)
+        else:
+            blocks.append(current)
+    return blocks
+
+
 class ClipShardStream(IterableDataset):
     """Items drawn from the clips of a split's shards (see the module docstring); subclassed per task.
 
@@ -113,7 +150,8 @@ class ClipShardStream(IterableDataset):
         buffer: clips a worker keeps to draw partners from (half of them read ahead).
         batch_size: training: each rank's items per epoch are a whole number of these batches.
         rank, world_size: this process's DDP rank and the number of ranks; None = from ``torch.distributed``.
-        min_clips: clips the split needs at least.
+            Evaluation deals out whole blocks of shards (see :meth:`split_across_ranks`).
+        min_clips: clips the split needs at least (and an evaluation block, see :func:`evaluation_blocks`).
 
     Raises:
         ShardError: no readable manifest, fewer than ``min_clips`` clips, or audio stored at another rate.
@@ -149,14 +187,36 @@ class ClipShardStream(IterableDataset):
         self.shards = ShardDataset.from_manifest(self.folder, shuffle=shuffle if train else 0, seed=seed, rank=rank,
                                                  world_size=world_size, skip_errors=True)
         self.rank, self.world_size = self.shards.rank, self.shards.world_size
+        counts = [len(e.get("clips", ())) for e in manifest["shards"]]
+        self.blocks = [] if train else [(list(b), sum(counts[i] for i in b))
+                                        for b in evaluation_blocks(counts, min_clips)]
         self._epoch, self._passes = 0, 0
 
     def __len__(self) -> int:
-        """Items this rank yields per pass (training: whole batches of ``batch_size``)."""
-        total = self.num_clips * self.per_clip
+        """Items this rank yields per pass (training: whole batches of ``batch_size``; evaluation: the
+        manifest's clips of its blocks, before any is skipped)."""
         if not self.train:
-            return total
-        return total // self.world_size // self.batch_size * self.batch_size
+            return sum(n for _, n in self.blocks[self.rank::self.world_size]) * self.per_clip
+        return self.num_clips * self.per_clip // self.world_size // self.batch_size * self.batch_size
+
+    def split_across_ranks(self, rank: int, world_size: int) -> None:
+        """Evaluation: read only rank ``rank``'s share of the split (of ``world_size`` ranks): its whole blocks of
+        shards (:func:`evaluation_blocks`, dealt out in turn). The items are those of a single process, split:
+        the ranks' shares are disjoint and cover the split once; a rank with no block yields nothing.
+
+        Raises:
+            ValueError: a training stream (split across ranks when it is made), or a rank outside the world.
+        """
+        if self.train:
+            raise ValueError(f"{self.folder}: a training stream is split across ranks when it is made")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
+        self.rank, self.world_size = int(rank), int(world_size)
+
+    def blocks_for(self, worker: int = 0, num_workers: int = 1) -> list[list[str]]:
+        """Evaluation: the blocks (each a list of shard URLs) worker ``worker`` of ``num_workers`` of this rank reads."""
+        mine = self.blocks[self.rank::self.world_size][worker::num_workers]
+        return [[self.shards.urls[i] for i in block] for block, _ in mine]
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch of the next pass (shard order, buffers and draws); later passes count on from it."""
@@ -177,7 +237,10 @@ class ClipShardStream(IterableDataset):
         quota = self.worker_quota(worker, num_workers)
         if quota == 0:
             return
-        if not self.shards.shards_for(epoch, worker, num_workers):
+        if not self.train and not self.blocks_for(worker, num_workers):
+            logger.debug("%s: rank %d worker %d has no evaluation block to read", self.folder, self.rank, worker)
+            return
+        if self.train and not self.shards.shards_for(epoch, worker, num_workers):
             raise ShardError(self.folder, f"rank {self.rank} worker {worker} has no shard to read "
                                           f"({len(self.shards.urls)} shards for {self.world_size} rank(s) x "
                                           f"{num_workers} worker(s)): make more, smaller shards (--clips-per-shard) "
@@ -202,6 +265,10 @@ class ClipShardStream(IterableDataset):
                 return
             if produced == 0:
                 reasons = "; ".join(f"{v}: {r}" for v, r in skipped[:5]) or "no samples"
+                if not self.train:  # a share of an evaluation may be all bad: the others' items still count
+                    logger.warning("%s: rank %d worker %d read no usable clip from its evaluation blocks (%s)",
+                                   self.folder, self.rank, worker, reasons)
+                    return
                 raise RuntimeError(f"{self.folder}: rank {self.rank} worker {worker} read no usable clip from its "
                                    f"shards ({reasons})")
             logger.debug("%s: worker %d reads its shards again to fill its share of the epoch", self.folder, worker)
@@ -240,25 +307,32 @@ class ClipShardStream(IterableDataset):
 
     def _specs(self, epoch: int, worker: int, num_workers: int, rng: np.random.Generator,
                skipped: list[tuple[str, str]]) -> Iterator[Any]:
-        """The specs of one pass, clip after clip, each clip drawn with the ``buffer`` clips around it."""
-        window: deque[dict[str, Any]] = deque(maxlen=self.buffer)
-        pending: deque[dict[str, Any]] = deque()
+        """The specs of one pass, clip after clip, each clip drawn with the ``buffer`` clips around it (in
+        evaluation, of its block only)."""
         notes: Counter[str] = Counter()
+        frames = self._frames_of(rng)
+        if self.train:
+            runs = [self.shards.samples(epoch, worker, num_workers, frames=frames)]
+        else:
+            runs = (self.shards.read(block, frames=frames) for block in self.blocks_for(worker, num_workers))
         lookahead = self.buffer // 2
-        for sample in self.shards.samples(epoch, worker, num_workers, frames=self._frames_of(rng)):
-            if isinstance(sample, BadSample):
-                skipped.append((sample.vid, sample.reason))
-                continue
-            reason = self._unusable(sample)
-            if reason:
-                skipped.append((sample["vid"], reason))
-                continue
-            window.append(sample)
-            pending.append(sample)
-            if len(pending) > lookahead:
+        for samples in runs:
+            window: deque[dict[str, Any]] = deque(maxlen=self.buffer)
+            pending: deque[dict[str, Any]] = deque()
+            for sample in samples:
+                if isinstance(sample, BadSample):
+                    skipped.append((sample.vid, sample.reason))
+                    continue
+                reason = self._unusable(sample)
+                if reason:
+                    skipped.append((sample["vid"], reason))
+                    continue
+                window.append(sample)
+                pending.append(sample)
+                if len(pending) > lookahead:
+                    yield from self._draw(pending.popleft(), window, rng, notes)
+            while pending:
                 yield from self._draw(pending.popleft(), window, rng, notes)
-        while pending:
-            yield from self._draw(pending.popleft(), window, rng, notes)
         if notes:
             self._report(worker, notes)
 

@@ -33,8 +33,9 @@ pass comes from ``(seed, epoch, rank, worker)``, so a pass can be replayed exact
 with the localization and separation streams.)
 
 Evaluation: no shuffling; clip ``c``'s pair ``k`` is a positive for even ``k``, its frame drawn from
-``(seed, clip id)``; a negative's clip is drawn from the stream's buffer, which depends on the shards and the
-worker count only: the same run evaluates the same pairs every time.
+``(seed, clip id)``; a negative's clip is drawn from the clips around it in its evaluation block (its shard,
+see :func:`~avcorr.data._shard_stream.evaluation_blocks`), from ``(seed, clip id, k)``: the same run evaluates
+the same pairs every time, whatever the number of ranks and workers that share the blocks.
 
 A sample that cannot be decoded (a corrupt member) or the unreadable rest of a shard is skipped, logged
 and reported in the next item's ``skipped`` list (as ``(vid or shard name, reason)``); it never stops
@@ -78,8 +79,9 @@ class AVCShardStream(ClipShardStream):
         pairs_per_clip: examples per clip per pass.
         gain_jitter: training only, random audio gain in ``[1 - g, 1 + g]``.
         seed: seed of the shard order, the buffers and the pairs.
-        shuffle: training shuffle buffers: of clips (before pairing), and of ``shuffle x pairs_per_clip`` drawn
-            pairs (after; the clips they use stay in memory); evaluation never shuffles.
+        shuffle: training shuffle buffers: of clips as read (before pairing; decoded as they leave it), and of
+            ``shuffle x pairs_per_clip`` drawn pairs (after; each holds its frame and its cut audio window);
+            evaluation never shuffles.
         pair_buffer: clips a worker keeps to draw negatives from.
         batch_size: training: each rank's pairs per epoch are a whole number of these batches.
         device_transforms: leave the colour jitter, the flip and the normalisation of the frames to the
@@ -88,7 +90,7 @@ class AVCShardStream(ClipShardStream):
             int16 too (``audio`` int16 (T,), exactly the stored samples, and ``audio_gain`` float32 (), the gain
             jitter), turned into float32 on the device by :func:`~avcorr.data.transforms.device_audio`.
         rank, world_size: this process's DDP rank and the number of ranks; None = from ``torch.distributed``
-            (evaluation, which runs in one process, passes 0 and 1).
+            (evaluation reads every shard unless given a rank, or split with ``split_across_ranks``).
 
     Attributes:
         pcm16: whether the audio travels as int16 (``device_transforms`` and int16 shards); set it to False
@@ -138,8 +140,10 @@ class AVCShardStream(ClipShardStream):
     def _draw(self, sample: dict[str, Any], window: deque, rng: np.random.Generator,
               notes: Counter) -> Iterator[tuple]:
         """Draw the ``pairs_per_clip`` pairs of one clip (negatives from ``window``) as specs
-        ``(sample, k, positive, audio source, audio centre, gain, transform seed)``; counts in
-        ``notes["unpaired"]`` the negatives that found no other clip."""
+        ``(frame, frame time, clip id, positive, audio window, audio centre, audio clip id, shares_label, gain,
+        transform seed)``: the frame (uint8 (S, S, 3)) and the cut window (float32 (T,)), not the clips, so a
+        spec in the shuffle buffer holds no clip's whole audio. Counts in ``notes["unpaired"]`` the negatives
+        that found no other clip."""
         labels = set(sample.get("labels", ()))
         for k in range(self.pairs_per_clip):
             r = self.clip_rng(rng, sample["vid"], k)
@@ -156,12 +160,13 @@ class AVCShardStream(ClipShardStream):
                     at = float(source["frame_times"][int(r.integers(len(source["frame_times"])))])
             gain = float(r.uniform(1 - self.gain_jitter, 1 + self.gain_jitter)) if self.train and self.gain_jitter > 0 \
                 else 1.0
-            yield sample, k, positive, source, at, gain, int(r.integers(2**62))
+            shares = not positive and bool(labels & set(source.get("labels", ())))
+            yield (sample["frames"][k], float(sample["frame_times"][k]), sample["vid"], positive,
+                   audio_window(source, at, self.seconds), at, source["vid"], shares, gain, int(r.integers(2**62)))
 
     def _build(self, spec: tuple) -> dict[str, Any]:
         """The item of a spec of :meth:`_draw` (without ``skipped``)."""
-        sample, k, positive, source, at, gain, seed = spec
-        wave = audio_window(source, at, self.seconds)
+        frame, time, vid, positive, wave, at, audio_vid, shares, gain, seed = spec
         if self.pcm16:  # the stored samples, exactly; the gain is applied on the device
             audio = {"audio": torch.from_numpy(to_pcm16(wave)), "audio_gain": torch.tensor(gain, dtype=torch.float32)}
         else:
@@ -169,16 +174,14 @@ class AVCShardStream(ClipShardStream):
                 wave = wave * np.float32(gain)
             audio = {"audio": torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))}
         with torch_seed(seed):
-            image = self.transform.fields(sample["frames"][k])
-        item = {
+            image = self.transform.fields(frame)
+        return {
             **image,
             **audio,
             "label": torch.tensor(int(positive)),
-            "shares_label": torch.tensor(not positive and bool(set(sample.get("labels", ()))
-                                                               & set(source.get("labels", ())))),
-            "time": torch.tensor(float(sample["frame_times"][k]), dtype=torch.float32),
+            "shares_label": torch.tensor(shares),
+            "time": torch.tensor(time, dtype=torch.float32),
             "audio_time": torch.tensor(at, dtype=torch.float32),
-            "vid": sample["vid"],
-            "audio_vid": source["vid"],
+            "vid": vid,
+            "audio_vid": audio_vid,
         }
-        return item

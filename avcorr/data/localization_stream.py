@@ -16,7 +16,8 @@ The streaming counterpart of :class:`~avcorr.data.localization.LocalizationDatas
   at the end of the pass. The per-sample path squashes the whole frame instead, so on videos that are
   not square the two score different pictures of the same clip.
 
-Clips are read in shard order, every shard in one process by default (evaluation); a corrupt member
+Clips are read in shard order, every shard in one process by default (evaluation; split across ranks
+with ``split_across_ranks``, one item per clip whoever reads it); a corrupt member
 is skipped and reported in the next item's ``skipped`` list, as in every shard stream
 (:class:`~avcorr.data._shard_stream.ClipShardStream`).
 """
@@ -121,7 +122,8 @@ class LocalizationShardStream(ClipShardStream):
         seconds: audio window length, centred on the frame.
         image_size: frame side after the (non-cropping) resize.
         seed: unused (evaluation items are fixed); taken as the other shard streams take it.
-        rank, world_size: split the shards across processes (evaluation runs in one: 0 and 1).
+        rank, world_size: split the shards across processes (default: one reads them all; see
+            :meth:`~avcorr.data._shard_stream.ClipShardStream.split_across_ranks`).
         device_transforms: hand over the squashed frame as uint8 (``image`` uint8 (3, S, S)), normalised on the
             device; with shards of int16 audio the audio as int16 too (``audio`` int16 (T,), the stored samples),
             turned into float32 there (:func:`~avcorr.data.transforms.device_audio`).

@@ -18,8 +18,9 @@ rule. For each source:
 
 Every stored frame of a clip is decoded (a clip serves as a partner in other mixtures, each with its own
 window). Training draws from ``(seed, epoch, rank, worker)``; evaluation draws a clip's mixture ``k``
-from ``(seed, clip id, k)`` and partners from the buffer, which depends on the shards and the worker count
-only, so the same run evaluates the same mixtures every time. Epochs, ranks, workers, shuffling and
+from ``(seed, clip id, k)`` and partners from the clips around it in its evaluation block (its shard, see
+:func:`~avcorr.data._shard_stream.evaluation_blocks`), so the same run evaluates the same mixtures every
+time, whatever the number of ranks and workers that share the blocks. Epochs, ranks, workers, shuffling and
 skipped members are :class:`~avcorr.data._shard_stream.ClipShardStream`'s.
 """
 
@@ -114,9 +115,10 @@ class SeparationShardStream(ClipShardStream):
             labels = {lab for c in chosen for lab in c.get("labels", ())}
             others = [c for c in window if c["vid"] not in vids]
             if not others:
-                raise RuntimeError(f"{self.folder}: rank {self.rank}: a loader worker holds fewer than "
-                                   f"{self.num_mix} usable clips to mix {self.num_mix} sources: make fewer, larger "
-                                   "shards (--clips-per-shard) or lower data.num_workers")
+                where = "a loader worker holds" if self.train else f"the evaluation block of {sample['vid']} holds"
+                raise RuntimeError(f"{self.folder}: rank {self.rank}: {where} fewer than {self.num_mix} usable clips "
+                                   f"to mix {self.num_mix} sources: make fewer, larger shards (--clips-per-shard)"
+                                   + (" or lower data.num_workers" if self.train else ""))
             fresh = [c for c in others if not labels & set(c.get("labels", ()))]
             if not fresh:
                 notes["same_class"] += 1

@@ -82,6 +82,25 @@ class BadSample:
     reason: str
 
 
+@dataclass(frozen=True)
+class _RawSample:
+    """A sample as read from its shard, not yet decoded (what :class:`ShardDataset`'s shuffle buffer holds).
+
+    Attributes:
+        key: the clip id.
+        members: extension -> the member's bytes, as read.
+        at: ``"<shard>: <key>"``, for error messages.
+        sample: its parsed json.
+        keep: positions of the frames to decode (picked as it was read); None = all.
+    """
+
+    key: str
+    members: dict[str, bytes]
+    at: str
+    sample: dict[str, Any]
+    keep: list[int] | None
+
+
 def shard_name(i: int) -> str:
     """The file name of shard ``i``: ``shard-000000.tar``."""
     return SHARD_PATTERN.format(i)
@@ -169,30 +188,58 @@ def decode_sample(key: str, members: dict[str, bytes], where: str = "", *,
         ShardError: a member is missing or unreadable, or the arrays disagree with the json.
     """
     at = f"{where}: {key}" if where else key
+    sample = _sample_json(key, members, at)
+    return _decode_arrays(key, sample, members, at, _frame_positions(sample, frames, at))
+
+
+def _sample_json(key: str, members: dict[str, bytes], at: str) -> dict[str, Any]:
+    """The parsed ``<key>.json`` member of a sample (``at`` names it in errors)."""
     if "json" not in members:
         raise ShardError(at, f"no {key}.json member (members: {sorted(members)})")
     try:
-        sample = json.loads(members["json"])
+        return json.loads(members["json"])
     except (ValueError, UnicodeDecodeError) as e:
         raise ShardError(at, f"{key}.json is not valid JSON ({e})") from e
+
+
+def _frame_positions(sample: dict[str, Any], frames: Sequence[int] | Callable[[dict[str, Any]], Sequence[int]] | None,
+                     at: str) -> list[int] | None:
+    """The positions of the frames to decode (``frames`` called on the json when it is a function); None = all.
+
+    Raises:
+        ValueError: a position outside the sample's frames.
+    """
+    if frames is None:
+        return None
+    count = sample.get("frames", {}).get("count") or 0
+    keep = [int(i) for i in (frames(sample) if callable(frames) else frames)]
+    if any(not 0 <= i < count for i in keep):
+        raise ValueError(f"{at}: frame positions {keep} outside the sample's {count} frames")
+    return keep
+
+
+def _decode_arrays(key: str, sample: dict[str, Any], members: dict[str, bytes], at: str,
+                   keep: list[int] | None) -> dict[str, Any]:
+    """Decode the frames (those at ``keep``; None = all) and the audio of sample ``key`` into its json dict
+    ``sample`` (``at`` names it in errors).
+
+    Raises:
+        ShardError: a member is missing or unreadable, or the arrays disagree with the json.
+    """
     info = sample.get("frames", {})
     count, size = info.get("count"), info.get("size")
-    if callable(frames):
-        frames = frames(sample)
-    keep = list(range(count or 0)) if frames is None else [int(i) for i in frames]
-    if any(not 0 <= i < (count or 0) for i in keep):
-        raise ValueError(f"{at}: frame positions {keep} outside the sample's {count} frames")
+    positions = list(range(count or 0)) if keep is None else keep
     if "frames.npy" in members:
         images = _load_npy(members["frames.npy"], f"{at}.frames.npy")
         if images.dtype != np.uint8 or images.shape != (count, size, size, 3):
             raise ShardError(at, f"frames are {images.dtype} {images.shape}, the json says uint8 "
                                  f"({count}, {size}, {size}, 3)")
-        images = images if frames is None else images[keep]
+        images = images if keep is None else images[keep]
     else:
         jpgs = sorted(ext for ext in members if ext.endswith(".jpg"))
         if len(jpgs) != count:
             raise ShardError(at, f"{len(jpgs)} frame members (NNN.jpg or frames.npy), the json says {count}")
-        images = np.stack([_decode_jpeg(members[jpgs[i]], f"{at}.{jpgs[i]}") for i in keep])
+        images = np.stack([_decode_jpeg(members[jpgs[i]], f"{at}.{jpgs[i]}") for i in positions])
         if images.shape[1:] != (size, size, 3):
             raise ShardError(at, f"frames are {images.shape[1:]}, the json says ({size}, {size}, 3)")
     if "audio.npy" not in members:
@@ -205,8 +252,8 @@ def decode_sample(key: str, members: dict[str, bytes], where: str = "", *,
     else:
         audio = audio.astype(np.float32, copy=False)
     times = np.asarray(sample.get("frame_times", ()), dtype=np.float64)
-    sample.update(vid=sample.get("vid", key), frames=images, audio=audio, frame_times=times[keep])
-    if frames is not None and "frame_indices" in sample:
+    sample.update(vid=sample.get("vid", key), frames=images, audio=audio, frame_times=times[positions])
+    if keep is not None and "frame_indices" in sample:
         sample["frame_indices"] = [sample["frame_indices"][i] for i in keep]
     return sample
 
@@ -314,7 +361,10 @@ class ShardDataset(IterableDataset):
     ``W``-th of those: the ranks and workers read disjoint shards that together cover the list once.
     A rank with no shard (fewer shards than ranks) yields nothing and logs a warning: make at least
     ``ranks x workers`` shards (``--clips-per-shard``). Samples then pass through a shuffle buffer of
-    ``shuffle`` samples (0 = shard order), seeded by ``(seed, epoch, rank, worker)``.
+    ``shuffle`` samples (0 = shard order), seeded by ``(seed, epoch, rank, worker)``. The buffer holds
+    samples as read (their members' bytes: int16 audio is half the size of the float32 it decodes to,
+    JPEG frames a fraction of theirs) and a sample is decoded as it leaves; the frames to decode are
+    picked as it is read, so the samples and their order are those of decoding first.
 
     The epoch is the one given to :meth:`set_epoch` plus the number of passes started since in this
     process, so persistent DataLoader workers (which never see a later ``set_epoch``) still reshuffle.
@@ -372,39 +422,70 @@ class ShardDataset(IterableDataset):
                 frames: Callable[[dict[str, Any]], Sequence[int]] | None = None) -> Iterator[Any]:
         """The decoded samples one worker of this rank reads in ``epoch`` (after the shuffle buffer, before ``transform``).
 
+        The shuffle buffer holds samples as read (their members' bytes, the json parsed, the frames to keep
+        picked); a sample is decoded when it leaves the buffer, so a corrupt member is found then (and becomes
+        a :class:`BadSample` there, with ``skip_errors``).
+
         Args:
             epoch: the epoch (shard permutation and buffer seed).
             worker, num_workers: this DataLoader worker and their number.
-            frames: picks the frames to decode (see :func:`decode_sample`); None = the dataset's ``frames``.
+            frames: picks the frames to decode (see :func:`decode_sample`), called as each sample is read, in
+                reading order; None = the dataset's ``frames``.
 
         Yields:
             sample dicts (see the module docstring), and :class:`BadSample` items with ``skip_errors``.
         """
         frames = self.frames if frames is None else frames
-        urls = self.shards_for(epoch, worker, num_workers)
-        items = (s for url in urls for s in self._read(url, frames))
+        raw = self._raw(self.shards_for(epoch, worker, num_workers), frames)
         if self.shuffle > 1:
-            rng = np.random.default_rng([self.seed, epoch, self.rank, worker])
-            items = _buffer_shuffle(items, self.shuffle, rng)
-        return items
+            raw = _buffer_shuffle(raw, self.shuffle, np.random.default_rng([self.seed, epoch, self.rank, worker]))
+        return map(self._decode, raw)
 
-    def _read(self, url: str, frames: Callable[[dict[str, Any]], Sequence[int]] | None) -> Iterator[Any]:
-        if not self.skip_errors:
-            yield from iter_shard(url, frames=frames)
-            return
+    def read(self, urls: Sequence[str], *, frames: Callable[[dict[str, Any]], Sequence[int]] | None = None
+             ) -> Iterator[Any]:
+        """The decoded samples of ``urls``, in order (no shuffling): as :meth:`samples`, for shards chosen by the caller.
 
-        def decode(key: str, members: dict[str, bytes], where: str) -> Any:
+        Args:
+            urls: shards of this dataset (or any others), read one after the other.
+            frames: picks the frames to decode (see :func:`decode_sample`); None = the dataset's ``frames``.
+        """
+        return map(self._decode, self._raw(urls, self.frames if frames is None else frames))
+
+    def _raw(self, urls: Sequence[str], frames: Callable[[dict[str, Any]], Sequence[int]] | None) -> Iterator[Any]:
+        """The samples of ``urls`` as read: :class:`_RawSample` items (and :class:`BadSample` ones with ``skip_errors``)."""
+        def stage(key: str, members: dict[str, bytes], where: str) -> Any:
+            at = f"{where}: {key}"
             try:
-                return decode_sample(key, members, where, frames=frames)
+                sample = _sample_json(key, members, at)
             except ShardError as e:
+                if not self.skip_errors:
+                    raise
                 logger.warning("skipped sample %s: %s", key, e)
                 return BadSample(key, str(e))
+            return _RawSample(key, members, at, sample, _frame_positions(sample, frames, at))
 
+        for url in urls:
+            if not self.skip_errors:
+                yield from iter_shard(url, decode=stage)
+                continue
+            try:
+                yield from iter_shard(url, decode=stage)
+            except ShardError as e:
+                logger.warning("skipped the rest of shard %s: %s", url, e.reason)
+                yield BadSample(posixpath.basename(url.rstrip("/")), str(e))
+
+    def _decode(self, item: Any) -> Any:
+        """A sample as read, decoded (a :class:`BadSample` passes; one that cannot be decoded becomes one with
+        ``skip_errors``)."""
+        if not isinstance(item, _RawSample):
+            return item
         try:
-            yield from iter_shard(url, decode=decode)
+            return _decode_arrays(item.key, dict(item.sample), item.members, item.at, item.keep)
         except ShardError as e:
-            logger.warning("skipped the rest of shard %s: %s", url, e.reason)
-            yield BadSample(posixpath.basename(url.rstrip("/")), str(e))
+            if not self.skip_errors:
+                raise
+            logger.warning("skipped sample %s: %s", item.key, e)
+            return BadSample(item.key, str(e))
 
     def __iter__(self) -> Iterator[Any]:
         info = get_worker_info()
@@ -429,4 +510,6 @@ def _buffer_shuffle(items: Iterator[Any], size: int, rng: np.random.Generator) -
         buffer[j], item = item, buffer[j]
         yield item
     rng.shuffle(buffer)
-    yield from buffer
+    buffer.reverse()
+    while buffer:  # in the shuffled order, each item let go of as it leaves
+        yield buffer.pop()

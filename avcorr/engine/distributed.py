@@ -62,6 +62,15 @@ def all_gather_objects(obj: object) -> list:
     return out
 
 
+def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:
+    """Copy process ``src``'s buffers of ``module`` (e.g. BatchNorm running statistics) into every process's
+    (nothing when not distributed); every process must call it."""
+    if not dist.is_initialized():
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer.data, src)
+
+
 def cleanup() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -1,4 +1,5 @@
-"""One evaluation pass of a task's module over a loader: the evaluator it fills, or its metrics."""
+"""One evaluation pass of a task's module over a loader: the evaluator it fills, or its metrics; and an
+evaluation shared by the DDP ranks (each rank its share of the split, the evaluators merged)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,41 @@ from torch import nn
 from .._amp import autocast as _autocast
 from .._progress import progress as progress_bar
 from ..data.errors import SkipLog
+from . import distributed as dist_utils
 from .protocol import SKIPPED, Evaluator, Task
 
-__all__ = ["evaluate_loader", "evaluation_pass"]
+__all__ = ["evaluate_loader", "evaluation_pass", "gather_evaluator", "share_evaluation"]
+
+
+def share_evaluation(dataset: Any, task: Task, rank: int, world_size: int) -> bool:
+    """Let the ranks share an evaluation: ``dataset`` keeps only rank ``rank``'s share of its items, when it can
+    (it has ``split_across_ranks(rank, world_size)``, as the shard streams have) and the task's evaluator can
+    merge (:meth:`~avcorr.engine.protocol.Evaluator.merge`); then every rank evaluates its share and
+    :func:`gather_evaluator` joins them.
+
+    Args:
+        dataset: the split's evaluation dataset, built on every rank.
+        task: gives the evaluator.
+        rank, world_size: this process's DDP rank and the number of ranks.
+
+    Returns:
+        whether ``dataset`` was split (False with one rank: it keeps every item).
+    """
+    split = getattr(dataset, "split_across_ranks", None)
+    if world_size <= 1 or split is None or type(task.new_evaluator()).merge is Evaluator.merge:
+        return False
+    split(rank, world_size)
+    return True
+
+
+def gather_evaluator(evaluator: Evaluator) -> Evaluator:
+    """Every rank's evaluator merged, in rank order (every rank calls it and gets the merged one); the
+    evaluator itself when not distributed. Its ``compute()`` gives the metrics of every rank's items."""
+    parts = dist_utils.all_gather_objects(evaluator)
+    merged = parts[0]
+    for part in parts[1:]:
+        merged.merge(part)
+    return merged
 
 
 def evaluate_loader(module: nn.Module, loader: Iterable, task: Task, device: torch.device, **kwargs: Any
@@ -24,7 +57,7 @@ def evaluate_loader(module: nn.Module, loader: Iterable, task: Task, device: tor
 @torch.no_grad()
 def evaluation_pass(module: nn.Module, loader: Iterable, task: Task, device: torch.device, *, amp: bool = False,
                     channels_last: bool = False, skips: SkipLog | None = None,
-                    progress: bool = False, desc: str = "eval") -> Evaluator:
+                    progress: bool = False, desc: str = "eval", shared: bool = False) -> Evaluator:
     """Run ``module`` over ``loader`` in eval mode and return the task's evaluator, filled.
 
     Its ``compute()`` gives the metrics, then its ``pictures()`` what
@@ -40,9 +73,16 @@ def evaluation_pass(module: nn.Module, loader: Iterable, task: Task, device: tor
         skips: collects the clips skipped while loading.
         progress: show a tqdm bar.
         desc: the bar's label.
+        shared: the DDP ranks share this evaluation (``loader`` is this rank's share, see
+            :func:`share_evaluation`; every rank calls this): rank 0's buffers (BatchNorm statistics, which
+            DDP leaves as each rank's own after its last training step) are copied into every rank's module
+            first, so that all evaluate rank 0's model, the one checkpoints save; the evaluators of every rank
+            are merged at the end (:func:`gather_evaluator`).
     """
     was_training = module.training
     module.eval()
+    if shared:
+        dist_utils.broadcast_buffers(module)
     evaluator = task.new_evaluator()
     try:
         for batch in progress_bar(loader, desc=desc, leave=False, disable=not progress, dynamic_ncols=True):
@@ -54,4 +94,4 @@ def evaluation_pass(module: nn.Module, loader: Iterable, task: Task, device: tor
             evaluator.update(batch, out)
     finally:
         module.train(was_training)
-    return evaluator
+    return gather_evaluator(evaluator) if shared else evaluator

@@ -58,6 +58,17 @@ class Evaluator(abc.ABC):
     def compute(self) -> dict[str, Any]:
         """The metrics of everything added: ``{name: number}`` (``math.nan`` for an undefined one)."""
 
+    def merge(self, other: "Evaluator") -> None:
+        """Add what ``other`` accumulated: an evaluator of the same task filled with other items (another DDP
+        rank's share of a split the ranks evaluate together). After merging every share in turn, :meth:`compute`
+        gives the metrics of all the items, as one evaluator that saw them all would (up to the order of float
+        sums). Evaluators that cannot merge leave this out: their splits are evaluated in one process.
+
+        Raises:
+            NotImplementedError: this evaluator cannot merge (the default).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot merge another evaluator's items")
+
     def pictures(self) -> dict[str, Any]:
         """What the task's pictures of this evaluation show (arrays, counts ...), after :meth:`compute`.
 

@@ -47,7 +47,7 @@ from ..metrics.names import is_counter
 from . import distributed as dist_utils
 from ._resume import StopSignals, rng_state, set_rng_state
 from .checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
-from .evaluation import evaluation_pass
+from .evaluation import evaluation_pass, share_evaluation
 from .loader import loader_steps, make_loader, stream_epoch
 from .optim import build_optimizer, build_scheduler
 from .protocol import LOSS, SKIPPED, Task
@@ -160,7 +160,10 @@ class Trainer:
             remove_stale_temporaries(self.out_dir)
 
         self.train_set = task.build_dataset(cfg.data.train_split, train=True)
-        self.val_set = task.build_dataset(cfg.data.val_split, train=False) if self.is_main else None
+        streamed = cfg.data.storage == "shards" and self.world_size > 1  # shared by the ranks when it can be
+        self.val_set = task.build_dataset(cfg.data.val_split, train=False) if self.is_main or streamed else None
+        self.val_shared = streamed and share_evaluation(self.val_set, task, self.rank, self.world_size)
+        self.val_set = self.val_set if self.is_main or self.val_shared else None
         for ds in (self.train_set, self.val_set):
             if ds is not None:
                 self.skips.add(getattr(ds, "init_skipped", ()))
@@ -315,13 +318,15 @@ class Trainer:
 
     # -- loop --------------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
-        """Evaluate on the validation split (main process), write the task's pictures of it into the run folder,
-        update ``best.pt``; returns the metrics."""
+        """Evaluate on the validation split (main process, or every rank its share of a streamed split, merged),
+        write the task's pictures of it into the run folder, update ``best.pt``; returns the metrics."""
         metrics: dict[str, float] = {}
-        if self.is_main and self.val_loader is not None:
+        evaluator = None
+        if self.val_loader is not None:
             evaluator = evaluation_pass(self.module, self.val_loader, self.task, self.device, amp=self.cfg.train.amp,
                                         channels_last=self.cfg.train.channels_last, skips=self.skips,
-                                        progress=self.progress, desc="val")
+                                        progress=self.progress, desc="val", shared=self.val_shared)
+        if self.is_main and evaluator is not None:
             metrics = evaluator.compute()
             pictures = evaluator.pictures()
             written = self.task.write_pictures(pictures, self.out_dir, self.cfg.data.val_split)

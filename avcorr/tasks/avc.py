@@ -125,6 +125,14 @@ class AVCEvaluator(Evaluator):
         self.loss_sum += float(out["loss"]) * b
         self.n += b
 
+    def merge(self, other: "AVCEvaluator") -> None:
+        """Add the pairs ``other`` saw (another rank's share of the split)."""
+        self.logits += other.logits
+        self.labels += other.labels
+        self.shared += other.shared
+        self.loss_sum += other.loss_sum
+        self.n += other.n
+
     def compute(self) -> dict[str, float]:
         logits, labels = torch.cat(self.logits), torch.cat(self.labels)
         return {"avc_acc": avc_accuracy(logits, labels), "baseline/avc_acc": majority_rate(labels.numpy()),

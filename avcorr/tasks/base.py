@@ -100,8 +100,9 @@ class Task(TaskProtocol):
         return f"{self.cfg.data.root.rstrip('/')}/{split}"
 
     def stream_options(self, train: bool) -> dict[str, Any]:
-        """How a shard stream of this run reads: its shuffle buffer and batch size; evaluation runs in one
-        process and reads every shard, whatever the DDP rank (rank 0 of 1)."""
+        """How a shard stream of this run reads: its shuffle buffer and batch size; an evaluation stream reads
+        every shard, whatever the DDP rank (rank 0 of 1), until the trainer splits it across the ranks
+        (:meth:`~avcorr.data._shard_stream.ClipShardStream.split_across_ranks`)."""
         eval_only = {} if train else {"rank": 0, "world_size": 1}
         return {"shuffle": self.cfg.data.shuffle_buffer, "batch_size": self.cfg.train.batch_size, **eval_only}
 

@@ -187,6 +187,20 @@ class LocalizationEvaluator(Evaluator):
             self.cious[prefix].append(localization_cious(m, boxes, threshold="median", size=self.size))
             self.cious[prefix + "fixed/"].append(localization_cious(m, boxes, threshold=FIXED_THRESHOLD, size=self.size))
 
+    def merge(self, other: "LocalizationEvaluator") -> None:
+        """Add the clips ``other`` saw (another rank's share of the split); the pictured clips are this
+        evaluator's first ones, then ``other``'s, up to ``MEDIA_CLIPS``."""
+        for prefix, parts in other.cious.items():
+            self.cious[prefix] += parts
+        self.loss_sum += other.loss_sum
+        self.n_loss += other.n_loss
+        self.n_clips += other.n_clips
+        self.correct += other.correct
+        self.n_pairs += other.n_pairs
+        self.n_pos += other.n_pos
+        self.has_avc = self.has_avc or other.has_avc
+        self.samples += other.samples[:max(0, MEDIA_CLIPS - len(self.samples))]
+
     def pictures(self) -> dict[str, Any]:
         """The first validation clips' frames, maps and boxes (for TensorBoard)."""
         return {"samples": self.samples}
@@ -284,7 +298,7 @@ class LocalizationTask(Task):
             if d.storage == "shards":
                 return AVCShardStream(self.shard_folder(split), **self.stream_options(True), **common)
             return AVCPairDataset(load_split(d.root, split), **self.files_options(), **common)
-        if d.storage == "shards":  # evaluation runs in one process: every shard, whatever the DDP rank
+        if d.storage == "shards":  # every shard, whatever the DDP rank, until the trainer splits it
             return LocalizationShardStream(self.shard_folder(split), sample_rate=spec.sample_rate,
                                            seconds=spec.clip_seconds, image_size=d.image_size,
                                            seed=self.cfg.train.seed, device_transforms=d.device_transforms)

@@ -161,6 +161,19 @@ class SeparationEvaluator(Evaluator):
         self.num_mixtures += b
         self.loss_sum += float(out["loss"]) * b
 
+    def merge(self, other: "SeparationEvaluator") -> None:
+        """Add the mixtures ``other`` scored (another rank's share of the split); the pictured mixture is this
+        evaluator's first one, else ``other``'s."""
+        for key, vals in other.scores.items():
+            self.scores[key] += vals
+        for key, vals in other.mask_stats.items():
+            self.mask_stats[key] += vals
+        self.num_mixtures += other.num_mixtures
+        self.num_skipped += other.num_skipped
+        self.num_silent_estimates += other.num_silent_estimates
+        self.loss_sum += other.loss_sum
+        self.sample = self.sample if self.sample is not None else other.sample
+
     def pictures(self) -> dict[str, Any]:
         """The first mixture: its audio, the estimates, the true sources and the predicted masks."""
         return {"sample": self.sample} if self.sample is not None else {}

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +20,7 @@ from avcorr.engine.checkpoint import load_checkpoint
 from data_tools import make_shards as ms
 from tests.conftest import TINY_AVC
 from tests.data.test_avc_stream import _corrupt_member
+from tests.data.test_shards_http import _free_port
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +122,43 @@ def test_separation_trains_from_shards_and_evaluates(shards, tmp_path):
                           "--no-progress"]) == 0
     result = json.loads((run / "checkpoints" / "eval_test.json").read_text())
     assert result["num_mixtures"] == 6 and np.isfinite(result["nsdr"])
+
+
+def _train_as_rank(rank: int, world: int, args: list[str], port: int, out: str) -> None:
+    from avcorr.engine import trainer
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+    real = trainer.evaluation_pass
+
+    def spy(module, loader, *rest, **kwargs):  # the clips this rank validates
+        batches = list(loader)
+        (Path(out) / f"val{rank}.json").write_text(json.dumps([v for b in batches for v in b["vid"]]))
+        return real(module, batches, *rest, **kwargs)
+
+    trainer.evaluation_pass = spy
+    if train.main(args) != 0:
+        raise SystemExit(f"rank {rank}: training failed")
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_two_ranks_share_the_validation_and_log_the_one_process_metrics(shards, tmp_path):
+    import torch.multiprocessing as mp
+
+    run = tmp_path / "run"
+    args = _args(shards, run, "train.epochs=1", "train.max_steps=1", "train.num_threads=1")
+    mp.spawn(_train_as_rank, args=(2, args, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    shares = [set(json.loads((tmp_path / f"val{r}.json").read_text())) for r in range(2)]
+    assert all(shares) and not shares[0] & shares[1]
+    assert sorted(shares[0] | shares[1]) == sorted(v for e in read_manifest(shards / "val")["shards"] for v in e["clips"])
+    (val,) = [r for r in (json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()) if r["split"] == "val"]
+    # each rank validated one of the 2 val shards with rank 0's model (its BatchNorm statistics copied to rank 1);
+    # the merged metrics are one process's over the whole split
+    assert evaluate.main(["--checkpoint", str(run / "checkpoints" / "best.pt"), "--split", "val", "--workers", "0",
+                          "--no-progress"]) == 0
+    single = json.loads((run / "checkpoints" / "eval_val.json").read_text())
+    assert val["num_pairs"] == single["num_pairs"] == 12
+    assert val["avc_acc"] == single["avc_acc"] and val["baseline/avc_acc"] == single["baseline/avc_acc"]
+    assert math.isclose(val["loss"], single["loss"], rel_tol=1e-6)  # float32 losses of other batches

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from avcorr.data import decode
 from avcorr.data.avc import AVCPairDataset, collate_pairs
+from avcorr.data._shard_stream import evaluation_blocks
 from avcorr.data.avc_stream import AVCShardStream
 from avcorr.data.layout import load_split
 from avcorr.data.shard_writer import ShardOptions
@@ -73,18 +74,38 @@ def test_positive_share_and_class_negatives(tiny_root, shard_root):
     assert all(i["label"] for i in AVCShardStream(str(shard_root / "train"), positive_fraction=1.0, **OPTS))
 
 
-def test_evaluation_pairs_are_fixed_and_half_positive(shard_root):
-    def pairs():
+def test_evaluation_pairs_are_fixed_and_the_same_whatever_the_ranks_and_workers(shard_root):
+    def pairs(rank=0, world=1, workers=2):
         stream = AVCShardStream(str(shard_root / "val"), train=False, pairs_per_clip=2, seed=1, **OPTS)
-        loader = DataLoader(stream, batch_size=5, collate_fn=collate_pairs, num_workers=2)
-        return [(v, a, float(t), float(at), int(lab)) for b in loader
-                for v, a, t, at, lab in zip(b["vid"], b["audio_vid"], b["time"], b["audio_time"], b["label"])]
+        stream.split_across_ranks(rank, world)
+        loader = DataLoader(stream, batch_size=5, collate_fn=collate_pairs, num_workers=workers)
+        return [(v, a, float(t), float(at), int(lab), audio.numpy().tobytes()) for b in loader
+                for v, a, t, at, lab, audio in zip(b["vid"], b["audio_vid"], b["time"], b["audio_time"], b["label"],
+                                                   b["audio"])]
 
     first = pairs()
-    assert len(first) == 12 and sum(p[-1] for p in first) == 6
+    assert len(first) == 12 and sum(p[4] for p in first) == 6
     assert sorted({p[0] for p in first}) == sorted(read_manifest(shard_root / "val")["shards"][0]["clips"]
                                                    + read_manifest(shard_root / "val")["shards"][1]["clips"])
     assert pairs() == first
+    assert sorted(pairs(workers=0)) == sorted(first)  # 2 shards for 2 workers, or both in one: the same pairs
+    shares = [pairs(rank, 2, workers=1) for rank in range(2)]
+    assert all(shares) and not {p[0] for p in shares[0]} & {p[0] for p in shares[1]}  # disjoint clips
+    assert sorted(shares[0] + shares[1]) == sorted(first)  # the same pairs, every one once
+    by_shard = {v: i for i, e in enumerate(read_manifest(shard_root / "val")["shards"]) for v in e["clips"]}
+    assert all(by_shard[p[0]] == by_shard[p[1]] for p in first)  # a negative's audio comes from the frame's shard
+    assert [len(AVCShardStream(str(shard_root / "val"), train=False, pairs_per_clip=2, rank=r, world_size=2, **OPTS))
+            for r in range(2)] == [6, 6]
+    with pytest.raises(ValueError, match="split across ranks when it is made"):
+        AVCShardStream(str(shard_root / "val"), **OPTS).split_across_ranks(0, 2)
+
+
+def test_evaluation_blocks_join_small_shards_to_their_neighbours():
+    assert evaluation_blocks([3, 3, 3], 2) == [[0], [1], [2]]
+    assert evaluation_blocks([1, 3, 1], 2) == [[0, 1, 2]]  # the last small shard joins the block before it
+    assert evaluation_blocks([1, 1, 1, 1], 2) == [[0, 1], [2, 3]]
+    assert evaluation_blocks([1], 2) == [[0]]
+    assert evaluation_blocks([0, 2, 0], 1) == [[0, 1, 2]]
 
 
 def test_ranks_and_workers_read_disjoint_clips_covering_the_epoch(shard_root):

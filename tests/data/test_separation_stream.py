@@ -83,14 +83,21 @@ def test_short_clips_are_zero_padded_and_training_draws_vary(shard_root):
 
 
 def test_evaluation_is_deterministic_and_ranks_and_workers_are_disjoint(shard_root):
-    def read(workers):
-        loader = DataLoader(SeparationShardStream(str(shard_root / "val"), train=False, seed=3, **KW), batch_size=2,
-                            collate_fn=collate_mixtures, num_workers=workers)
+    def read(workers, rank=0, world=1):
+        stream = SeparationShardStream(str(shard_root / "val"), train=False, seed=3, **KW)
+        stream.split_across_ranks(rank, world)
+        loader = DataLoader(stream, batch_size=2, collate_fn=collate_mixtures, num_workers=workers)
         return [(tuple(v), a) for b in loader for v, a in zip(b["vid"], b["audios"])]
 
     first, again = read(2), read(2)
     assert [v for v, _ in first] == [v for v, _ in again]
     assert all(torch.equal(a, b) for (_, a), (_, b) in zip(first, again))
+    # evaluation mixtures do not depend on who reads them: one process, or 2 ranks with a share each
+    fingerprint = sorted((v, a.numpy().tobytes()) for v, a in first)
+    assert sorted((v, a.numpy().tobytes()) for v, a in read(0)) == fingerprint
+    shares = [read(1, rank, 2) for rank in range(2)]
+    assert all(shares) and not {m[0] for m, _ in shares[0]} & {m[0] for m, _ in shares[1]}
+    assert sorted((v, a.numpy().tobytes()) for share in shares for v, a in share) == fingerprint
     for epoch in (0, 1):
         seen = []
         for rank in range(2):

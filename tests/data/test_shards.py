@@ -316,3 +316,55 @@ def test_command_line(tiny_root, tmp_path, capsys):
     assert "size: 8 there, 9 now" in capsys.readouterr().err
     assert ms.main([str(tiny_root), str(out), "--split", "nope", "--no-progress"]) == 2
     assert os.listdir(out) == [SPLIT]
+
+
+def test_shuffle_buffer_holds_samples_as_read_and_decodes_them_as_they_leave(jpeg_shards, tmp_path, monkeypatch,
+                                                                              caplog):
+    import shutil
+
+    from avcorr.data import shards
+    from tests.data.test_avc_stream import _corrupt_member
+
+    folder = tmp_path / "copy"
+    shutil.copytree(jpeg_shards, folder)
+    bad = _corrupt_member(_shards(folder)[2], ".audio.npy")  # found only when its arrays are decoded
+    urls = [str(p) for p in _shards(folder)]
+
+    def picker():  # one random frame per clip, drawn as the clips are read (as a training stream draws them)
+        rng = np.random.default_rng(7)
+        return lambda meta: [int(rng.integers(meta["frames"]["count"]))]
+
+    def decode_first(key, members, where):  # the order of decoding every sample before the buffer
+        try:
+            return decode_sample(key, members, where, frames=pick)
+        except ShardError as e:
+            return shards.BadSample(key, str(e))
+
+    pick, order = picker(), ShardDataset(urls, shuffle=3, seed=5).shards_for(1)  # epoch 1's shard order
+    expected = list(shards._buffer_shuffle((s for u in order for s in iter_shard(u, decode=decode_first)), 3,
+                                           np.random.default_rng([5, 1, 0, 0])))
+    counts = {"read": 0, "decoded": 0}
+    real_json, real_arrays = shards._sample_json, shards._decode_arrays
+
+    def count(name, real):
+        def wrapped(*args):
+            counts[name] += 1
+            return real(*args)
+        return wrapped
+
+    monkeypatch.setattr(shards, "_sample_json", count("read", real_json))
+    monkeypatch.setattr(shards, "_decode_arrays", count("decoded", real_arrays))
+    got = ShardDataset(urls, shuffle=3, seed=5, skip_errors=True).samples(1, frames=picker())
+    first = next(got)
+    assert counts == {"read": 4, "decoded": 1}  # 3 clips wait in the buffer as read, the one that left is decoded
+    with caplog.at_level("WARNING", logger="avcorr.data.shards"):
+        got = [first, *got]
+    assert [getattr(s, "vid", None) or s["vid"] for s in got] == [getattr(s, "vid", None) or s["vid"] for s in expected]
+    for ours, theirs in zip(got, expected):
+        if isinstance(theirs, shards.BadSample):  # the corrupt clip, in its place, found when it left the buffer
+            assert ours == theirs and ours.vid == bad and "audio.npy: not a readable .npy" in ours.reason
+            continue
+        assert np.array_equal(ours["frames"], theirs["frames"]) and np.array_equal(ours["audio"], theirs["audio"])
+        assert list(ours["frame_times"]) == list(theirs["frame_times"])
+    assert sum(f"skipped sample {bad}" in r.getMessage() for r in caplog.records) == 1  # logged once
+    assert counts == {"read": 6, "decoded": 6}

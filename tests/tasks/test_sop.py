@@ -207,6 +207,15 @@ def test_evaluator_oracle_and_mixture_masks(tiny_root):
     oracle = SeparationEvaluator(TINY_SETTINGS)
     oracle.update(batch, {**base, "masks": tg["gt"]})
     assert oracle.compute()["nsdr"] > 3.0  # ideal binary masks of different timbres separate well
+    # another rank's mixtures merged in: the metrics of one evaluator that scored both batches
+    both = SeparationEvaluator(TINY_SETTINGS)
+    for masks in (torch.ones_like(tg["gt"]), tg["gt"]):
+        both.update(batch, {**base, "masks": masks})
+    ones.merge(oracle)
+    merged, want = ones.compute(), both.compute()
+    assert merged.keys() == want.keys() and merged["num_mixtures"] == 8
+    assert all(merged[k] == want[k] or (np.isnan(merged[k]) and np.isnan(want[k])) for k in want)
+    assert ones.pictures()["sample"]["masks"].min() == 1.0  # the first evaluator's mixture stays the pictured one
 
 
 # -- end to end ------------------------------------------------------------------------------

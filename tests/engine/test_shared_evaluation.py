@@ -1,0 +1,121 @@
+"""An evaluation from shards shared by two DDP ranks (gloo, mp.spawn): each rank reads a disjoint share of the
+split, the shares cover it once, and the merged evaluators give the metrics of one process over the same items."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from avcorr.data.avc import collate_pairs
+from avcorr.data.avc_stream import AVCShardStream
+from avcorr.data.layout import load_split
+from avcorr.data.localization import collate_localization
+from avcorr.data.localization_stream import LocalizationShardStream
+from avcorr.data.shard_writer import ShardOptions
+from avcorr.data.shards import read_manifest
+from avcorr.engine.evaluation import evaluation_pass, share_evaluation
+from avcorr.engine.protocol import Task
+from avcorr.tasks.avc import AVCEvaluator
+from avcorr.tasks.localization import LocalizationEvaluator
+from data_tools import make_shards as ms
+from tests.data.test_shards_http import _free_port
+
+OPTS = dict(sample_rate=16000, seconds=1.0, image_size=32)
+
+
+class _PairProbe(nn.Module):
+    """A fixed stand-in for a correspondence model: logits from the audio's spread and the frame's brightness."""
+
+    def forward(self, batch):
+        a, v = batch["audio"].float().std(-1) * 4, batch["image"].float().mean((1, 2, 3))
+        logits = torch.stack([v - a, a - v], -1)
+        return {"loss": F.cross_entropy(logits, batch["label"]), "logits": logits}
+
+
+class _MapProbe(nn.Module):
+    """A fixed stand-in for a localizer: the frame's brightness, pooled to 8 x 8, as the map."""
+
+    def forward(self, batch):
+        maps = F.avg_pool2d(batch["image"].float().mean(1, keepdim=True), 4).squeeze(1)
+        return {"loss": maps.mean(), "map": maps}
+
+
+class _Task:
+    """What evaluation_pass and share_evaluation ask of a task."""
+
+    to_device = staticmethod(Task.to_device)
+
+    def __init__(self, evaluator, collate):
+        self.evaluator, self.collate_fn = evaluator, collate
+
+    def new_evaluator(self):
+        return self.evaluator()
+
+    def device_transform(self, batch):
+        return batch
+
+
+def _evaluate(folder: str, rank: int, world: int) -> dict:
+    """AVC and localization metrics of the split at ``folder`` (this rank's share when ``world`` > 1, merged)."""
+    setups = {
+        "avc": (AVCShardStream(folder, train=False, pairs_per_clip=2, seed=4, **OPTS),
+                _Task(AVCEvaluator, collate_pairs), _PairProbe()),
+        "localization": (LocalizationShardStream(folder, **OPTS), _Task(LocalizationEvaluator, collate_localization),
+                         _MapProbe()),
+    }
+    out = {}
+    for name, (stream, task, module) in setups.items():
+        assert share_evaluation(stream, task, rank, world) == (world > 1)
+        batches = list(DataLoader(stream, batch_size=4, collate_fn=task.collate_fn, num_workers=1))
+        evaluator = evaluation_pass(module, batches, task, torch.device("cpu"), shared=world > 1)
+        out[name] = {"vids": [v for b in batches for v in b["vid"]], "metrics": evaluator.compute()}
+    return out
+
+
+def _as_rank(rank: int, world: int, folder: str, port: int, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        Path(out, f"rank{rank}.json").write_text(json.dumps(_evaluate(folder, rank, world)))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_two_gloo_ranks_share_an_evaluation_and_get_the_one_process_metrics(tiny_root, tmp_path):
+    # 6 clips in 3 shards of 2: rank 0 reads two, rank 1 one (an uneven split)
+    ms.shard_split(load_split(tiny_root, "val"), tmp_path, ShardOptions(frames_per_clip=3, size=48, sample_rate=16000),
+                   clips_per_shard=2)
+    folder = str(tmp_path / "val")
+    vids = sorted(v for e in read_manifest(folder)["shards"] for v in e["clips"])
+    single = _evaluate(folder, 0, 1)
+    out = tmp_path / "ranks"
+    out.mkdir()
+    mp.spawn(_as_rank, args=(2, folder, _free_port(), str(out)), nprocs=2, join=True)
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+    for name, per_clip in (("avc", 2), ("localization", 1)):
+        shares = [set(r[name]["vids"]) for r in ranks]
+        assert len(ranks[0][name]["vids"]) == 4 * per_clip and len(ranks[1][name]["vids"]) == 2 * per_clip
+        assert not shares[0] & shares[1] and sorted(shares[0] | shares[1]) == vids  # disjoint, the split once
+        ours, theirs = ranks[0][name]["metrics"], single[name]["metrics"]
+        assert ranks[1][name]["metrics"] == ours  # every rank gets the merged metrics
+        assert set(ours) == set(theirs)
+        for key, value in theirs.items():
+            if isinstance(value, int) or key in ("avc_acc", "baseline/avc_acc", "ceiling/avc_acc"):
+                assert ours[key] == value, key  # counts and proportions of the same items: exact
+            else:  # float32 batch losses of other batches, float64 sums in another order
+                assert math.isclose(ours[key], value, rel_tol=1e-6, abs_tol=1e-9) or (
+                    math.isnan(ours[key]) and math.isnan(value)), key
+    assert single["avc"]["metrics"]["num_pairs"] == 12 and single["localization"]["metrics"]["num_boxed"] == 6
+    assert "ciou@0.5" in single["localization"]["metrics"]
