@@ -244,8 +244,26 @@ class LabelSpace:
         return out
 
 
+class _OnLabelSpace:
+    """``classes`` and ``is_multilabel`` of a record that holds a ``label_space`` (Manifest, SplitIndex)."""
+
+    __slots__ = ()
+    label_space: LabelSpace
+
+    @property
+    def classes(self) -> list[str]:
+        """The class display names (``label_space.classes``)."""
+        return self.label_space.classes
+
+    @property
+    def is_multilabel(self) -> bool:
+        """True when some clip of the data has two or more labels (``label_space.multilabel``); for a
+        layout split, a clip of any split of the root."""
+        return self.label_space.multilabel
+
+
 @dataclass
-class Manifest:
+class Manifest(_OnLabelSpace):
     """The clips of one split of one source, and the label space they are indexed against.
 
     Args:
@@ -261,16 +279,6 @@ class Manifest:
     label_space: LabelSpace
     skipped: list[tuple[str, str]] = field(default_factory=list)
     num_rows: int = 0
-
-    @property
-    def classes(self) -> list[str]:
-        """The class display names (``label_space.classes``)."""
-        return self.label_space.classes
-
-    @property
-    def is_multilabel(self) -> bool:
-        """Whether the data is multi-label (``label_space.multilabel``)."""
-        return self.label_space.multilabel
 
     def targets(self) -> np.ndarray:
         """bool (N, C) multi-hot matrix of the clips' labels."""

@@ -98,6 +98,18 @@ def test_multi_hot_and_pairs():
     assert manifest.classes == ["a", "b", "c"] and manifest.is_multilabel and manifest.skipped == []
 
 
+def test_manifest_and_split_index_read_classes_from_their_label_space(tmp_path):
+    from avcorr.data.layout import SplitIndex
+
+    space = LabelSpace(["b", "a"])
+    for holder in (Manifest("d.json", [], space), SplitIndex(tmp_path, "train", [], space)):
+        assert holder.classes is space.classes and holder.is_multilabel is False
+        holder.label_space = LabelSpace(["c"], multilabel=True)
+        assert holder.classes == ["c"] and holder.is_multilabel is True
+        with pytest.raises(AttributeError):
+            holder.classes = ["x"]  # read-only: the label space is the one place they live
+
+
 @pytest.fixture()
 def layout_root(tmp_path):
     """train/: three clips with audio (one with two labels), one with neither file; val/: one clip."""
