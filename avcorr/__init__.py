@@ -23,9 +23,10 @@ Import rules (``tests/house/test_import_rules.py`` checks them on the source):
   that package share it freely, nothing outside imports it (``avcorr.data._clip_media`` is for
   ``avcorr.data`` only). What another package needs has a public name (``avcorr.models.sop_audio``,
   ``avcorr.data.skipped``, ``avcorr.data.wav``). The exception are the top-level private modules
-  ``avcorr._amp``, ``_atomic``, ``_cli``, ``_ffmpeg``, ``_lazy``, ``_progress`` and ``_torch_load``:
-  the project's shared internals (autocast, atomic writes, command-line helpers, the ffmpeg lookup,
-  lazy torch, progress bars, safe ``torch.load``), which
+  ``avcorr._amp``, ``_atomic``, ``_cli``, ``_ffmpeg``, ``_lazy``, ``_progress``, ``_torch_load`` and
+  ``_weights``: the project's shared internals (autocast, atomic writes, command-line helpers, the
+  ffmpeg lookup, lazy torch, progress bars, safe ``torch.load``, the torch-free registry of released
+  weights), which
   any module of avcorr, ``data_tools`` or ``experiments`` may import, and which themselves import
   no other part of avcorr. Tests may import anything.
 """

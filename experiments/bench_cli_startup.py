@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 CLIS = ("avcorr.train", "avcorr.evaluate", "avcorr.retrieve", "avcorr.localize", "avcorr.separate",
-        "avcorr.recognize", "avcorr.tag", "data_tools.validate")
+        "avcorr.recognize", "avcorr.tag", "avcorr.hub", "data_tools.validate")
 HEAVY = ("torch", "numpy", "torchvision", "torchaudio", "torchcodec", "matplotlib", "faiss", "timm",
          "tensorboard", "cv2", "scipy", "h5py", "PIL")
 

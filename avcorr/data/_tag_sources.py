@@ -194,6 +194,7 @@ def folder_source(root: str | Path, split: str, *, val_fraction: float = 0.1,
     groups = _group_identical(entries, hash_all=not explicit)
     order = {n: i for i, n in enumerate(names)}
     clips: list[Clip] = []
+    shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per label set, shared by its clips
     base = root / split if explicit else root
     for files, cls_set, digest in groups:
         if not explicit:
@@ -201,6 +202,7 @@ def folder_source(root: str | Path, split: str, *, val_fraction: float = 0.1,
             if in_val != (split == "val"):
                 continue
         labels = tuple(sorted(cls_set, key=order.__getitem__))
+        labels = shared.setdefault(labels, labels)
         vid = files[0].relative_to(base).as_posix()
         clips.append(_file_clip(vid, labels, files[0]))
     for cls, files in tree.items():
@@ -330,6 +332,7 @@ def ast_json_source(path: str | Path, *, label_csv: str | Path,
     lookup = {mid: name for _, mid, name in rows}  # a label is a mid or a display name
     lookup.update({name: name for _, _, name in rows})
     clips = []
+    shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per label set, shared by its clips
     for k, entry in enumerate(data):
         if not isinstance(entry, dict) or not isinstance(entry.get("wav"), str) or not isinstance(entry.get("labels"), str):
             raise LayoutError(f"{path}: entry {k} must be an object with string 'wav' and 'labels'")
@@ -339,7 +342,8 @@ def ast_json_source(path: str | Path, *, label_csv: str | Path,
         unknown = [s for s in labels if s not in lookup]
         if unknown:
             raise LayoutError(f"{path}: entry {k} ({wav}): label(s) {unknown} not in {label_csv}")
-        clips.append(_file_clip(Path(wav).stem, tuple(dict.fromkeys(lookup[s] for s in labels)), full, row=k))
+        names = tuple(dict.fromkeys(lookup[s] for s in labels))
+        clips.append(_file_clip(Path(wav).stem, shared.setdefault(names, names), full, row=k))
     return Manifest(str(path), clips, LabelSpace(cls_names, _multilabel(clips)), num_rows=len(data))
 
 

@@ -43,7 +43,7 @@ from typing import Any
 
 from avcorr.data.errors import LayoutError
 from avcorr.data._problems import Problem, _Sink, _unsafe_vid_reason, check_vid
-from avcorr.data.records import Box, ClassLabel, Clip, LabelSpace
+from avcorr.data.records import Box, ClassLabel, Clip, LabelSpace, _OnLabelSpace
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ _SPLIT_ALIASES = {"training": "train", "valid": "val", "validation": "val", "dev
 
 
 @dataclass
-class SplitIndex:
+class SplitIndex(_OnLabelSpace):
     """The clips of one split and the label space shared by every split of the root.
 
     Args:
@@ -107,16 +107,6 @@ class SplitIndex:
 
     def __len__(self) -> int:
         return len(self.clips)
-
-    @property
-    def classes(self) -> list[str]:
-        """Class display names (``label_space.classes``)."""
-        return self.label_space.classes
-
-    @property
-    def is_multilabel(self) -> bool:
-        """True when some clip of the root (any split) has more than one label."""
-        return self.label_space.multilabel
 
     @cached_property
     def class_to_index(self) -> dict[str, int]:

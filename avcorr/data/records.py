@@ -18,8 +18,9 @@ Example:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -46,7 +47,14 @@ class ClassLabel:
     display_name: str
 
 
-@dataclass(frozen=True)
+def _path_str(path: str | os.PathLike[str] | None) -> str | None:
+    """``path`` as the string of its normalised :class:`~pathlib.Path` (None stays None)."""
+    if path is None:
+        return None
+    return str(path) if isinstance(path, PurePath) else str(Path(path))
+
+
+@dataclass(frozen=True, init=False, repr=False)
 class Clip:
     """One clip, whatever format it was read from.
 
@@ -57,30 +65,70 @@ class Clip:
     has no file: ``h5`` names the pack and the row. :attr:`media` is the one file a sound-only
     reader decodes.
 
+    A dataset holds one Clip per entry (about 2 M for AudioSet) in every process and DataLoader
+    worker, so a Clip is slotted and keeps its paths as strings: ``video``, ``audio`` and ``media``
+    build their :class:`~pathlib.Path` when read. Clips compare and hash by value.
+
     Args:
         vid: the clip id (a YouTube-like id, a file's path relative to its class tree, or a pack's
             ``audio_name``; for messages and outputs).
         labels: class display names (mids mapped through the class csv), each once.
-        video: absolute path of the video file, or None.
-        audio: absolute path of the audio file, or None.
+        video: absolute path of the video file (a Path or a string), or None.
+        audio: absolute path of the audio file (a Path or a string), or None.
         boxes: boxes of the sounding object(s), each ``(x1, y1, x2, y2)`` normalized to [0, 1].
         h5: ``(pack file, row)`` for a clip stored in an HDF5 waveform pack, else None.
         row: position of the clip's entry in its source file (json entry, HDF5 row); -1 where the
             source has no order (layout, folders). AST weight files are indexed by it.
     """
 
+    # slots by hand: dataclass(slots=True) makes a second class, whose frozen __setattr__ then fails
+    # with a TypeError (not FrozenInstanceError) on a name that is not a field, such as ``video``
+    __slots__ = ("vid", "labels", "_video", "_audio", "boxes", "h5", "row")
+    __match_args__ = ("vid", "labels", "video", "audio", "boxes", "h5", "row")  # the constructor's arguments
+
     vid: str
     labels: tuple[str, ...]
-    video: Path | None = None
-    audio: Path | None = None
-    boxes: tuple[Box, ...] = ()
-    h5: tuple[str, int] | None = None
-    row: int = -1
+    _video: str | None
+    _audio: str | None
+    boxes: tuple[Box, ...]
+    h5: tuple[str, int] | None
+    row: int
+
+    def __init__(self, vid: str, labels: tuple[str, ...], video: str | os.PathLike[str] | None = None,
+                 audio: str | os.PathLike[str] | None = None, boxes: tuple[Box, ...] = (),
+                 h5: tuple[str, int] | None = None, row: int = -1) -> None:
+        put = object.__setattr__  # frozen
+        put(self, "vid", vid)
+        put(self, "labels", labels)
+        put(self, "_video", _path_str(video))
+        put(self, "_audio", _path_str(audio))
+        put(self, "boxes", boxes)
+        put(self, "h5", h5)
+        put(self, "row", row)
+
+    @property
+    def video(self) -> Path | None:
+        """Absolute path of the video file, or None."""
+        return None if self._video is None else Path(self._video)
+
+    @property
+    def audio(self) -> Path | None:
+        """Absolute path of the audio file, or None."""
+        return None if self._audio is None else Path(self._audio)
 
     @property
     def media(self) -> Path | None:
         """The file to read the clip's sound from: ``audio``, else ``video`` (its audio track), else None."""
-        return self.audio if self.audio is not None else self.video
+        path = self._audio if self._audio is not None else self._video
+        return None if path is None else Path(path)
+
+    def __reduce__(self) -> tuple[type[Clip], tuple]:
+        # pickle (DataLoader workers, spawn) through __init__: a frozen class refuses the default setattr
+        return Clip, (self.vid, self.labels, self._video, self._audio, self.boxes, self.h5, self.row)
+
+    def __repr__(self) -> str:
+        return (f"Clip(vid={self.vid!r}, labels={self.labels!r}, video={self.video!r}, audio={self.audio!r}, "
+                f"boxes={self.boxes!r}, h5={self.h5!r}, row={self.row!r})")
 
 
 @dataclass
@@ -196,8 +244,26 @@ class LabelSpace:
         return out
 
 
+class _OnLabelSpace:
+    """``classes`` and ``is_multilabel`` of a record that holds a ``label_space`` (Manifest, SplitIndex)."""
+
+    __slots__ = ()
+    label_space: LabelSpace
+
+    @property
+    def classes(self) -> list[str]:
+        """The class display names (``label_space.classes``)."""
+        return self.label_space.classes
+
+    @property
+    def is_multilabel(self) -> bool:
+        """True when some clip of the data has two or more labels (``label_space.multilabel``); for a
+        layout split, a clip of any split of the root."""
+        return self.label_space.multilabel
+
+
 @dataclass
-class Manifest:
+class Manifest(_OnLabelSpace):
     """The clips of one split of one source, and the label space they are indexed against.
 
     Args:
@@ -213,16 +279,6 @@ class Manifest:
     label_space: LabelSpace
     skipped: list[tuple[str, str]] = field(default_factory=list)
     num_rows: int = 0
-
-    @property
-    def classes(self) -> list[str]:
-        """The class display names (``label_space.classes``)."""
-        return self.label_space.classes
-
-    @property
-    def is_multilabel(self) -> bool:
-        """Whether the data is multi-label (``label_space.multilabel``)."""
-        return self.label_space.multilabel
 
     def targets(self) -> np.ndarray:
         """bool (N, C) multi-hot matrix of the clips' labels."""

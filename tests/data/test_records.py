@@ -24,6 +24,49 @@ def test_clip_media_prefers_audio_then_video():
     assert Clip("x", ()).row == -1 and Clip("x", ()).boxes == ()
 
 
+
+def test_clip_paths_are_paths_and_clips_compare_by_value(tmp_path):
+    """A Clip keeps its paths as strings (slotted, for memory) but reads, compares, hashes, pickles as before."""
+    import dataclasses
+    import pickle
+
+    v, a = tmp_path / "video" / "-x.mp4", tmp_path / "audio" / "-x.wav"
+    clip = Clip("-x", ("Dog",), v, a, ((0.1, 0.2, 0.3, 0.4),), row=7)
+    assert type(clip.video) is type(v) and type(clip.audio) is type(a) and type(clip.media) is type(a)
+    assert (clip.video, clip.audio, clip.media) == (v, a, a)
+    assert clip.video.parent.parent == tmp_path and clip.audio.suffix == ".wav"  # what callers use
+    assert not hasattr(clip, "__dict__") and isinstance(clip._video, str)
+    # a string (or any os.PathLike) path is the same clip as the Path, spelled however
+    same = Clip("-x", ("Dog",), f"{tmp_path}//video/./-x.mp4", str(a), ((0.1, 0.2, 0.3, 0.4),), row=7)
+    assert same == clip and hash(same) == hash(clip) and type(same.video) is type(v)
+    assert Clip("-x", ("Dog",), v, None, row=7) != clip and Clip("-x", ("Dog",), video=v).audio is None
+    assert pickle.loads(pickle.dumps(clip)) == clip  # DataLoader workers get pickled copies
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        clip.vid = "y"
+    with pytest.raises(AttributeError):
+        clip.video = a
+    assert repr(clip) == (f"Clip(vid='-x', labels=('Dog',), video={v!r}, audio={a!r}, "
+                          f"boxes=((0.1, 0.2, 0.3, 0.4),), h5=None, row=7)")
+
+
+def test_clips_hold_few_bytes_each():
+    """Built by the AST-json and folder readers, a clip holds well under the ~550 B of Path-holding clips.
+
+    Measured with tracemalloc (experiments/bench_clip_memory.py: ~270 B and ~170 B on CPython 3.11);
+    object sizes differ on other builds, so the bound is checked on a standard CPython only.
+    """
+    import platform
+    import sys
+    import sysconfig
+
+    if (platform.python_implementation() != "CPython" or hasattr(sys, "gettotalrefcount")
+            or sysconfig.get_config_var("Py_GIL_DISABLED")):
+        pytest.skip("object sizes of a standard CPython build are assumed")
+    from experiments.bench_clip_memory import ast_json_bytes, folder_bytes
+
+    assert ast_json_bytes(3000) < 350
+    assert folder_bytes(300) < 350
+
 def test_label_space_maps_names_and_names_the_source_in_errors():
     space = LabelSpace(["Dog", "Cat, domestic", "Cow"], multilabel=True)
     assert len(space) == 3 and "Cow" in space and "cow" not in space
@@ -53,6 +96,18 @@ def test_multi_hot_and_pairs():
     manifest = Manifest("d.json", clips, space)
     assert np.array_equal(manifest.targets(), hot)
     assert manifest.classes == ["a", "b", "c"] and manifest.is_multilabel and manifest.skipped == []
+
+
+def test_manifest_and_split_index_read_classes_from_their_label_space(tmp_path):
+    from avcorr.data.layout import SplitIndex
+
+    space = LabelSpace(["b", "a"])
+    for holder in (Manifest("d.json", [], space), SplitIndex(tmp_path, "train", [], space)):
+        assert holder.classes is space.classes and holder.is_multilabel is False
+        holder.label_space = LabelSpace(["c"], multilabel=True)
+        assert holder.classes == ["c"] and holder.is_multilabel is True
+        with pytest.raises(AttributeError):
+            holder.classes = ["x"]  # read-only: the label space is the one place they live
 
 
 @pytest.fixture()

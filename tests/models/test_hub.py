@@ -269,3 +269,44 @@ def test_cli_list_and_offline_fetch(cache, monkeypatch, capsys):
         hub.main(["fetch", "vggish", "--no-progress"])
     assert e.value.code == 1
     assert "save it as" in capsys.readouterr().err
+
+
+RELEASED = ["ast_base.audioset", "panns_cnn10.audioset", "panns_cnn14.audioset", "panns_cnn14_16k.audioset",
+            "panns_cnn6.audioset", "vggish.audioset", "vggish.pca"]
+
+
+def test_cli_help_and_list_do_not_import_torch(tmp_path):
+    """``python -m avcorr.hub --help`` and ``list`` read the registry without loading the models (or torch),
+    and list the same released files the models load."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    code = ("import runpy, sys\n"
+            "for argv in (['--help'], ['list']):\n"
+            "    print('=== ' + ' '.join(argv), flush=True)\n"
+            "    sys.argv = ['avcorr.hub', *argv]\n"
+            "    try:\n"
+            "        runpy.run_module('avcorr.hub', run_name='__main__', alter_sys=True)\n"
+            "    except SystemExit as e:\n"
+            "        assert not e.code, e.code\n"
+            "print('torch' in sys.modules, 'avcorr.models' in sys.modules, file=sys.stderr)\n")
+    env = {**os.environ, "PYTHONPATH": str(repo), "AVCORR_CACHE": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True, env=env)
+    assert proc.stderr.strip().splitlines()[-1] == "False False"
+    help_text, listing = proc.stdout.split("=== --help\n")[1].split("=== list\n")
+    assert help_text.startswith("usage: python -m avcorr.hub") and "fetch" in help_text
+    listed = [line.split()[0] for line in listing.splitlines() if line.strip()]
+    assert listed == RELEASED
+    assert hub.list_pretrained() == RELEASED
+
+
+def test_models_hub_and_cli_share_one_registry(entries):
+    """The names importable from avcorr.models.hub and avcorr.hub are the same objects, over one registry."""
+    import avcorr.models.hub as models_hub
+
+    for name in hub.__all__:
+        assert getattr(models_hub, name) is getattr(hub, name), name
+    entries(tag="t.shared", model="m", file_name="f.pth", url="https://example.invalid/f.pth", hash=None)
+    assert "t.shared" in models_hub.list_pretrained()
