@@ -50,9 +50,10 @@ def _vid(sample: dict) -> str:
     return sample["vid"]
 
 
-def _read_as_rank(rank: int, world_size: int, url: str, port: int, out: str) -> None:
+def _read_as_rank(rank: int, world_size: int, url: str, store: str, out: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    # a file store: no TCP store server thread in rank 0 to outlive (a rare SIGABRT at exit under load)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
     try:
         seen = {}
         ds = ShardDataset.from_manifest(url, shuffle=4, seed=2, transform=_vid)  # rank from the group
@@ -61,6 +62,7 @@ def _read_as_rank(rank: int, world_size: int, url: str, port: int, out: str) -> 
             ds.set_epoch(epoch)
             seen[epoch] = list(loader)
         Path(out, f"rank{rank}.json").write_text(json.dumps({"rank": ds.rank, "world": ds.world_size, "seen": seen}))
+        dist.barrier()  # no rank leaves while another is still in a collective
     finally:
         dist.destroy_process_group()
 
@@ -83,7 +85,7 @@ def test_two_gloo_ranks_read_disjoint_clips_over_http(served, tmp_path):
     vids = sorted(v for e in read_manifest(folder)["shards"] for v in e["clips"])
     out = tmp_path / "seen"
     out.mkdir()
-    mp.spawn(_read_as_rank, args=(2, url, _free_port(), str(out)), nprocs=2, join=True)
+    mp.spawn(_read_as_rank, args=(2, url, str(tmp_path / "store"), str(out)), nprocs=2, join=True)
     results = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
     assert [(r["rank"], r["world"]) for r in results] == [(0, 2), (1, 2)]
     for epoch in ("0", "1"):

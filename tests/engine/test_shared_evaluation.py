@@ -27,7 +27,6 @@ from avcorr.engine.protocol import Task
 from avcorr.tasks.avc import AVCEvaluator
 from avcorr.tasks.localization import LocalizationEvaluator
 from data_tools import make_shards as ms
-from tests.data.test_shards_http import _free_port
 
 OPTS = dict(sample_rate=16000, seconds=1.0, image_size=32)
 
@@ -81,11 +80,13 @@ def _evaluate(folder: str, rank: int, world: int) -> dict:
     return out
 
 
-def _as_rank(rank: int, world: int, folder: str, port: int, out: str) -> None:
+def _as_rank(rank: int, world: int, folder: str, store: str, out: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    # a file store: no TCP store server thread in rank 0 to outlive (a rare SIGABRT at exit under load)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         Path(out, f"rank{rank}.json").write_text(json.dumps(_evaluate(folder, rank, world)))
+        dist.barrier()  # no rank leaves while another is still in a collective
     finally:
         dist.destroy_process_group()
 
@@ -102,7 +103,7 @@ def test_two_gloo_ranks_share_an_evaluation_and_get_the_one_process_metrics(tiny
     single = _evaluate(folder, 0, 1)
     out = tmp_path / "ranks"
     out.mkdir()
-    mp.spawn(_as_rank, args=(2, folder, _free_port(), str(out)), nprocs=2, join=True)
+    mp.spawn(_as_rank, args=(2, folder, str(tmp_path / "store"), str(out)), nprocs=2, join=True)
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
     for name, per_clip in (("avc", 2), ("localization", 1)):
         shares = [set(r[name]["vids"]) for r in ranks]
