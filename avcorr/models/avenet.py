@@ -144,6 +144,13 @@ class AVENet(nn.Module):
             padding of short sounds) and sets them to its mean (:func:`~avcorr.models.avc_audio.input_norm`).
         spec_augment: SpecAugment time and band stripes on the normalised spectrogram in training mode
             (:class:`~avcorr.models.avc_audio.SpectrogramMasks`); no parameters.
+        visual_pool: how a frame meets a sound. ``"max"`` (the paper): the vision tower's map is
+            max-pooled, then ``vision_head`` gives ONE embedding per frame. ``"cells"`` (multiple
+            instance, as the localization work from AVOL-Net to EZ-VSL): ``vision_head`` embeds every
+            cell of the map (the same weights, so checkpoints load either way) and a sound's similarity
+            to a frame is that of its best cell (:meth:`similarity`), so a frame with several objects
+            need not be one average of them; :meth:`encode_visual` is then the max-pooled cells (what
+            retrieval indexes).
     """
 
     def __init__(self, embed_dim: int = 128, width: float = 1.0, fusion: str = "distance", sample_rate: int = 48000,
@@ -151,11 +158,16 @@ class AVENet(nn.Module):
                  vision_width: float | None = None, audio_width: float | None = None,
                  audio_backbone: str | None = None, audio_backbone_kwargs: dict[str, Any] | None = None,
                  audio_backbone_checkpoint: str | None = None, stem_stride: int = 1,
-                 clip_seconds: float | None = None, mask_silence: bool = False, spec_augment: bool = False):
+                 clip_seconds: float | None = None, mask_silence: bool = False, spec_augment: bool = False,
+                 visual_pool: str = "max"):
         super().__init__()
         if fusion not in ("distance", "concat"):
             raise ValueError(f"fusion must be 'distance' or 'concat', got {fusion!r}")
-        self.fusion = fusion
+        if visual_pool not in ("max", "cells"):
+            raise ValueError(f"visual_pool must be 'max' or 'cells', got {visual_pool!r}")
+        if visual_pool == "cells" and fusion != "distance":
+            raise ValueError("visual_pool='cells' needs embeddings to compare (fusion='distance', AVE-Net)")
+        self.fusion, self.visual_pool = fusion, visual_pool
         self.sample_rate = sample_rate
         self.embed_dim = embed_dim
         base = (64, 128, 256, 512)
@@ -220,13 +232,44 @@ class AVENet(nn.Module):
         x = self.audio_head(x)
         return F.normalize(x, dim=-1) if normalize else x
 
+    def encode_visual_cells(self, image: torch.Tensor) -> torch.Tensor:
+        """float (B, 3, H, W) frame -> (B, embed_dim, H / 16, W / 16) L2-normalised cell embeddings
+        (``vision_head`` on every cell of the map; AVE-Net only)."""
+        if self.fusion != "distance":
+            raise ValueError("L3-Net (fusion='concat') has no embedding head to apply to cells")
+        cells = self.vision_head(self.visual_features(image).permute(0, 2, 3, 1))
+        return F.normalize(cells, dim=-1).permute(0, 3, 1, 2)
+
     def encode_visual(self, image: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        """float (B, 3, H, W) frame -> (B, embed_dim) embedding (L2-normalised unless ``normalize=False``)."""
+        """float (B, 3, H, W) frame -> (B, embed_dim) embedding (L2-normalised unless ``normalize=False``);
+        with ``visual_pool="cells"`` the cell embeddings max-pooled over the map."""
+        if self.visual_pool == "cells":
+            x = torch.amax(self.encode_visual_cells(image), dim=(2, 3))
+            return F.normalize(x, dim=-1) if normalize else x
         x = torch.amax(self.visual_features(image), dim=(2, 3))
         if self.fusion == "concat":
             return F.normalize(x, dim=-1) if normalize else x
         x = self.vision_head(x)
         return F.normalize(x, dim=-1) if normalize else x
+
+    def encode_visual_for_pairs(self, image: torch.Tensor) -> torch.Tensor:
+        """What :meth:`similarity` compares a sound with: (B, D, h, w) cells with ``visual_pool="cells"``,
+        else the (B, D, 1, 1) frame embedding; L2-normalised over D."""
+        if self.visual_pool == "cells":
+            return self.encode_visual_cells(image)
+        return self.encode_visual(image)[:, :, None, None]
+
+    @staticmethod
+    def similarity(visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity of pair ``i``'s sound and frame: (B, D, h, w) from
+        :meth:`encode_visual_for_pairs` and (B, D) normalised audio -> (B,), the best cell's."""
+        return torch.einsum("bdhw,bd->bhw", visual.float(), audio.float()).flatten(1).amax(1)
+
+    def correspondence_logits(self, similarity: torch.Tensor) -> torch.Tensor:
+        """(B,) cosine similarities -> (B, 2) logits of the distance head (class 1 = corresponds); the
+        distance of unit vectors is sqrt(2 - 2 cos)."""
+        d = (2.0 - 2.0 * similarity.float()).clamp_min(1e-12).sqrt()
+        return self.classifier(d.unsqueeze(-1).to(self.classifier.weight.dtype))
 
     def forward(self, audio: torch.Tensor, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Args:
@@ -237,6 +280,13 @@ class AVENet(nn.Module):
             dict with ``logits`` (B, 2) (class 1 = audio and frame correspond), ``audio_emb`` and
             ``visual_emb`` (B, D), and for AVE-Net ``distance`` (B,).
         """
+        if self.fusion == "distance" and self.visual_pool == "cells":
+            a = self.encode_audio(audio)
+            cells = self.encode_visual_cells(image)
+            sim = self.similarity(cells, a)
+            v = F.normalize(torch.amax(cells, dim=(2, 3)), dim=-1)
+            return {"logits": self.correspondence_logits(sim), "audio_emb": a, "visual_emb": v,
+                    "distance": (2.0 - 2.0 * sim).clamp_min(1e-12).sqrt()}
         if self.fusion == "distance":
             a = self.encode_audio(audio)
             v = self.encode_visual(image)

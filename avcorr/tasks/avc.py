@@ -80,19 +80,17 @@ class ContrastiveAVCModule(nn.Module):
             out = self.model(batch["audio"], batch["image"])
             return {"loss": F.cross_entropy(out["logits"].float(), batch["label"]), "logits": out["logits"].detach()}
         a = self.model.encode_audio(batch["audio"]).float()  # (B, D), L2-normalised
-        v = self.model.encode_visual(batch["image"]).float()
+        v = self.model.encode_visual_for_pairs(batch["image"]).float()  # (B, D, h, w): 1 x 1 unless cells
         b = a.shape[0]
-        loss = self.infonce(v[:, :, None, None], a, 1.0 / self.temperature)
+        loss = self.infonce(v, a, 1.0 / self.temperature)
         # the pair head: B positives, then frame i with the audio of pair i + 1 (other clips only)
         shifted = torch.roll(torch.arange(b, device=a.device), -1)
         keep = torch.tensor([batch["vid"][i] != batch["vid"][int(j)] for i, j in enumerate(shifted.tolist())],
                             device=a.device, dtype=torch.bool)
-        d_pos = (a - v).pow(2).sum(-1).clamp_min(1e-12).sqrt()
-        d_neg = (a[shifted] - v).pow(2).sum(-1).clamp_min(1e-12).sqrt()[keep]
-        d = torch.cat([d_pos, d_neg])
+        sim = torch.cat([self.model.similarity(v, a), self.model.similarity(v, a[shifted])[keep]])
         labels = torch.cat([torch.ones(b, dtype=torch.long, device=a.device),
-                            torch.zeros(d_neg.shape[0], dtype=torch.long, device=a.device)])
-        logits = self.model.classifier(d.unsqueeze(-1).to(self.model.classifier.weight.dtype)).float()
+                            torch.zeros(int(keep.sum()), dtype=torch.long, device=a.device)])
+        logits = self.model.correspondence_logits(sim).float()
         pair_loss = F.cross_entropy(logits, labels)
         return {"loss": loss + self.pair_weight * pair_loss, "infonce": loss.detach(), "pair_loss": pair_loss.detach(),
                 "logits": logits.detach(), "label": labels}

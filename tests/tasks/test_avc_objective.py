@@ -151,3 +151,61 @@ def test_soft_targets_spread_over_pairs_that_sound_alike():
     assert soft.item() == pytest.approx(ref.item(), rel=1e-5)
     with pytest.raises(ValueError, match="soft_targets"):
         ContrastiveLocalizationLoss(soft_targets=1.0)
+
+
+def _cells_model(**kw):
+    torch.manual_seed(0)
+    return create_model("test_avenet", sample_rate=16000, n_fft=256, win_length=160, hop_length=160, n_frames=100,
+                        visual_pool="cells", **kw)
+
+
+def test_cells_pooling_scores_a_sound_by_its_best_cell():
+    model = _cells_model().eval()
+    assert set(model.state_dict()) == set(_model().state_dict())  # same weights: checkpoints load either way
+    batch = _batch()
+    with torch.no_grad():
+        out = model(batch["audio"], batch["image"])
+        cells = model.encode_visual_cells(batch["image"])  # (B, D, 2, 2) at 32 px
+        a = model.encode_audio(batch["audio"])
+        # every cell is the frame head applied to that cell of the tower's map, unit length
+        feats = model.visual_features(batch["image"])
+        assert cells.shape == (6, 16, *feats.shape[2:]) and feats.shape[2:] == (2, 2)
+        torch.testing.assert_close(cells[:, :, 1, 0], F.normalize(model.vision_head(feats[:, :, 1, 0]), dim=-1))
+        best = torch.einsum("bdhw,bd->bhw", cells, a).flatten(1).amax(1)
+        torch.testing.assert_close(out["distance"], (2 - 2 * best).sqrt())
+        # the distance head of the best cell: the same map from distance to logits as the pooled model
+        torch.testing.assert_close(out["logits"], model.classifier(out["distance"][:, None]))
+        # retrieval indexes one vector a frame: the cells max-pooled
+        torch.testing.assert_close(model.encode_visual(batch["image"]), F.normalize(cells.amax(dim=(2, 3)), dim=-1))
+
+
+def test_cells_pooling_finds_the_cell_that_matches():
+    """A frame whose one cell equals the sound scores cos 1 whatever its other cells hold."""
+    cells = F.normalize(torch.randn(3, 8, 4, 4), dim=1)
+    audio = F.normalize(torch.randn(3, 8), dim=-1)
+    cells[1, :, 2, 3] = audio[1]
+    sim = create_model("test_avenet", visual_pool="cells").similarity(cells, audio)
+    assert sim[1].item() == pytest.approx(1.0) and (sim[[0, 2]] < 1).all()
+
+
+def test_contrastive_loss_with_cells_is_multiple_instance():
+    model = _cells_model()
+    module = ContrastiveAVCModule(model, temperature=0.1, pair_weight=0.5).train()
+    batch = _batch()
+    out = module(batch)
+    a = model.encode_audio(batch["audio"])
+    cells = model.encode_visual_cells(batch["image"])
+    sim = torch.einsum("ndhw,md->nmhw", cells, a).flatten(2).amax(-1) / 0.1  # frame n, sound m: best cell
+    target = torch.arange(6)
+    infonce = (F.cross_entropy(sim, target) + F.cross_entropy(sim.t(), target)) / 2
+    assert out["infonce"].item() == pytest.approx(infonce.item(), rel=1e-4)
+    assert out["label"].tolist() == [1] * 6 + [0] * 6
+    out["loss"].backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+
+
+def test_cells_pooling_errors():
+    with pytest.raises(ValueError, match="visual_pool"):
+        create_model("test_avenet", visual_pool="mean")
+    with pytest.raises(ValueError, match="fusion='distance'"):
+        create_model("test_l3net", visual_pool="cells")
