@@ -7,6 +7,7 @@ from typing import Any, Iterable
 
 import torch
 from torch import nn
+from torch.utils.data import IterableDataset, Subset
 
 from .._amp import autocast as _autocast
 from .._progress import progress as progress_bar
@@ -14,14 +15,37 @@ from ..data.errors import SkipLog
 from . import distributed as dist_utils
 from .protocol import SKIPPED, Evaluator, Task
 
-__all__ = ["evaluate_loader", "evaluation_pass", "gather_evaluator", "share_evaluation"]
+__all__ = ["RankShare", "evaluate_loader", "evaluation_pass", "evaluator_merges", "gather_evaluator",
+           "share_evaluation"]
 
 
-def share_evaluation(dataset: Any, task: Task, rank: int, world_size: int) -> bool:
-    """Let the ranks share an evaluation: ``dataset`` keeps only rank ``rank``'s share of its items, when it can
-    (it has ``split_across_ranks(rank, world_size)``, as the shard streams have) and the task's evaluator can
-    merge (:meth:`~avcorr.engine.protocol.Evaluator.merge`); then every rank evaluates its share and
-    :func:`gather_evaluator` joins them.
+def evaluator_merges(task: Task) -> bool:
+    """Whether ``task``'s evaluator can join other ranks' (it overrides
+    :meth:`~avcorr.engine.protocol.Evaluator.merge`): only then can the ranks share an evaluation."""
+    return type(task.new_evaluator()).merge is not Evaluator.merge
+
+
+class RankShare(Subset):
+    """Rank ``rank``'s share of a map-style evaluation dataset: items ``rank, rank + world_size, ...``, so
+    that the ranks' shares are disjoint and cover it once (no padding, unlike ``DistributedSampler``).
+    An evaluation item depends on its index alone (its pair, mixture or frame is drawn from the split's
+    seed and the index), so the shares hold the very items one process would see. Other attributes
+    (``init_skipped``...) are the dataset's."""
+
+    def __init__(self, dataset: Any, rank: int, world_size: int):
+        super().__init__(dataset, range(rank, len(dataset), world_size))
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "dataset":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def share_evaluation(dataset: Any, task: Task, rank: int, world_size: int) -> tuple[Any, bool]:
+    """Let the ranks share an evaluation when the task's evaluator can merge (:func:`evaluator_merges`): a
+    shard stream keeps only rank ``rank``'s share of its blocks (``split_across_ranks(rank, world_size)``);
+    a map-style dataset (the files path) becomes its :class:`RankShare`. Every rank then evaluates its
+    share and :func:`gather_evaluator` joins them.
 
     Args:
         dataset: the split's evaluation dataset, built on every rank.
@@ -29,13 +53,18 @@ def share_evaluation(dataset: Any, task: Task, rank: int, world_size: int) -> bo
         rank, world_size: this process's DDP rank and the number of ranks.
 
     Returns:
-        whether ``dataset`` was split (False with one rank: it keeps every item).
+        ``(dataset to evaluate on this rank, whether it is a share)``; ``(dataset, False)`` with one rank
+        or an evaluator that cannot merge (every item stays: the main process evaluates alone).
     """
+    if world_size <= 1 or not evaluator_merges(task):
+        return dataset, False
     split = getattr(dataset, "split_across_ranks", None)
-    if world_size <= 1 or split is None or type(task.new_evaluator()).merge is Evaluator.merge:
-        return False
-    split(rank, world_size)
-    return True
+    if split is not None:
+        split(rank, world_size)
+        return dataset, True
+    if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
+        return dataset, False
+    return RankShare(dataset, rank, world_size), True
 
 
 def gather_evaluator(evaluator: Evaluator) -> Evaluator:

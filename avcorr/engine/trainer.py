@@ -47,7 +47,7 @@ from ..metrics.names import is_counter
 from . import distributed as dist_utils
 from ._resume import StopSignals, rng_state, set_rng_state
 from .checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
-from .evaluation import evaluation_pass, share_evaluation
+from .evaluation import evaluation_pass, evaluator_merges, share_evaluation
 from .loader import loader_steps, make_loader, stream_epoch
 from .optim import build_optimizer, build_scheduler
 from .protocol import LOSS, SKIPPED, Task
@@ -160,9 +160,12 @@ class Trainer:
             remove_stale_temporaries(self.out_dir)
 
         self.train_set = task.build_dataset(cfg.data.train_split, train=True)
-        streamed = cfg.data.storage == "shards" and self.world_size > 1  # shared by the ranks when it can be
-        self.val_set = task.build_dataset(cfg.data.val_split, train=False) if self.is_main or streamed else None
-        self.val_shared = streamed and share_evaluation(self.val_set, task, self.rank, self.world_size)
+        # validation: shared by the ranks when the task's evaluator can merge, else on the main process alone
+        shared = self.world_size > 1 and evaluator_merges(task)
+        self.val_set = task.build_dataset(cfg.data.val_split, train=False) if self.is_main or shared else None
+        self.val_shared = False
+        if shared:
+            self.val_set, self.val_shared = share_evaluation(self.val_set, task, self.rank, self.world_size)
         self.val_set = self.val_set if self.is_main or self.val_shared else None
         for ds in (self.train_set, self.val_set):
             if ds is not None:
@@ -318,8 +321,8 @@ class Trainer:
 
     # -- loop --------------------------------------------------------------------------------
     def validate(self) -> dict[str, float]:
-        """Evaluate on the validation split (main process, or every rank its share of a streamed split, merged),
-        write the task's pictures of it into the run folder, update ``best.pt``; returns the metrics."""
+        """Evaluate on the validation split (every rank its share, merged, when the task's evaluator can merge; else
+        the main process alone), write the task's pictures of it into the run folder, update ``best.pt``; returns the metrics."""
         metrics: dict[str, float] = {}
         evaluator = None
         if self.val_loader is not None:

@@ -144,15 +144,24 @@ def _train_as_rank(rank: int, world: int, args: list[str], port: int, out: str) 
 @pytest.mark.ddp
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_two_ranks_share_the_validation_and_log_the_one_process_metrics(shards, tmp_path):
+@pytest.mark.parametrize("storage", ["shards", "files"])
+def test_two_ranks_share_the_validation_and_log_the_one_process_metrics(shards, tiny_root, tmp_path, storage):
     import torch.multiprocessing as mp
 
     run = tmp_path / "run"
     args = _args(shards, run, "train.epochs=1", "train.max_steps=1", "train.num_threads=1")
+    if storage == "files":
+        args = [a for a in args if not a.startswith(("data.root=", "data.storage="))] + [f"data.root={tiny_root}"]
     mp.spawn(_train_as_rank, args=(2, args, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    shares = [set(json.loads((tmp_path / f"val{r}.json").read_text())) for r in range(2)]
-    assert all(shares) and not shares[0] & shares[1]
-    assert sorted(shares[0] | shares[1]) == sorted(v for e in read_manifest(shards / "val")["shards"] for v in e["clips"])
+    seen = [json.loads((tmp_path / f"val{r}.json").read_text()) for r in range(2)]
+    if storage == "shards":  # whole shards to each rank
+        shares = [set(v) for v in seen]
+        assert all(shares) and not shares[0] & shares[1]
+        assert sorted(shares[0] | shares[1]) == sorted(v for e in read_manifest(shards / "val")["shards"]
+                                                       for v in e["clips"])
+    else:  # pairs 0, 2, 4... to rank 0, the others to rank 1: each of the 6 clips' 2 pairs once
+        assert len(seen[0]) == len(seen[1]) == 6
+        assert sorted(seen[0] + seen[1]) == sorted(2 * [c.vid for c in load_split(tiny_root, "val").clips])
     (val,) = [r for r in (json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()) if r["split"] == "val"]
     # each rank validated one of the 2 val shards with rank 0's model (its BatchNorm statistics copied to rank 1);
     # the merged metrics are one process's over the whole split

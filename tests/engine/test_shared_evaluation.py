@@ -1,5 +1,6 @@
-"""An evaluation from shards shared by two DDP ranks (gloo, mp.spawn): each rank reads a disjoint share of the
-split, the shares cover it once, and the merged evaluators give the metrics of one process over the same items."""
+"""An evaluation shared by two DDP ranks (gloo, mp.spawn), from shards and from files: each rank reads a disjoint
+share of the split, the shares cover it once, and the merged evaluators give the metrics of one process over the
+same items."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from avcorr.data.avc import collate_pairs
+from avcorr.data.avc import AVCPairDataset, collate_pairs
 from avcorr.data.avc_stream import AVCShardStream
 from avcorr.data.layout import load_split
-from avcorr.data.localization import collate_localization
+from avcorr.data.localization import LocalizationDataset, collate_localization
 from avcorr.data.localization_stream import LocalizationShardStream
 from avcorr.data.shard_writer import ShardOptions
 from avcorr.data.shards import read_manifest
@@ -63,18 +64,29 @@ class _Task:
         return batch
 
 
+def _datasets(folder: str) -> tuple:
+    """The AVC and localization evaluation datasets of ``folder``: shard streams, or the files path's datasets
+    when ``folder`` is ``ROOT/split`` of a dataset in the layout."""
+    if Path(folder, "vid2genre.json").is_file():
+        index = load_split(Path(folder).parent, Path(folder).name)
+        return (AVCPairDataset(index, train=False, pairs_per_clip=2, seed=4, **OPTS),
+                LocalizationDataset(index, **OPTS))
+    return (AVCShardStream(folder, train=False, pairs_per_clip=2, seed=4, **OPTS),
+            LocalizationShardStream(folder, **OPTS))
+
+
 def _evaluate(folder: str, rank: int, world: int) -> dict:
     """AVC and localization metrics of the split at ``folder`` (this rank's share when ``world`` > 1, merged)."""
+    pairs, frames = _datasets(folder)
     setups = {
-        "avc": (AVCShardStream(folder, train=False, pairs_per_clip=2, seed=4, **OPTS),
-                _Task(AVCEvaluator, collate_pairs), _PairProbe()),
-        "localization": (LocalizationShardStream(folder, **OPTS), _Task(LocalizationEvaluator, collate_localization),
-                         _MapProbe()),
+        "avc": (pairs, _Task(AVCEvaluator, collate_pairs), _PairProbe()),
+        "localization": (frames, _Task(LocalizationEvaluator, collate_localization), _MapProbe()),
     }
     out = {}
-    for name, (stream, task, module) in setups.items():
-        assert share_evaluation(stream, task, rank, world) == (world > 1)
-        batches = list(DataLoader(stream, batch_size=4, collate_fn=task.collate_fn, num_workers=1))
+    for name, (dataset, task, module) in setups.items():
+        dataset, shared = share_evaluation(dataset, task, rank, world)
+        assert shared == (world > 1)
+        batches = list(DataLoader(dataset, batch_size=4, collate_fn=task.collate_fn, num_workers=1))
         evaluator = evaluation_pass(module, batches, task, torch.device("cpu"), shared=world > 1)
         out[name] = {"vids": [v for b in batches for v in b["vid"]], "metrics": evaluator.compute()}
     return out
@@ -94,12 +106,18 @@ def _as_rank(rank: int, world: int, folder: str, store: str, out: str) -> None:
 @pytest.mark.ddp
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_two_gloo_ranks_share_an_evaluation_and_get_the_one_process_metrics(tiny_root, tmp_path):
-    # 6 clips in 3 shards of 2: rank 0 reads two, rank 1 one (an uneven split)
-    ms.shard_split(load_split(tiny_root, "val"), tmp_path, ShardOptions(frames_per_clip=3, size=48, sample_rate=16000),
-                   clips_per_shard=2)
-    folder = str(tmp_path / "val")
-    vids = sorted(v for e in read_manifest(folder)["shards"] for v in e["clips"])
+@pytest.mark.parametrize("storage", ["shards", "files"])
+def test_two_gloo_ranks_share_an_evaluation_and_get_the_one_process_metrics(tiny_root, tmp_path, storage):
+    if storage == "shards":  # 6 clips in 3 shards of 2: rank 0 reads two, rank 1 one (an uneven split)
+        ms.shard_split(load_split(tiny_root, "val"), tmp_path,
+                       ShardOptions(frames_per_clip=3, size=48, sample_rate=16000), clips_per_shard=2)
+        folder = str(tmp_path / "val")
+        vids = sorted(v for e in read_manifest(folder)["shards"] for v in e["clips"])
+        counts = (4, 2)  # clips a rank reads
+    else:  # items 0, 2, 4... to rank 0, 1, 3, 5... to rank 1 (a pair's clip is its index // 2)
+        folder = str(tiny_root / "val")
+        vids = sorted(c.vid for c in load_split(tiny_root, "val").clips)
+        counts = (3, 3)
     single = _evaluate(folder, 0, 1)
     out = tmp_path / "ranks"
     out.mkdir()
@@ -107,7 +125,15 @@ def test_two_gloo_ranks_share_an_evaluation_and_get_the_one_process_metrics(tiny
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
     for name, per_clip in (("avc", 2), ("localization", 1)):
         shares = [set(r[name]["vids"]) for r in ranks]
-        assert len(ranks[0][name]["vids"]) == 4 * per_clip and len(ranks[1][name]["vids"]) == 2 * per_clip
+        if storage == "files" and name == "avc":  # each clip's two pairs go one to each rank
+            assert len(ranks[0][name]["vids"]) == len(ranks[1][name]["vids"]) == 6
+            assert sorted(ranks[0][name]["vids"] + ranks[1][name]["vids"]) == sorted(single[name]["vids"])
+            assert sorted(shares[0]) == sorted(shares[1]) == vids
+            ours, theirs = ranks[0][name]["metrics"], single[name]["metrics"]
+            assert ranks[1][name]["metrics"] == ours and ours["num_pairs"] == theirs["num_pairs"] == 12
+            assert ours["avc_acc"] == theirs["avc_acc"] and ours["ceiling/avc_acc"] == theirs["ceiling/avc_acc"]
+            continue
+        assert len(ranks[0][name]["vids"]) == counts[0] * per_clip and len(ranks[1][name]["vids"]) == counts[1] * per_clip
         assert not shares[0] & shares[1] and sorted(shares[0] | shares[1]) == vids  # disjoint, the split once
         ours, theirs = ranks[0][name]["metrics"], single[name]["metrics"]
         assert ranks[1][name]["metrics"] == ours  # every rank gets the merged metrics
