@@ -20,9 +20,16 @@ def _batch(b=6, vids=None, seed=0):
             "label": torch.ones(b, dtype=torch.long), "vid": vids or [f"v{i}" for i in range(b)]}
 
 
-def _model():
+def _model(**kw):
     torch.manual_seed(0)
-    return create_model("test_avenet", sample_rate=16000, n_fft=256, win_length=160, hop_length=160, n_frames=100)
+    return create_model("test_avenet", sample_rate=16000, n_fft=256, win_length=160, hop_length=160, n_frames=100,
+                        **kw)
+
+
+def _infonce(sim):
+    """The symmetric InfoNCE of a (B, B) similarity matrix (frame n, sound m) / temperature."""
+    target = torch.arange(sim.shape[0])
+    return (F.cross_entropy(sim, target) + F.cross_entropy(sim.t(), target)) / 2
 
 
 def test_contrastive_loss_is_infonce_plus_pair_head():
@@ -32,10 +39,7 @@ def test_contrastive_loss_is_infonce_plus_pair_head():
     out = module(batch)
     a = model.encode_audio(batch["audio"])
     v = model.encode_visual(batch["image"])
-    sim = v @ a.t() / 0.1
-    target = torch.arange(6)
-    infonce = (F.cross_entropy(sim, target) + F.cross_entropy(sim.t(), target)) / 2
-    assert out["infonce"].item() == pytest.approx(infonce.item(), rel=1e-4)
+    assert out["infonce"].item() == pytest.approx(_infonce(v @ a.t() / 0.1).item(), rel=1e-4)
     # pair head: 6 positives then frame i with the audio of pair i + 1
     assert out["label"].tolist() == [1] * 6 + [0] * 6
     assert out["logits"].shape == (12, 2)
@@ -153,10 +157,8 @@ def test_soft_targets_spread_over_pairs_that_sound_alike():
         ContrastiveLocalizationLoss(soft_targets=1.0)
 
 
-def _cells_model(**kw):
-    torch.manual_seed(0)
-    return create_model("test_avenet", sample_rate=16000, n_fft=256, win_length=160, hop_length=160, n_frames=100,
-                        visual_pool="cells", **kw)
+def _cells_model():
+    return _model(visual_pool="cells")
 
 
 def test_cells_pooling_scores_a_sound_by_its_best_cell():
@@ -195,10 +197,8 @@ def test_contrastive_loss_with_cells_is_multiple_instance():
     out = module(batch)
     a = model.encode_audio(batch["audio"])
     cells = model.encode_visual_cells(batch["image"])
-    sim = torch.einsum("ndhw,md->nmhw", cells, a).flatten(2).amax(-1) / 0.1  # frame n, sound m: best cell
-    target = torch.arange(6)
-    infonce = (F.cross_entropy(sim, target) + F.cross_entropy(sim.t(), target)) / 2
-    assert out["infonce"].item() == pytest.approx(infonce.item(), rel=1e-4)
+    sim = torch.einsum("ndhw,md->nmhw", cells, a).flatten(2).amax(-1)  # frame n, sound m: the best cell
+    assert out["infonce"].item() == pytest.approx(_infonce(sim / 0.1).item(), rel=1e-4)
     assert out["label"].tolist() == [1] * 6 + [0] * 6
     out["loss"].backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
