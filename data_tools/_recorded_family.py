@@ -6,6 +6,9 @@ resumable build: a root that already holds the dataset with the same parameters 
 else in the way is refused, and the dataset is written into a temporary folder renamed when
 complete, ``meta.json`` last. Each clip is written by a family's pool worker, which returns the
 clip's plan (with ``split``, ``index`` and ``vid``) and its ``meta.json`` entry (with ``box``).
+
+Each split's ``visible.json`` lists the classes of every picture drawn in a clip, sounding or silent
+(:func:`visible_from_meta`); :func:`write_visible` adds it to a family built before it existed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
 
+from avcorr.data.layout import VID2GENRE_FILE, VISIBLE_FILE
 from avcorr.data.writer import (
     building_folder,
     encode_mp4,
@@ -35,7 +39,7 @@ from data_tools._fsdd import SPLITS, write_skipped
 
 __all__ = ["BUILD_ERRORS", "SPLITS", "SPLIT_CODES", "add_clip_args", "build_family", "check_clip_params", "clip_audio",
            "clip_id", "folder_mb", "int_list", "is_complete", "plan_from_meta", "print_built", "root_is_ready",
-           "skip_long", "speaker_round_robin", "write_clip"]
+           "skip_long", "speaker_round_robin", "visible_from_meta", "write_clip", "write_visible"]
 
 logger = logging.getLogger(__name__)
 
@@ -138,14 +142,20 @@ def is_complete(root: Path, generator: str, version: int, params: dict[str, Any]
             and meta.get("params") == params)
 
 
-def root_is_ready(root: Path, generator: str, version: int, params: dict[str, Any], family: str) -> bool:
+def root_is_ready(root: Path, generator: str, version: int, params: dict[str, Any], family: str,
+                  visible: Callable[[dict[str, Any]], dict[str, dict[str, list[str]]]] | None = None) -> bool:
     """True when ``root`` already holds this dataset; False when it is free (missing or empty).
+
+    A complete dataset built before ``visible.json`` existed gets its missing ``visible.json`` files
+    (from ``meta.json`` with ``visible``; nothing else is touched).
 
     Raises:
         FileExistsError: ``root`` holds something else (another dataset, other parameters, a file).
     """
     if is_complete(root, generator, version, params):
         logger.info("%s already holds the %s family with these parameters", root, family)
+        if visible is not None and not all((root / s / VISIBLE_FILE).is_file() for s in SPLITS):
+            write_visible(root, visible, missing_only=True)
         return True
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(f"{root}: exists and is not a complete {family} family with these parameters "
@@ -204,6 +214,7 @@ def build_family(root: Path, write_clip: Callable[[tuple[Any, ...]], tuple[Any, 
                  tasks: Sequence[tuple[Any, ...]], *, generator: str, version: int, params: dict[str, Any],
                  label: Callable[[dict[str, Any]], str], classes: Sequence[tuple[str, str]],
                  skipped: Sequence[tuple[str, str]], meta: Callable[[dict[str, dict[str, Any]]], dict[str, Any]],
+                 visible: Callable[[dict[str, Any]], dict[str, dict[str, list[str]]]],
                  workers: int | None, progress: bool, desc: str) -> None:
     """Write every clip and the index files into a temporary folder renamed to ``root`` when complete.
 
@@ -219,6 +230,8 @@ def build_family(root: Path, write_clip: Callable[[tuple[Any, ...]], tuple[Any, 
         classes: ``(mid, display name)`` per class, in index order.
         skipped: ``(path, reason)`` of the source entries left out.
         meta: builds ``meta.json`` from ``{split: {vid: entry}}`` in clip order.
+        visible: ``{split: {vid: [class, ...]}}``, the classes drawn in each clip, from the ``meta.json``
+            object (see :func:`visible_from_meta`).
         workers: processes (default ``min(2, cores)``).
         progress: show a progress bar.
         desc: its label.
@@ -240,7 +253,82 @@ def build_family(root: Path, write_clip: Callable[[tuple[Any, ...]], tuple[Any, 
                        one_line_per_key=True)
         write_class_csv(tmp / "class_labels_indices.csv", classes)
         write_skipped(tmp / "skipped.csv", skipped)
-        write_json(tmp / "meta.json", meta(clips))  # last
+        meta_obj = meta(clips)
+        for split, drawn in visible(meta_obj).items():
+            write_json(tmp / split / VISIBLE_FILE, drawn, one_line_per_key=True)
+        write_json(tmp / "meta.json", meta_obj)  # last
+
+
+def visible_from_meta(meta: dict[str, Any], sounding: Callable[[dict[str, Any]], str],
+                      silent: Callable[[dict[str, Any]], Sequence[str]]) -> dict[str, dict[str, list[str]]]:
+    """The classes drawn in every clip of a family, from its ``meta.json`` object.
+
+    Args:
+        meta: the ``meta.json`` object (``clips``: ``{split: {vid: entry}}``, each entry with
+            ``distractors_drawn``).
+        sounding: the class of a clip's sounding picture, from its entry.
+        silent: the classes of its silent pictures (drawn or not, in entry order), from its entry.
+
+    Returns:
+        ``{split: {vid: [sounding class, classes of the silent pictures drawn ...]}}`` in clip order,
+        each class once.
+
+    Raises:
+        ValueError: an entry without ``distractors_drawn`` or with one flag per silent picture missing.
+    """
+    out: dict[str, dict[str, list[str]]] = {}
+    for split, clips in meta["clips"].items():
+        out[split] = {}
+        for vid, entry in clips.items():
+            others, drawn = list(silent(entry)), entry.get("distractors_drawn")
+            if not isinstance(drawn, list) or len(drawn) != len(others):
+                raise ValueError(f"clip {vid!r} of {split}: expected 'distractors_drawn', one flag per silent "
+                                 f"picture ({len(others)}), got {drawn!r}")
+            names = [sounding(entry), *(c for c, shown in zip(others, drawn) if shown)]
+            out[split][vid] = list(dict.fromkeys(names))
+    return out
+
+
+def write_visible(root: str | Path, visible: Callable[[dict[str, Any]], dict[str, dict[str, list[str]]]], *,
+                  missing_only: bool = False) -> list[Path]:
+    """Write ``ROOT/<split>/visible.json`` of a built family from its ``meta.json`` (no media touched).
+
+    Args:
+        root: the family's folder.
+        visible: the family's ``{split: {vid: [class, ...]}}`` from the ``meta.json`` object.
+        missing_only: leave a split's existing ``visible.json`` as it is.
+
+    Returns:
+        the files written.
+
+    Raises:
+        FileNotFoundError: ``root/meta.json`` or a split's ``vid2genre.json`` is missing.
+        ValueError: ``meta.json`` is not valid JSON or does not describe the clips of ``vid2genre.json``.
+    """
+    root = Path(root).expanduser().absolute()
+    meta_path = root / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ValueError(f"{meta_path}: not valid JSON ({err})") from None
+    try:
+        drawn = visible(meta)
+    except ValueError as err:
+        raise ValueError(f"{meta_path}: {err}") from None
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{meta_path}: not a family's meta.json ({type(err).__name__}: {err})") from None
+    written = []
+    for split, clips in drawn.items():
+        path = root / split / VISIBLE_FILE
+        if missing_only and path.is_file():
+            continue
+        listed = json.loads((root / split / VID2GENRE_FILE).read_text(encoding="utf-8"))
+        if set(listed) != set(clips):
+            raise ValueError(f"{meta_path}: its {split} clips are not those of {root / split / VID2GENRE_FILE}")
+        write_json(path, clips, one_line_per_key=True)
+        logger.info("wrote %s (%d clips)", path, len(clips))
+        written.append(path)
+    return written
 
 
 def int_list(text: str, n: int) -> tuple[int, ...]:

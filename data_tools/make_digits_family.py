@@ -5,7 +5,7 @@ scan (a real scan of digit d, 28-48 px, i.e. about 5-14 % of the frame, drifting
 SILENT scans of other digits that overlap it by at most 10 %; its audio is one real recording of
 digit d, untouched, at a random offset inside the clip (silence elsewhere), at FSDD's native 8 kHz
 mono, in ``audio/<vid>.wav`` and as the mp4's AAC track. ``boxes.json`` holds the sounding scan's box
-at the middle time. Class names are ``zero`` .. ``nine`` (mids ``/fsdd/0`` .. ``/fsdd/9``).
+at the middle time; ``visible.json`` the classes of every scan drawn (the sounding digit first). Class names are ``zero`` .. ``nine`` (mids ``/fsdd/0`` .. ``/fsdd/9``).
 
 Sources (never shipped; see ``meta.json`` of a built dataset):
   * recordings: the Free Spoken Digit Dataset (CC BY-SA 4.0), a local copy of
@@ -53,7 +53,7 @@ from data_tools._fsdd import (
 from data_tools._recorded_family import SPLIT_CODES, clip_audio
 
 __all__ = ["FAMILY", "SCALES", "ClipPlan", "clip_audio", "clip_id", "make_digits_family", "make_fsdd_folder",
-           "plan_split", "render_clip"]
+           "plan_split", "render_clip", "visible_labels"]
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ def make_digits_family(fsdd_dir: str | os.PathLike[str], root: str | os.PathLike
     params = _validate(seed, chosen["clips_per_class"], chosen["duration"], chosen["fps"], chosen["size"],
                        chosen["scan_size"], distractors, max_overlap)
     root = Path(root).expanduser().absolute()
-    if fam.root_is_ready(root, __name__, VERSION, params, FAMILY):
+    if fam.root_is_ready(root, __name__, VERSION, params, FAMILY, visible_labels):
         return root
     started = time.perf_counter()
     images, labels = load_scans()
@@ -266,10 +266,37 @@ def make_digits_family(fsdd_dir: str | os.PathLike[str], root: str | os.PathLike
     fam.build_family(root, _write_clip, tasks, generator=__name__, version=VERSION, params=params,
                      label=lambda e: DIGIT_NAMES[e["digit"]],
                      classes=[(f"/fsdd/{d}", name) for d, name in enumerate(DIGIT_NAMES)], skipped=skipped,
-                     meta=lambda clips: _meta(params, scale, folder, recordings, skipped, clips), workers=workers,
-                     progress=progress, desc="digits family")
+                     meta=lambda clips: _meta(params, scale, folder, recordings, skipped, clips),
+                     visible=lambda meta: visible_labels(meta, labels), workers=workers, progress=progress,
+                     desc="digits family")
     logger.info("wrote the digits family to %s in %.1f s", root, time.perf_counter() - started)
     return root
+
+
+def visible_labels(meta: dict[str, Any], scan_digits: np.ndarray | None = None) -> dict[str, dict[str, list[str]]]:
+    """The classes of the scans drawn in every clip (``visible.json``), from a built family's ``meta.json``.
+
+    Args:
+        meta: the ``meta.json`` object.
+        scan_digits: int64 (N,) the digit of each scan (``load_scans()[1]``); None = loaded here.
+
+    Returns:
+        ``{split: {vid: [sounding digit's name, names of the silent scans drawn ...]}}``.
+
+    Raises:
+        ValueError: a sounding scan is not of its clip's digit (scikit-learn's scans are not those the
+            family was built from) or an entry lacks ``distractors_drawn``.
+        ImportError: scikit-learn is missing.
+    """
+    digits = load_scans()[1] if scan_digits is None else scan_digits
+
+    def sounding(entry: dict[str, Any]) -> str:
+        if int(digits[entry["scan"]]) != entry["digit"]:
+            raise ValueError(f"scan {entry['scan']} is a {int(digits[entry['scan']])}, the clip says "
+                             f"{entry['digit']}: scikit-learn's digit scans are not those the family was built from")
+        return DIGIT_NAMES[entry["digit"]]
+
+    return fam.visible_from_meta(meta, sounding, lambda e: [DIGIT_NAMES[int(digits[i])] for i in e["distractor_scans"]])
 
 
 def _meta(params: dict[str, Any], scale: str, folder: Path, recordings: Sequence[Recording],

@@ -17,8 +17,9 @@ the split's clips with video (``--clips-per-shard K``; ``--shard-size MB`` sets 
 of the first clips, so sizes are approximate). After each shard, ``OUT/<split>/.progress.json`` records
 it, so a killed run started again with the same options keeps the shards whose sha256 matches and
 writes the others (temporaries of dead processes are deleted). Different options (or a changed list of
-clips) than the shards already there are an error unless ``--overwrite``, which deletes them first.
-A clip that cannot be decoded is skipped, logged and listed in ``skipped.csv``; it never stops the run.
+clips, or a ``visible.json`` added or changed) than the shards already there are an error unless
+``--overwrite``, which deletes them first. A clip that cannot be decoded is skipped, logged and listed
+in ``skipped.csv``; it never stops the run.
 """
 
 from __future__ import annotations
@@ -89,11 +90,12 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _encode(job: tuple[Clip, ShardOptions, str, list[int]]) -> tuple[str, list[tuple[str, bytes]] | None, str]:
+def _encode(job: tuple[Clip, ShardOptions, str, list[int], tuple[str, ...] | None]
+            ) -> tuple[str, list[tuple[str, bytes]] | None, str]:
     """One clip: ``(vid, members, "")`` when it decodes, ``(vid, None, reason)`` when it does not."""
-    clip, options, root, label_indices = job
+    clip, options, root, label_indices, visible = job
     try:
-        return clip.vid, clip_members(clip, options, root=root, label_indices=label_indices), ""
+        return clip.vid, clip_members(clip, options, root=root, label_indices=label_indices, visible=visible), ""
     except BadClipError as e:
         return clip.vid, None, str(e)
 
@@ -135,12 +137,15 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         raise ShardError(str(path), f"not valid JSON ({e}); delete it or use --overwrite") from e
 
 
+_FINGERPRINTS = {"clips": "clips: the split's clip list changed",
+                 "visible": "visible: the split's visible.json was added or changed (the samples store its labels)"}
+
+
 def _check_settings(folder: Path, found: dict[str, Any], settings: dict[str, Any]) -> None:
     differ = [k for k in settings if found.get("settings", {}).get(k) != settings[k]]
     if differ:
         old = found.get("settings", {})
-        lines = "; ".join(f"{k}: {old.get(k)!r} there, {settings[k]!r} now" if k != "clips" else
-                          "clips: the split's clip list changed" for k in differ)
+        lines = "; ".join(_FINGERPRINTS.get(k) or f"{k}: {old.get(k)!r} there, {settings[k]!r} now" for k in differ)
         raise ShardError(str(folder), f"holds shards made with other settings ({lines}); use the same options, "
                                       "another OUT, or --overwrite to replace them")
 
@@ -154,7 +159,7 @@ def _estimate_clips_per_shard(clips: list[Clip], options: ShardOptions, root: st
     """K such that K clips take about ``megabytes``, from the encoded size of the first good clips."""
     sizes = []
     for clip in clips:
-        _, members, _ = _encode((clip, options, root, []))
+        _, members, _ = _encode((clip, options, root, [], None))
         if members is not None:
             sizes.append(sum(512 * (2 + (len(d) + 511) // 512) for _, d in members))  # tar headers, padding
             if len(sizes) == _ESTIMATE_CLIPS:
@@ -192,6 +197,9 @@ def shard_split(index: SplitIndex, out: str | Path, options: ShardOptions, *, cl
     settings = {"root": root, "split": index.split, **options.to_dict(), "clips_per_shard": clips_per_shard,
                 "shard_size_mb": None if clips_per_shard else shard_size_mb,
                 "clips": _fingerprint([c.vid for c in usable])}
+    has_visible = index.visible is not None
+    if has_visible:  # absent without visible.json: shards made before it keep their settings
+        settings["visible"] = _fingerprint(["\t".join((c.vid, *index.visible_labels(c))) for c in usable])
     found = _read_json(folder / MANIFEST_FILE) or _read_json(folder / PROGRESS_FILE)
     if found is not None and overwrite:
         _clear(folder)
@@ -213,7 +221,8 @@ def shard_split(index: SplitIndex, out: str | Path, options: ShardOptions, *, cl
             logger.warning("%s: missing or changed since it was written; writing it again", path)
     state = {"settings": settings, "per_shard": k, "shards": list(done.values())}
     todo = [(i, clips) for i, clips in enumerate(plan) if shard_name(i) not in done]
-    jobs = ((c, options, root, index.label_indices(c)) for _, clips in todo for c in clips)
+    jobs = ((c, options, root, index.label_indices(c), index.visible_labels(c) if has_visible else None)
+            for _, clips in todo for c in clips)
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -11,7 +11,8 @@ Each clip (default 2 s, 128x128 px, 12 fps) shows a light paper background with 
 slant and rotation, drifting slowly) and 1-3 SILENT words of other classes that keep 3 px away
 from it and from each other; its audio is one recording of that word, untouched, at a random offset
 inside the clip (silence elsewhere), at the recording's own sample rate, in ``audio/<vid>.wav`` and
-as the mp4's AAC track. ``boxes.json`` holds the sounding word's ink rectangle at the middle time.
+as the mp4's AAC track. ``boxes.json`` holds the sounding word's ink rectangle at the middle time;
+``visible.json`` the classes of every word drawn (the sounding one first).
 A silent word that finds no room in 60 tries is left out (``distractors_drawn`` in ``meta.json``;
 about 10 % of them at the defaults, mostly the third of three).
 Class names are the word folders (non-ASCII allowed: ``ačiū``, ``į_kairę``); the text drawn is
@@ -55,7 +56,7 @@ from data_tools._words_render import FONTS, drawable, font_folder, render_frames
 from data_tools.make_speech_commands_folder import scan_speech_commands
 
 __all__ = ["FAMILY", "SCALES", "ClipPlan", "Recording", "make_words_family", "plan_split", "read_pcm16",
-           "render_clip", "scan_source"]
+           "render_clip", "scan_source", "visible_labels"]
 
 logger = logging.getLogger(__name__)
 
@@ -376,7 +377,7 @@ def make_words_family(src: str | os.PathLike[str], root: str | os.PathLike[str],
     params = _validate(folder, seed, chosen["clips"], chosen["duration"], chosen["fps"], chosen["size"],
                        chosen["text_height"], distractors, max_overlap, gap, max_uses)
     root = Path(root).expanduser().absolute()
-    if fam.root_is_ready(root, __name__, VERSION, params, FAMILY):
+    if fam.root_is_ready(root, __name__, VERSION, params, FAMILY, visible_labels):
         return root
     started = time.perf_counter()
     recordings, skipped, classes = scan_source(folder)
@@ -397,9 +398,24 @@ def make_words_family(src: str | os.PathLike[str], root: str | os.PathLike[str],
                      label=lambda e: e["word"], classes=[(f"/{FAMILY}/{i}", c) for i, c in enumerate(classes)],
                      skipped=skipped,
                      meta=lambda clips: _meta(params, scale, source or {}, recordings, skipped, drawn, clips),
-                     workers=workers, progress=progress, desc="words family")
+                     visible=visible_labels, workers=workers, progress=progress, desc="words family")
     logger.info("wrote the words family to %s in %.1f s", root, time.perf_counter() - started)
     return root
+
+
+def visible_labels(meta: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """The classes of the words drawn in every clip (``visible.json``), from a built family's ``meta.json``.
+
+    Args:
+        meta: the ``meta.json`` object.
+
+    Returns:
+        ``{split: {vid: [sounding word, silent words drawn ...]}}``.
+
+    Raises:
+        ValueError: an entry lacks ``distractors_drawn``.
+    """
+    return fam.visible_from_meta(meta, lambda e: e["word"], lambda e: e["distractors"])
 
 
 def _version(package: str) -> str | None:

@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m data_tools.validate",
         description="Check a dataset root (ROOT/{train,val,test}/vid2genre.json, video/, audio/, "
-                    "boxes.json, class_labels_indices.csv) and report every problem.",
+                    "boxes.json, visible.json, class_labels_indices.csv) and report every problem.",
     )
     parser.add_argument("root", type=Path, help="the dataset root")
     parser.add_argument("--decode", action="store_true",

@@ -26,9 +26,11 @@ from avcorr.data.layout import (
     VID2GENRE_FILE,
     VIDEO_DIR,
     VIDEO_EXTENSIONS,
+    VISIBLE_FILE,
     Clip,
     _absolute,
     _parse_boxes,
+    _parse_visible,
     _read_root,
     _RootInfo,
     _scan_media,
@@ -191,7 +193,8 @@ def validate(root: str | Path, *, decode: bool = False, progress: bool = False) 
     Errors: missing root/split files, a train split without a val split, an empty split, invalid or
     mis-shaped json, unsafe or repeated ids, malformed csv, labels unknown to the csv, ids with
     neither video nor audio, empty (0-byte) media files, bad ``boxes.json`` entries (unknown id, not
-    4 numbers, outside [0, 1], x1 >= x2 or y1 >= y2), and with ``decode`` media that cannot be
+    4 numbers, outside [0, 1], x1 >= x2 or y1 >= y2), bad ``visible.json`` entries (unknown id, labels
+    that are not non-empty strings or unknown to the csv), and with ``decode`` media that cannot be
     decoded (see :func:`_check_decoding`: frames at the start, middle and end and then every frame,
     the whole audio; truncated and corrupt files, NaN/Inf samples) and clips with no audio at all.
     Warnings: ids with an audio file but no video file, orphan media files (id not in
@@ -240,7 +243,7 @@ def _check_root_folders(root: Path, info: _RootInfo, sink: _Sink) -> None:
 
 
 def _check_splits(info: _RootInfo, sink: _Sink, report: ValidationReport) -> dict[str, list[Clip]]:
-    """Media, ids, boxes and leakage, split by split; return the clips of every readable split."""
+    """Media, ids, boxes, visible labels and leakage, split by split; return the clips of every readable split."""
     clips_by_split: dict[str, list[Clip]] = {}
     first_split: dict[str, str] = {}
     for split in SPLITS:
@@ -275,6 +278,7 @@ def _check_splits(info: _RootInfo, sink: _Sink, report: ValidationReport) -> dic
                     if _file_size(path) == 0:
                         sink.error(path, "empty file (0 bytes)")
         boxes = _parse_boxes(split_dir / BOXES_FILE, labels, sink)
+        _parse_visible(split_dir / VISIBLE_FILE, labels, info.class_labels, info.csv_path, sink)
         clips: list[Clip] = []
         for vid, clip_labels in labels.items():
             if not _YOUTUBE_ID.fullmatch(vid):

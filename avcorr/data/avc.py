@@ -19,8 +19,9 @@ Batch dict produced by :func:`collate_pairs` (B = batch size, S = image size, T 
     audio_gain float32 (B,)          their gain jitter, which :func:`~avcorr.data.transforms.device_audio`
                                      applies on the device (the AVC task's ``device_transform``)
     label      int64   (B,)          1 = the audio belongs to the frame's clip, 0 = it does not
-    shares_label bool  (B,)          a negative whose audio clip shares a label with the frame's clip
-                                     (what a model that knows only classes cannot reject)
+    shares_label bool  (B,)          a negative whose audio clip has a label of an object drawn in the
+                                     frame's clip: its own labels, and with the split's visible.json its
+                                     silent objects' too (what a model that knows only classes cannot reject)
     time       float32 (B,)          the frame's time in its clip (s)
     audio_time float32 (B,)          the centre of the audio window in its clip (s)
     vid        list[str]             clip of the frame
@@ -103,6 +104,7 @@ class AVCPairDataset(Dataset):
         if len(self.clips) < 2:
             raise BadClipError(self.split, f"needs at least 2 usable clips with video, found {len(self.clips)} "
                                            f"({len(self.init_skipped)} skipped)")
+        self._visible = index.visible or {}  # id -> labels of every object drawn (visible.json), else own labels
         self._media = ClipMedia(self.video_backend, open_readers)
         self._bad: dict[str, str] = {}
 
@@ -152,7 +154,8 @@ class AVCPairDataset(Dataset):
             **self.transform.fields(frame),
             "audio": wave,
             "label": torch.tensor(int(positive)),
-            "shares_label": torch.tensor(not positive and bool(set(clip.labels) & set(audio_clip.labels))),
+            "shares_label": torch.tensor(not positive and bool(set(self._visible.get(clip.vid, clip.labels))
+                                                                & set(audio_clip.labels))),
             "time": torch.tensor(t, dtype=torch.float32),
             "audio_time": torch.tensor(at, dtype=torch.float32),
             "vid": clip.vid,

@@ -11,7 +11,9 @@ worker pairs them as they pass:
   worker's stream (half of them not yet paired themselves, so the first clips have candidates too),
   centred on one of that clip's stored frame times (every window, positive or negative, is centred on
   a frame time of its own clip, as in the per-sample path); with ``negatives="class"`` the other clip
-  shares no label with the frame's.
+  shares no label with the frame's. ``shares_label`` marks a negative whose audio clip has a label of an
+  object drawn in the frame: the json's ``visible`` labels (shards of a split with a ``visible.json``),
+  else its ``labels``.
 
 In training the drawn pairs then pass through a second shuffle buffer (``shuffle x pairs_per_clip``
 pairs), so that a batch mixes many clips instead of holding a few clips' ``pairs_per_clip`` pairs each
@@ -145,6 +147,8 @@ class AVCShardStream(ClipShardStream):
         spec in the shuffle buffer holds no clip's whole audio. Counts in ``notes["unpaired"]`` the negatives
         that found no other clip."""
         labels = set(sample.get("labels", ()))
+        # every object drawn in the frame (make_shards stores "visible" when the split has a visible.json)
+        visible = set(sample.get("visible", sample.get("labels", ())))
         for k in range(self.pairs_per_clip):
             r = self.clip_rng(rng, sample["vid"], k)
             positive = bool(r.random() < self.positive_fraction) if self.train else k % 2 == 0
@@ -160,7 +164,7 @@ class AVCShardStream(ClipShardStream):
                     at = float(source["frame_times"][int(r.integers(len(source["frame_times"])))])
             gain = float(r.uniform(1 - self.gain_jitter, 1 + self.gain_jitter)) if self.train and self.gain_jitter > 0 \
                 else 1.0
-            shares = not positive and bool(labels & set(source.get("labels", ())))
+            shares = not positive and bool(visible & set(source.get("labels", ())))
             yield (sample["frames"][k], float(sample["frame_times"][k]), sample["vid"], positive,
                    audio_window(source, at, self.seconds), at, source["vid"], shares, gain, int(r.integers(2**62)))
 

@@ -10,6 +10,8 @@ Every avcorr tool reads (and the preparation tools write) this layout::
         video/<vid>.mp4            also .mkv .webm .avi .mov (.mp4 preferred)
         audio/<vid>.wav            also .flac .mp3 .ogg .m4a (.wav preferred)
         boxes.json                 optional: {vid: [[x1, y1, x2, y2], ...]} normalized to [0, 1]
+        visible.json               optional: {vid: [label, ...]} every object drawn in the clip's frames,
+                                   sounding or silent (a clip not listed shows only its own labels)
 
 :func:`load_split` turns one split into a :class:`SplitIndex` (a list of :class:`Clip` and the
 split's :class:`LabelSpace`, both defined in :mod:`avcorr.data.records`, the records every data
@@ -72,6 +74,7 @@ CLASS_LABELS_FILE = "class_labels_indices.csv"
 ONTOLOGY_FILE = "ontology.json"
 VID2GENRE_FILE = "vid2genre.json"
 BOXES_FILE = "boxes.json"
+VISIBLE_FILE = "visible.json"
 VIDEO_DIR = "video"
 AUDIO_DIR = "audio"
 DURATION_TOLERANCE_S = 1.0  # validate(decode=True) warns above this video/audio length difference
@@ -98,12 +101,16 @@ class SplitIndex(_OnLabelSpace):
         label_space: the classes (display names: the csv order when the csv is present, else the
             sorted union of the labels of all splits of the root, so class indices agree between
             splits) and whether some clip of the root (any split) has more than one label.
+        visible: from the split's ``visible.json``: id -> the labels of every object drawn in the
+            clip's frames (its own labels first, then the silent objects'; equal tuples shared), for
+            the ids it lists; None when the split has no ``visible.json``.
     """
 
     root: Path
     split: str
     clips: list[Clip]
     label_space: LabelSpace
+    visible: dict[str, tuple[str, ...]] | None = None
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -128,6 +135,18 @@ class SplitIndex(_OnLabelSpace):
         """
         where = f"{self.root / self.split / VID2GENRE_FILE}: id {clip.vid!r}"
         return list(self.label_space.indices(clip.labels, where))
+
+    def visible_labels(self, clip: Clip) -> tuple[str, ...]:
+        """The labels of every object drawn in ``clip``'s frames, sounding or silent.
+
+        Args:
+            clip: a clip of this split.
+
+        Returns:
+            its own labels and those ``visible.json`` lists for it; its own labels alone when the
+            split has no ``visible.json`` or the file does not list it.
+        """
+        return clip.labels if self.visible is None else self.visible.get(clip.vid, clip.labels)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -273,8 +292,10 @@ def _top_level_object(path: Path, data: Any, sink: _Sink, expected: str) -> dict
     return data
 
 
-def _parse_vid2genre(path: Path, data: Any, sink: _Sink) -> dict[str, tuple[str, ...]]:
-    """Check the shape of a ``vid2genre.json`` document; return id -> raw labels."""
+def _parse_vid2genre(path: Path, data: Any, sink: _Sink, known: dict[str, Any] | None = None
+                     ) -> dict[str, tuple[str, ...]]:
+    """Check the shape of a ``vid2genre.json`` (or ``visible.json``: ids must then be ``known``, those of
+    the split's ``vid2genre.json``) document; return id -> raw labels."""
     obj = _top_level_object(path, data, sink, "{id: label or [label, ...]}")
     if obj is None:
         return {}
@@ -283,6 +304,9 @@ def _parse_vid2genre(path: Path, data: Any, sink: _Sink) -> dict[str, tuple[str,
         reason = _unsafe_vid_reason(vid)
         if reason is not None:
             sink.error(path, f"id {vid!r} {reason}")
+            continue
+        if known is not None and vid not in known:
+            sink.error(path, f"id {vid!r} is not in {path.parent / VID2GENRE_FILE}")
             continue
         raw = [value] if isinstance(value, str) else value
         if not isinstance(raw, list):
@@ -355,6 +379,27 @@ def _parse_boxes(path: Path, known: dict[str, Any], sink: _Sink) -> dict[str, tu
                 continue
             boxes.append(tuple(float(v) for v in box))  # type: ignore[arg-type]
         out[vid] = tuple(boxes)
+    return out
+
+
+def _parse_visible(path: Path, known: dict[str, tuple[str, ...]], class_labels: list[ClassLabel] | None,
+                   csv_path: Path, sink: _Sink) -> dict[str, tuple[str, ...]] | None:
+    """Read ``visible.json``; return id -> its ``known`` (own) labels and the file's, or None when absent.
+
+    Labels are checked and mapped through the class csv as ``vid2genre.json``'s are; equal tuples are
+    shared, so a dataset of a few classes holds a few tuples, whatever its number of clips.
+    """
+    if not path.exists():
+        return None
+    data = _read_json(path, sink)
+    if data is None:
+        return {}
+    raw = _parse_vid2genre(path, data, sink, known)
+    shared: dict[tuple[str, ...], tuple[str, ...]] = {}
+    out: dict[str, tuple[str, ...]] = {}
+    for vid, labels in _map_labels(path, raw, class_labels, csv_path, sink).items():
+        seen = tuple(dict.fromkeys(known[vid] + labels))
+        out[vid] = shared.setdefault(seen, seen)
     return out
 
 
@@ -507,7 +552,8 @@ def load_split(root: str | Path, split: str) -> SplitIndex:
         LayoutError: naming the file, when the root, the split folder or its ``vid2genre.json`` is
             missing, a json file is invalid or has the wrong shape, an id is unsafe or repeated, a
             label is unknown to ``class_labels_indices.csv``, the csv is malformed, or
-            ``boxes.json`` is malformed (bad box, unknown id).
+            ``boxes.json`` is malformed (bad box, unknown id), or ``visible.json`` is (not an object
+            of label lists, unknown id, a label not a non-empty string or unknown to the csv).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -519,6 +565,7 @@ def load_split(root: str | Path, split: str) -> SplitIndex:
     videos = _scan_media(split_dir / VIDEO_DIR, VIDEO_EXTENSIONS, "video", sink)
     audios = _scan_media(split_dir / AUDIO_DIR, AUDIO_EXTENSIONS, "audio", sink)
     boxes = _parse_boxes(split_dir / BOXES_FILE, labels, sink)
+    visible = _parse_visible(split_dir / VISIBLE_FILE, labels, info.class_labels, info.csv_path, sink)
     clips: list[Clip] = []
     n_without_media = 0
     for vid, clip_labels in labels.items():
@@ -530,7 +577,7 @@ def load_split(root: str | Path, split: str) -> SplitIndex:
         clips.append(Clip(vid, clip_labels, video, audio, boxes.get(vid, ())))
     if n_without_media:
         logger.debug("%s: %d of %d ids have no media file", split_dir, n_without_media, len(clips))
-    index = SplitIndex(info.root, split, clips, LabelSpace(info.classes, info.is_multilabel))
+    index = SplitIndex(info.root, split, clips, LabelSpace(info.classes, info.is_multilabel), visible)
     logger.debug("loaded %s: %d clips, %d classes", split_dir, len(clips), len(index.classes))
     return index
 

@@ -14,7 +14,8 @@ What a sample holds (see :class:`ShardOptions`):
     * the audio of the whole clip, or of ``seconds`` seconds around the middle of the usable frames,
       mono at ``sample_rate`` (:func:`~avcorr.data.decode.read_audio`), stored as int16, float16 or
       float32.
-    * the clip's labels and boxes (as in ``vid2genre.json`` / ``boxes.json``) and every time needed to
+    * the clip's labels and boxes (as in ``vid2genre.json`` / ``boxes.json``), the labels of every object
+      drawn in its frames when the split has a ``visible.json`` (``visible``), and every time needed to
       cut an audio window around a frame.
 """
 
@@ -26,7 +27,7 @@ import math
 import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -163,7 +164,8 @@ def _relative(path: Path | None, root: Path | None) -> str | None:
 
 
 def clip_members(clip: Clip, options: ShardOptions, *, root: str | Path | None = None,
-                 label_indices: list[int] | None = None) -> list[tuple[str, bytes]]:
+                 label_indices: list[int] | None = None,
+                 visible: Sequence[str] | None = None) -> list[tuple[str, bytes]]:
     """Decode one clip into the members of its shard sample, ``(name, bytes)`` in writing order.
 
     Names are ``<vid>.json``, then ``<vid>.frames.npy`` (raw) or ``<vid>.000.jpg`` ... (jpeg),
@@ -174,6 +176,9 @@ def clip_members(clip: Clip, options: ShardOptions, *, root: str | Path | None =
         options: what to store.
         root: the dataset root; source paths in the json are relative to it.
         label_indices: the clip's class indices in the split's class list (stored beside the labels).
+        visible: the labels of every object drawn in the clip's frames
+            (:meth:`~avcorr.data.layout.SplitIndex.visible_labels`), stored as ``visible``; None (a split
+            without ``visible.json``) stores nothing, so such samples stay as they were.
 
     Returns:
         the members.
@@ -185,7 +190,7 @@ def clip_members(clip: Clip, options: ShardOptions, *, root: str | Path | None =
     if clip.video is None:
         raise BadClipError(clip.vid, "no video file")
     try:
-        return _members(clip, options, ClipMedia(open_readers=0), root, label_indices)
+        return _members(clip, options, ClipMedia(open_readers=0), root, label_indices, visible)
     except ClipFailed as e:  # the reader's own error when there is one (it names the file)
         if isinstance(e.__cause__, BadClipError):
             raise e.__cause__ from None
@@ -193,7 +198,7 @@ def clip_members(clip: Clip, options: ShardOptions, *, root: str | Path | None =
 
 
 def _members(clip: Clip, options: ShardOptions, media: ClipMedia, root: str | Path | None,
-             label_indices: list[int] | None) -> list[tuple[str, bytes]]:
+             label_indices: list[int] | None, visible: Sequence[str] | None) -> list[tuple[str, bytes]]:
     fps, num_frames, audio_duration = media.info(clip)
     indices, start = shard_frame_indices(fps, num_frames, audio_duration, options.frames_per_clip, options.window,
                                          options.seconds)
@@ -225,6 +230,8 @@ def _members(clip: Clip, options: ShardOptions, media: ClipMedia, root: str | Pa
         "source": {"video": _relative(clip.video, Path(root) if root else None),
                    "audio": _relative(source, Path(root) if root else None)},
     }
+    if visible is not None:
+        meta["visible"] = list(visible)
     members = [(f"{clip.vid}.json", json.dumps(meta, sort_keys=True).encode())]
     if options.format == "raw":
         members.append((f"{clip.vid}.frames.npy", _npy(np.ascontiguousarray(fitted))))

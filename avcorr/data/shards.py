@@ -7,6 +7,7 @@ consecutive members sharing a key, the clip id (ids hold no dots; one may start 
 member's extension is everything after the key's dot::
 
     <vid>.json         labels, label_indices, boxes (normalised to the ORIGINAL frame, as boxes.json),
+                       visible (the labels of every object drawn, as visible.json; only when the split has one),
                        crop (the normalised [x1, y1, x2, y2] of the original frame the stored frames
                        show), fps, num_frames, video_size, frame_indices, frame_times (s, frame
                        centres), audio_start (s: where the stored audio starts in the clip),

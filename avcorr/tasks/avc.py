@@ -102,10 +102,12 @@ class AVCEvaluator(Evaluator):
     The chance level is the accuracy of always answering the more frequent label of the evaluated
     pairs (0.5 for balanced pairs). ``ceiling/avc_acc`` is the best accuracy of a model that knows
     the classes of frame and sound perfectly but nothing finer: it must accept a negative whose audio
-    comes from a clip of the frame's class (pairs with ``shares_label``). Real class-level models sit
-    below it; with few classes it is well under 1 (8 classes, 10 clips each: about 0.94). Silent
-    objects of the negative's class in the frame lower the true ceiling further; the labels cannot
-    tell.
+    comes from a clip of a class drawn in the frame (pairs with ``shares_label``). Real class-level
+    models sit below it; with few classes it is well under 1 (8 classes, 10 clips each: about 0.94).
+    With the split's ``visible.json`` (the classes of every object drawn, sounding or silent) it counts
+    the silent objects too and is the exact class-level ceiling; without it only the frame clip's own
+    labels count, and silent objects of the negative's class lower the true ceiling below the one
+    reported.
     """
 
     def __init__(self):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import tarfile
 from pathlib import Path
@@ -170,3 +171,34 @@ def test_wrong_rate_and_missing_manifest_are_clear_errors(shard_root, tmp_path):
         AVCShardStream(str(shard_root / "train"), sample_rate=48000)
     with pytest.raises(ShardError, match="no manifest"):
         AVCShardStream(str(tmp_path), sample_rate=16000)
+
+
+def test_shares_label_counts_the_silent_objects_of_visible_json(tiny_copy, shard_root, tmp_path):
+    """A negative whose audio class is drawn silent in the frame (visible.json) shares a label: files and shards
+    alike; shards made without a visible.json keep the labels alone, and are refused once one is added."""
+    train = load_split(tiny_copy, "train")
+    old = AVCShardStream(str(shard_root / "train"), train=False, pairs_per_clip=6, **OPTS)  # no "visible" stored
+    labels = {c.vid: set(c.labels) for c in train.clips}
+    negatives = [i for i in old if not i["label"]]
+    assert negatives and all(bool(i["shares_label"]) == bool(labels[i["vid"]] & labels[i["audio_vid"]])
+                             for i in negatives)
+    out = tmp_path / "shards"
+    options = ShardOptions(frames_per_clip=3, size=32, sample_rate=16000)
+    ms.shard_split(train, out, options, clips_per_shard=4)
+    classes = train.classes
+    # each frame also shows a silent object of the next class
+    extra = {c.vid: [classes[(classes.index(c.labels[0]) + 1) % len(classes)]] for c in train.clips}
+    (tiny_copy / "train" / "visible.json").write_text(json.dumps(extra))
+    train = load_split(tiny_copy, "train")
+    with pytest.raises(ShardError, match="visible.json was added or changed"):
+        ms.shard_split(train, out, options, clips_per_shard=4)
+    ms.shard_split(train, out, options, clips_per_shard=4, overwrite=True)
+    seen = {c.vid: set(c.labels) | set(extra[c.vid]) for c in train.clips}
+    files = AVCPairDataset(train, train=False, pairs_per_clip=6, **OPTS)
+    stream = AVCShardStream(str(out / "train"), train=False, pairs_per_clip=6, **OPTS)
+    for items in ([files[i] for i in range(len(files))], list(stream)):
+        negatives = [i for i in items if not i["label"]]
+        assert all(bool(i["shares_label"]) == bool(seen[i["vid"]] & labels[i["audio_vid"]]) for i in negatives)
+        silent = [i for i in negatives if i["shares_label"] and not labels[i["vid"]] & labels[i["audio_vid"]]]
+        assert silent and any(not i["shares_label"] for i in negatives)  # both kinds drawn
+        assert not any(i["shares_label"] for i in items if i["label"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import wave
@@ -185,6 +186,42 @@ def test_boxes_hold_the_sounding_scan(built):
                           "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
     decoded = np.frombuffer(raw, np.uint8).reshape(-1, size, size, 3)
     assert decoded.shape == frames.shape and np.abs(decoded.astype(int) - frames).mean() < 4
+
+
+def test_visible_json_lists_every_scan_drawn(built, tmp_path, capsys):
+    from sklearn.datasets import load_digits
+
+    from data_tools import write_visible
+
+    fsdd, root, meta = built
+    digit_of = load_digits().target
+    n_silent = 0
+    for split, clips in meta["clips"].items():
+        index = load_split(root, split)
+        for clip in index.clips:
+            entry = clips[clip.vid]
+            silent = [DIGIT_NAMES[digit_of[s]] for s, drawn in zip(entry["distractor_scans"], entry["distractors_drawn"])
+                      if drawn]
+            assert index.visible_labels(clip) == (DIGIT_NAMES[entry["digit"]], *silent)
+            n_silent += len(silent)
+    assert n_silent > 0
+    # a family built before visible.json: the same command adds it (and only it); write_visible does too
+    old = tmp_path / "old"
+    shutil.copytree(root, old)
+    for p in old.glob("*/visible.json"):
+        p.unlink()
+    stamp = (old / "meta.json").stat().st_mtime_ns
+    assert mdf.main([str(fsdd), str(old), "--scale", "tiny", "--no-progress"]) == 0
+    assert (old / "meta.json").stat().st_mtime_ns == stamp
+    for p in old.glob("*/visible.json"):
+        p.unlink()
+    assert write_visible.main([str(old)]) == 0 and "20 clips" in capsys.readouterr().out
+    assert {p.relative_to(old): p.read_bytes() for p in old.rglob("*.json")} == {
+        p.relative_to(root): p.read_bytes() for p in root.rglob("*.json")}
+    assert write_visible.main([str(tmp_path / "nothing")]) == 2 and "meta.json" in capsys.readouterr().err
+    meta["family"] = "shapes"
+    (old / "meta.json").write_text(json.dumps(meta))
+    assert write_visible.main([str(old)]) == 2 and "family 'shapes'" in capsys.readouterr().err
 
 
 def test_skipped_files_are_listed(built):

@@ -244,6 +244,43 @@ def test_unknown_label_and_bad_boxes_raise(tmp_path: Path) -> None:
             load_split(tmp_path, "train")
 
 
+def test_visible_labels_from_visible_json(tmp_path: Path) -> None:
+    (tmp_path / "class_labels_indices.csv").write_text(CSV)
+    make_good(tmp_path, {"train": {"a": "Piano", "b": "/m/07y_7", "c": "Piano"}, "val": {"v": "Piano"}})
+    index = load_split(tmp_path, "train")
+    assert index.visible is None and [index.visible_labels(c) for c in index.clips] == [
+        ("Piano",), ("Violin, fiddle",), ("Piano",)]
+    # mids mapped, own labels first, each once; an id not listed shows only its own labels
+    (tmp_path / "train" / "visible.json").write_text(json.dumps(
+        {"a": ["/m/07y_7", "Piano", "Violin, fiddle"], "b": "Piano", "c": []}))
+    index = load_split(tmp_path, "train")
+    a, b, c = index.clips
+    assert index.visible_labels(a) == ("Piano", "Violin, fiddle") and index.visible_labels(b) == (
+        "Violin, fiddle", "Piano") and index.visible_labels(c) == ("Piano",)
+    assert a.labels == ("Piano",) and not hasattr(a, "__dict__")  # the clip itself is unchanged
+    assert index.visible["c"] is index.visible_labels(c)
+    assert load_split(tmp_path, "val").visible is None  # per split
+    assert validate(tmp_path).ok
+    visible = tmp_path / "train" / "visible.json"
+    for content, pattern in [
+        ("{bad", "invalid JSON"),
+        ('["Piano"]', "expected a JSON object"),
+        ({"zzz": ["Piano"]}, "id 'zzz' is not in .*vid2genre.json"),
+        ({"a": {"Piano": 1}}, "id 'a': expected a label or a list of labels, got an object"),
+        ({"a": ["Piano", 3]}, "id 'a': labels must be non-empty strings, got 3"),
+        ({"a": [""]}, "labels must be non-empty strings"),
+        ({"a": ["Kazoo"]}, "id 'a': label 'Kazoo' is neither a display_name nor a mid"),
+        ('{"a": ["Piano"], "a": []}', "id 'a' appears more than once"),
+    ]:
+        visible.write_text(content if isinstance(content, str) else json.dumps(content))
+        with pytest.raises(LayoutError, match=rf"train/visible\.json: .*{pattern}"):
+            load_split(tmp_path, "train")
+        assert find(validate(tmp_path), "error", "train/visible.json")
+    (tmp_path / "class_labels_indices.csv").unlink()  # without the csv any non-empty string is a label
+    visible.write_text(json.dumps({"a": ["Kazoo"]}))
+    assert load_split(tmp_path, "train").visible == {"a": ("Piano", "Kazoo")}
+
+
 # ----------------------------------------------------------------------------------------------
 # validate: every problem of a bad tree, each naming its file
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import wave
 from pathlib import Path
 
@@ -145,6 +146,35 @@ def test_boxes_hold_the_sounding_word(built):
         mid = frames.shape[0] // 2
         (decoded,) = read_frames(root / split / "video" / f"{vid}.mp4", [frame_centre(mid, params["fps"])])
         assert np.abs(decoded.permute(1, 2, 0).numpy().astype(int) - frames[mid]).mean() < 4
+
+
+def test_visible_json_lists_every_word_drawn(built, tmp_path):
+    from data_tools.write_visible import write_visible
+
+    src, root, meta = built
+    n_silent = 0
+    for split, clips in meta["clips"].items():
+        index = load_split(root, split)
+        for clip in index.clips:
+            entry = clips[clip.vid]
+            silent = [w for w, drawn in zip(entry["distractors"], entry["distractors_drawn"]) if drawn]
+            assert index.visible_labels(clip) == (entry["word"], *silent)
+            n_silent += len(silent)
+    assert n_silent > 0
+    # a family built before visible.json: the builder adds the missing files, write_visible rewrites them all
+    old = tmp_path / "old"
+    shutil.copytree(root, old)
+    (old / "val" / "visible.json").unlink()
+    (old / "test" / "visible.json").write_text("{}")
+    assert mwf.make_words_family(src, old, **KW) == old
+    assert (old / "val" / "visible.json").read_bytes() == (root / "val" / "visible.json").read_bytes()
+    assert (old / "test" / "visible.json").read_text() == "{}"  # present: left as it is
+    assert len(write_visible(old)) == 3
+    assert all((old / s / "visible.json").read_bytes() == (root / s / "visible.json").read_bytes()
+               for s in meta["clips"])
+    (old / "val" / "vid2genre.json").write_text("{}")
+    with pytest.raises(ValueError, match="val clips are not those of"):
+        write_visible(old)
 
 
 def test_skips_are_logged_and_counted(built):

@@ -121,6 +121,34 @@ def test_class_level_ceiling(tiny_root):
     assert out["avc_acc"] == 1.0 and out["ceiling/avc_acc"] == pytest.approx(1 - shared / len(items))
 
 
+def test_class_level_ceiling_counts_silent_objects(tiny_copy):
+    """visible.json drawing every class in every frame: no negative can be told by classes, the ceiling is the
+    share of positives (0.5); listing no silent object gives the labels' ceiling again."""
+    from avcorr.data.avc import AVCPairDataset, collate_pairs
+    from avcorr.data.layout import load_split
+    from avcorr.tasks.avc import AVCEvaluator
+
+    def ceiling(visible):
+        (tiny_copy / "val" / "visible.json").write_text(json.dumps(visible))
+        ds = AVCPairDataset(load_split(tiny_copy, "val"), sample_rate=16000, image_size=32, train=False,
+                            pairs_per_clip=4)
+        batch = collate_pairs([ds[i] for i in range(len(ds))])
+        ev = AVCEvaluator()
+        logits = torch.stack([torch.zeros(len(ds)), (batch["label"] * 2 - 1).float()], dim=1)  # a perfect model
+        ev.update(batch, {"logits": logits, "loss": torch.tensor(0.0)})
+        return ev.compute(), batch
+
+    vids = json.loads((tiny_copy / "val" / "vid2genre.json").read_text())
+    classes = load_split(tiny_copy, "val").classes
+    out, batch = ceiling({v: classes for v in vids})
+    assert out["ceiling/avc_acc"] == 0.5 and out["avc_acc"] == 1.0 and int(batch["label"].sum()) == len(vids) * 2
+    out, batch = ceiling({})
+    labels = {c.vid: set(c.labels) for c in load_split(tiny_copy, "val").clips}
+    shared = sum(not y and bool(labels[v] & labels[a]) for v, a, y in zip(batch["vid"], batch["audio_vid"],
+                                                                           batch["label"].tolist()))
+    assert out["ceiling/avc_acc"] == pytest.approx(1 - shared / len(batch["vid"])) and 0.5 < out["ceiling/avc_acc"]
+
+
 def test_training_accuracy_judges_the_pairs_the_module_made():
     """AVCTask.train_metrics: avc_acc over the batch's pairs, or the contrastive module's own pairs."""
     from avcorr.config import Config, apply_overrides
