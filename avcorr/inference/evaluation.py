@@ -132,8 +132,9 @@ def _retrieval_metrics(model, cfg, device, split: str, *, frames: int, pool: str
 
     The clips the embedding pass skipped are appended to ``skipped`` as ``(vid, reason)``.
     """
+    from ..data.layout import load_split
     from ..data.ontology import label_relevance, load_ontology
-    from ..metrics.retrieval import cross_modal_metrics
+    from ..metrics.retrieval import class_level_ceiling, cross_modal_metrics
     from .retrieval import EmbeddingModel, embed_split
 
     em = EmbeddingModel(model, cfg, device, {"model": cfg.model.name})
@@ -152,6 +153,11 @@ def _retrieval_metrics(model, cfg, device, split: str, *, frames: int, pool: str
     out = {"retrieval/num_clips": n, "retrieval/skipped_clips": len(emb.skipped),
            "retrieval/chance_recall@10": min(1.0, 10 / n)}
     out.update(cross_modal_metrics(emb.audio, emb.visual, emb.labels, label_relevance=graded))
+    index = load_split(cfg.data.root, split)
+    if index.visible is not None and any(emb.labels):  # silent objects drawn: what a class-level model can reach
+        visible = {c.vid: index.visible_labels(c) for c in index.clips}
+        out.update(class_level_ceiling(emb.labels, [visible.get(it["id"], it["labels"]) for it in emb.items],
+                                       label_relevance=graded))
     return out
 
 

@@ -405,3 +405,27 @@ def test_chance_recall_at_k_edges():
         chance_recall_at_k([6], 5, 1)
     with pytest.raises(ValueError):
         chance_recall_at_k([1], 5, 0)
+
+
+def test_class_level_ceiling_of_frames_that_show_only_their_sound_is_one():
+    from avcorr.metrics.retrieval import class_level_ceiling
+
+    labels = [["a"], ["b"], ["c"], ["a"], ["b"], ["c"]]
+    out = class_level_ceiling(labels, labels)
+    assert set(out) >= {"ceiling/a2v/ndcg@10", "ceiling/v2a/ndcg@10", "ceiling/a2v/class_recall@1", "ceiling/v2a/map@10"}
+    assert not any("/recall@" in k or "median_rank" in k or "a2a" in k for k in out)  # class level, cross-modal only
+    assert all(v == pytest.approx(1.0) for v in out.values())
+
+
+def test_class_level_ceiling_when_every_frame_shows_both_classes_is_a_coin_toss():
+    """Two classes, every frame showing both: no model that knows only classes can rank a frame's sound
+    above the other class's, so class_recall@1 is 1/2 in expectation (checked over 400 clips)."""
+    from avcorr.metrics.retrieval import class_level_ceiling
+
+    labels = [["a"] if i % 2 else ["b"] for i in range(400)]
+    out = class_level_ceiling(labels, [["a", "b"]] * 400, ks=(1,))
+    assert out["ceiling/a2v/class_recall@1"] == pytest.approx(0.5, abs=0.08)
+    assert out["ceiling/v2a/class_recall@1"] == pytest.approx(0.5, abs=0.08)
+    assert out == class_level_ceiling(labels, [["a", "b"]] * 400, ks=(1,))  # seeded: the same every time
+    with pytest.raises(ValueError, match="visible sets"):
+        class_level_ceiling(labels, labels[:3])

@@ -247,3 +247,19 @@ def test_evaluate_with_retrieval(tiny_copy, tmp_path):
         assert 1 <= res[f"{d}/median_rank"] <= n
     assert res["a2v/recall@10"] == 1.0  # the gallery has fewer than 10 clips
     assert "avc_acc" in res  # the usual metrics are still there
+    assert not any(k.startswith("ceiling/a2v/") for k in res)  # no visible.json: no retrieval ceiling
+
+
+def test_evaluate_with_retrieval_reports_the_class_level_ceiling_of_silent_objects(tiny_copy, tmp_path):
+    ckpt = _checkpoint(tmp_path / "run" / "checkpoints" / "best.pt", tiny_copy)
+    v2g = json.loads((tiny_copy / "test" / "vid2genre.json").read_text())
+    names = sorted(set(v2g.values()))
+    # every frame shows every class (one sounds): a class-level model cannot find the sounding one
+    (tiny_copy / "test" / "visible.json").write_text(json.dumps({vid: names for vid in v2g}))
+    assert evaluate.main(["--checkpoint", str(ckpt), "--split", "test", "--workers", "0", "--no-progress",
+                          "--retrieval", "--retrieval-frames", "1", "--device", "cpu"]) == 0
+    res = json.loads((ckpt.parent / "eval_test.json").read_text())
+    assert res["ceiling/avc_acc"] == 0.5  # every negative's class is drawn in the frame
+    for d in ("a2v", "v2a"):
+        assert 0.0 < res[f"ceiling/{d}/class_recall@1"] < 1.0 and 0.0 < res[f"ceiling/{d}/ndcg@10"] < 1.0
+        assert res[f"ceiling/{d}/class_recall@10"] == 1.0  # 6 clips: every class is in the top 10
