@@ -36,8 +36,8 @@ from data_tools._family_visual import (
     visible_mask,
 )
 
-__all__ = ["FAMILIES", "SCALES", "SPLITS", "FamilyClass", "FamilyClip", "FamilySpec", "clip_id", "family_spec",
-           "render_clip"]
+__all__ = ["FAMILIES", "SCALES", "SPLITS", "FamilyClass", "FamilyClip", "FamilyPlan", "FamilySpec", "clip_id",
+           "family_spec", "plan_clip", "render_clip"]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SCALES: tuple[str, ...] = ("full", "tiny")
@@ -320,7 +320,11 @@ def clip_id(family: str, seed: int, split: str, index: int) -> str:
 
 def _generators(spec: FamilySpec, seed: int, split: str, index: int) -> list[np.random.Generator]:
     """Independent streams (layout, looks, per-frame effects, sound) of one clip."""
-    sequence = np.random.SeedSequence([_family_key(spec.name), seed, _SPLIT_CODES[split], index])
+    if split not in _SPLIT_CODES:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if int(index) != index or index < 0 or int(seed) != seed or seed < 0:
+        raise ValueError(f"index and seed must be integers >= 0, got index={index!r}, seed={seed!r}")
+    sequence = np.random.SeedSequence([_family_key(spec.name), int(seed), _SPLIT_CODES[split], int(index)])
     return [np.random.default_rng(child) for child in sequence.spawn(4)]
 
 
@@ -490,16 +494,12 @@ def render_clip(spec: FamilySpec, split: str, index: int, seed: int = 0, *, vide
     Returns:
         The clip; see :class:`FamilyClip` for the shapes.
     """
-    if split not in _SPLIT_CODES:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    if int(index) != index or index < 0 or int(seed) != seed or seed < 0:
-        raise ValueError(f"index and seed must be integers >= 0, got index={index!r}, seed={seed!r}")
-    layout_rng, look_rng, effects_rng, sound_rng = _generators(spec, int(seed), split, int(index))
-    class_index = index % spec.num_classes
+    layout_rng, look_rng, effects_rng, sound_rng = _generators(spec, seed, split, index)
+    plan, objects, sounding, min_visible = _scene(layout_rng, spec, split, index, seed)
+    class_index = plan.class_index
     num_frames = max(1, round(spec.duration * spec.fps))
     times = np.arange(num_frames) / spec.fps
     mid_time = spec.duration / 2
-    objects, sounding, min_visible = _layout(layout_rng, spec, class_index, np.append(times, mid_time))
     target = objects[sounding]
     width, height = spec.width, spec.height
     frames = np.empty((0, height, width, 3), dtype=np.uint8)
@@ -518,20 +518,69 @@ def render_clip(spec: FamilySpec, split: str, index: int, seed: int = 0, *, vide
         frames = render_frames(drawn, background, times, gains if spec.flicker > 0 else None,
                                noise if sigma > 0 else None)
     audio, active = _render_audio(sound_rng, spec, class_index, target)
-    box = target.box(mid_time) / np.array([width, height, width, height])
     return FamilyClip(
-        vid=clip_id(spec.name, int(seed), split, int(index)),
+        vid=plan.vid,
         split=split,
         index=int(index),
         class_index=class_index,
-        label=spec.class_list[class_index].display_name,
+        label=plan.label,
         frames=frames,
         audio=audio,
-        box=np.clip(box, 0.0, 1.0).astype(np.float32),
+        box=plan.box,
         mask=visible_mask(objects, sounding, mid_time, width, height),
-        distractors=tuple(obj.class_index for k, obj in enumerate(objects) if k != sounding),
+        distractors=plan.distractors,
         front=len(objects) - 1 - sounding,
         min_visible=min_visible,
         active_fraction=active,
         mid_frame=min(num_frames - 1, int(round(mid_time * spec.fps))),
     )
+
+
+@dataclass(frozen=True)
+class FamilyPlan:
+    """One clip's scene without its frames or sound (:func:`plan_clip`); fields as in :class:`FamilyClip`.
+
+    Attributes:
+        vid: the clip's id.
+        class_index: the sounding object's class (index into ``spec.class_list``).
+        label: its display name.
+        box: float32 (4,) the sounding object's box at ``duration / 2``, normalised.
+        distractors: classes of the silent objects, back to front.
+    """
+
+    vid: str
+    class_index: int
+    label: str
+    box: np.ndarray
+    distractors: tuple[int, ...]
+
+
+def plan_clip(spec: FamilySpec, split: str, index: int, seed: int = 0) -> FamilyPlan:
+    """The scene of the clip :func:`render_clip` renders with the same arguments, without drawing it.
+
+    The objects are placed from the clip's own layout stream, apart from its looks, effects and
+    sound, so the plan is exact (about 20 ms a clip: the sounding object's visibility under front
+    distractors is measured at every frame time, as when rendering).
+
+    Args:
+        spec, split, index, seed: as for :func:`render_clip`.
+
+    Returns:
+        The clip's id, class, box and silent objects.
+    """
+    return _scene(_generators(spec, seed, split, index)[0], spec, split, index, seed)[0]
+
+
+def _scene(layout_rng: np.random.Generator, spec: FamilySpec, split: str, index: int, seed: int
+           ) -> tuple[FamilyPlan, list[SceneObject], int, float]:
+    """Place clip ``index``'s objects from its layout stream: its plan, the objects back to front, the
+    sounding one's position among them and its smallest visible fraction."""
+    class_index = index % spec.num_classes
+    times = np.arange(max(1, round(spec.duration * spec.fps))) / spec.fps
+    mid_time = spec.duration / 2
+    objects, sounding, min_visible = _layout(layout_rng, spec, class_index, np.append(times, mid_time))
+    box = objects[sounding].box(mid_time) / np.array([spec.width, spec.height, spec.width, spec.height])
+    plan = FamilyPlan(vid=clip_id(spec.name, int(seed), split, int(index)), class_index=class_index,
+                      label=spec.class_list[class_index].display_name, box=np.clip(box, 0.0, 1.0).astype(np.float32),
+                      distractors=tuple(obj.class_index for k, obj in enumerate(objects) if k != sounding))
+    return plan, objects, sounding, min_visible

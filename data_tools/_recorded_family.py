@@ -8,7 +8,8 @@ complete, ``meta.json`` last. Each clip is written by a family's pool worker, wh
 clip's plan (with ``split``, ``index`` and ``vid``) and its ``meta.json`` entry (with ``box``).
 
 Each split's ``visible.json`` lists the classes of every picture drawn in a clip, sounding or silent
-(:func:`visible_from_meta`); :func:`write_visible` adds it to a family built before it existed.
+(:func:`visible_from_meta`); :func:`write_visible` (:func:`avcorr.data.writer.write_visible`) adds it to
+a family built before it existed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
 
-from avcorr.data.layout import VID2GENRE_FILE, VISIBLE_FILE
+from avcorr.data.layout import VISIBLE_FILE
 from avcorr.data.writer import (
     building_folder,
     encode_mp4,
@@ -33,6 +34,7 @@ from avcorr.data.writer import (
     run_parallel,
     write_class_csv,
     write_json,
+    write_visible,
     write_wav,
 )
 from data_tools._fsdd import SPLITS, write_skipped
@@ -287,48 +289,6 @@ def visible_from_meta(meta: dict[str, Any], sounding: Callable[[dict[str, Any]],
             names = [sounding(entry), *(c for c, shown in zip(others, drawn) if shown)]
             out[split][vid] = list(dict.fromkeys(names))
     return out
-
-
-def write_visible(root: str | Path, visible: Callable[[dict[str, Any]], dict[str, dict[str, list[str]]]], *,
-                  missing_only: bool = False) -> list[Path]:
-    """Write ``ROOT/<split>/visible.json`` of a built family from its ``meta.json`` (no media touched).
-
-    Args:
-        root: the family's folder.
-        visible: the family's ``{split: {vid: [class, ...]}}`` from the ``meta.json`` object.
-        missing_only: leave a split's existing ``visible.json`` as it is.
-
-    Returns:
-        the files written.
-
-    Raises:
-        FileNotFoundError: ``root/meta.json`` or a split's ``vid2genre.json`` is missing.
-        ValueError: ``meta.json`` is not valid JSON or does not describe the clips of ``vid2genre.json``.
-    """
-    root = Path(root).expanduser().absolute()
-    meta_path = root / "meta.json"
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise ValueError(f"{meta_path}: not valid JSON ({err})") from None
-    try:
-        drawn = visible(meta)
-    except ValueError as err:
-        raise ValueError(f"{meta_path}: {err}") from None
-    except (KeyError, TypeError, AttributeError) as err:
-        raise ValueError(f"{meta_path}: not a family's meta.json ({type(err).__name__}: {err})") from None
-    written = []
-    for split, clips in drawn.items():
-        path = root / split / VISIBLE_FILE
-        if missing_only and path.is_file():
-            continue
-        listed = json.loads((root / split / VID2GENRE_FILE).read_text(encoding="utf-8"))
-        if set(listed) != set(clips):
-            raise ValueError(f"{meta_path}: its {split} clips are not those of {root / split / VID2GENRE_FILE}")
-        write_json(path, clips, one_line_per_key=True)
-        logger.info("wrote %s (%d clips)", path, len(clips))
-        written.append(path)
-    return written
 
 
 def int_list(text: str, n: int) -> tuple[int, ...]:

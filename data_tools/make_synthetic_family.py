@@ -18,9 +18,13 @@ Usage::
     python -m data_tools.make_synthetic_family clutter /data/clutter
     python -m data_tools.make_synthetic_family wide /tmp/wide --scale tiny --seed 1
 
+Each split's ``visible.json`` lists the classes of every object drawn in a clip: the sounding one,
+then the silent distractors' (:func:`visible_labels` replays them from ``meta.json`` without
+rendering, for a dataset built before they were written).
+
 The dataset is built in a temporary folder beside ``ROOT`` and renamed when complete (``meta.json``
-last). Running again with the same parameters on a complete dataset leaves it untouched; a folder
-holding anything else is refused.
+last). Running again with the same parameters on a complete dataset leaves it untouched (one built
+before ``visible.json`` was written gets it, and only it); a folder holding anything else is refused.
 """
 
 from __future__ import annotations
@@ -34,9 +38,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from avcorr.data.layout import VISIBLE_FILE
 from avcorr.data.synthetic import read_meta  # meta.json as a dict, None when absent or broken
 from avcorr.data.writer import (
+    add_missing_visible,
     building_folder,
+    check_replayed_boxes,
     encode_mp4,
     pool_size,
     run_parallel,
@@ -44,11 +51,21 @@ from avcorr.data.writer import (
     write_json,
     write_wav,
 )
-from data_tools._family_synth import FAMILIES, SCALES, SPLITS, FamilySpec, clip_id, family_spec, render_clip
+from data_tools._family_synth import (
+    FAMILIES,
+    SCALES,
+    SPLITS,
+    FamilySpec,
+    clip_id,
+    family_spec,
+    plan_clip,
+    render_clip,
+)
 from data_tools._family_visual import prepare_shapes
 from data_tools.make_synthetic import _disk_usage
 
-__all__ = ["FAMILIES", "FAMILY_VERSION", "GENERATOR", "family_params", "is_family_dataset", "main", "make_family"]
+__all__ = ["FAMILIES", "FAMILY_VERSION", "GENERATOR", "family_params", "is_family_dataset", "main", "make_family",
+           "visible_labels"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,21 +124,24 @@ def _refusal(root: Path, params: dict[str, Any]) -> str:
     return f"{root}: holds the family dataset {meta.get('family')!r} with other parameters: {shown}"
 
 
-def _write_clip(task: tuple[str, FamilySpec, int, str, int]) -> tuple[str, int, str, str, list[float]]:
-    """Pool worker: render one clip and write its wav and mp4 under the split folder."""
+def _write_clip(task: tuple[str, FamilySpec, int, str, int]) -> tuple[str, int, str, str, list[float], list[str]]:
+    """Pool worker: render one clip and write its wav and mp4 under the split folder; return its split,
+    index, id, label, box and the classes drawn (``visible.json``)."""
     folder, spec, seed, split, index = task
     clip = render_clip(spec, split, index, seed)
     wav = Path(folder) / split / "audio" / f"{clip.vid}.wav"
     write_wav(wav, clip.audio, spec.sample_rate)
     encode_mp4(Path(folder) / split / "video" / f"{clip.vid}.mp4", clip.frames, wav, spec.fps)
-    return split, index, clip.vid, clip.label, [round(float(x), 6) for x in clip.box]
+    return (split, index, clip.vid, clip.label, [round(float(x), 6) for x in clip.box],
+            _visible_names(spec, clip.class_index, clip.distractors))
 
 
 def make_family(name: str, root: str | os.PathLike[str], *, scale: str = "full", seed: int = 0,
                 workers: int | None = None, progress: bool = False, **overrides: Any) -> Path:
     """Generate family ``name`` into ``root`` (see the module docstring).
 
-    Clip ``i`` of a split depends only on ``(name, parameters, seed, split, i)``, not on the workers.
+    Clip ``i`` of a split depends only on ``(name, parameters, seed, split, i)``, not on the workers. A
+    complete dataset with the same parameters is left as it is, but given its missing ``visible.json``.
 
     Args:
         name: a key of :data:`FAMILIES`.
@@ -146,6 +166,7 @@ def make_family(name: str, root: str | os.PathLike[str], *, scale: str = "full",
     root = Path(root).expanduser().absolute()
     if is_family_dataset(root, params):
         logger.info("%s already holds the %s family dataset", root, name)
+        add_missing_visible(root, lambda meta: visible_labels(meta, root))
         return root
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(_refusal(root, params) + "; remove it or choose another folder")
@@ -169,15 +190,17 @@ def make_family(name: str, root: str | os.PathLike[str], *, scale: str = "full",
 
 
 def _write_indexes(folder: Path, spec: FamilySpec, params: dict[str, Any],
-                   results: list[tuple[str, int, str, str, list[float]]]) -> None:
+                   results: list[tuple[str, int, str, str, list[float], list[str]]]) -> None:
     """The per-split json files, the class csv and, last, ``meta.json``."""
     order = {split: k for k, split in enumerate(SPLITS)}
     results = sorted(results, key=lambda r: (order[r[0]], r[1]))
     for split in SPLITS:
         rows = [r for r in results if r[0] == split]
-        write_json(folder / split / "vid2genre.json", {vid: label for _, _, vid, label, _ in rows},
+        write_json(folder / split / "vid2genre.json", {vid: label for _, _, vid, label, _, _ in rows},
                    one_line_per_key=True)
-        write_json(folder / split / "boxes.json", {vid: [box] for _, _, vid, _, box in rows}, one_line_per_key=True)
+        write_json(folder / split / "boxes.json", {vid: [box] for _, _, vid, _, box, _ in rows}, one_line_per_key=True)
+        write_json(folder / split / VISIBLE_FILE, {vid: drawn for _, _, vid, _, _, drawn in rows},
+                   one_line_per_key=True)
     classes = spec.class_list
     write_class_csv(folder / "class_labels_indices.csv", [(c.mid, c.display_name) for c in classes])
     meta = {
@@ -196,6 +219,47 @@ def _write_indexes(folder: Path, spec: FamilySpec, params: dict[str, Any],
         "boxes": "sounding object's bounding box at duration / 2, normalised [x1, y1, x2, y2] by width and height",
     }
     write_json(folder / "meta.json", meta)  # last: its presence marks the dataset complete
+
+
+def visible_labels(meta: dict[str, Any], root: str | os.PathLike[str] | None = None) -> dict[str, dict[str, list[str]]]:
+    """The classes drawn in every clip (``visible.json``) of a family dataset, from its ``meta.json``.
+
+    Each clip's scene is replayed with :func:`~data_tools._family_synth.plan_clip` from the
+    parameters ``meta.json`` records; no frame or sound is made.
+
+    Args:
+        meta: the dataset's ``meta.json`` object.
+        root: the dataset's folder; when given, the replayed boxes must be those of its ``boxes.json``
+            (a folder made by other generator code is refused rather than given wrong labels).
+
+    Returns:
+        ``{split: {vid: [sounding class, the silent objects' classes, each once ...]}}`` in clip order.
+
+    Raises:
+        ValueError: ``meta.json`` names another generator or version, or parameters this code does not
+            make; a replayed box differs from ``boxes.json``.
+        KeyError, TypeError: ``meta.json`` has no or other ``params``.
+    """
+    if meta.get("generator") != GENERATOR or meta.get("version") != FAMILY_VERSION:
+        raise ValueError(f"made by {meta.get('generator')!r} version {meta.get('version')!r}; only {GENERATOR} "
+                         f"version {FAMILY_VERSION} can be replayed here")
+    params = meta["params"]
+    overrides = {k: v for k, v in params.items() if k not in ("name", "scale", "seed")}
+    if family_params(params["name"], scale=params["scale"], seed=params["seed"], **overrides) != params:
+        raise ValueError(f"its params are not those of family {params['name']!r} as this code makes it")
+    spec = family_spec(params["name"], params["scale"], **overrides)
+    out: dict[str, dict[str, list[str]]] = {}
+    for split, per_class in zip(SPLITS, spec.clips_per_class):
+        plans = [plan_clip(spec, split, i, params["seed"]) for i in range(per_class * spec.num_classes)]
+        if root is not None:
+            check_replayed_boxes(root, split, {plan.vid: plan.box for plan in plans})
+        out[split] = {plan.vid: _visible_names(spec, plan.class_index, plan.distractors) for plan in plans}
+    return out
+
+
+def _visible_names(spec: FamilySpec, class_index: int, distractors: Sequence[int]) -> list[str]:
+    """The sounding class's display name, then each silent object's once."""
+    return list(dict.fromkeys(spec.class_list[c].display_name for c in (class_index, *distractors)))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,6 @@
 """One synthetic clip in memory: the classes, the clip ids, the scene (objects, frames, visible mask),
-the sound, and :func:`render_clip` (no ffmpeg, nothing written).
+the sound, :func:`render_clip` (no ffmpeg, nothing written) and :func:`plan_clip` (the scene alone:
+the clip's class, silent objects and box, without drawing a frame).
 
 Used through :mod:`avcorr.data.synthetic`, which re-exports every public name here and writes
 datasets of these clips; its module docstring describes the dataset.
@@ -17,7 +18,8 @@ import numpy as np
 from avcorr.data._synthetic_audio import _SOUNDS
 from avcorr.data._synthetic_video import _SHAPES, _background, _shape_extent
 
-__all__ = ["CLASSES", "SPLITS", "SyntheticClass", "SyntheticClip", "clip_id", "render_clip"]
+__all__ = ["CLASSES", "SPLITS", "SyntheticClass", "SyntheticClip", "SyntheticPlan", "clip_id", "plan_clip",
+           "render_clip", "visible_names"]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -324,33 +326,110 @@ def render_clip(
     """
     params = _validate(seed, num_classes, (1, 1, 1), duration, fps, size, sample_rate, max_distractors,
                        distractor_prob)
+    rng, plan, objects, sounding = _scene(params, split, index, class_index)
+    num_frames = max(1, round(duration * fps))
+    frames = _render_frames(objects, _background(rng, size), num_frames, fps, duration)
+    audio = _render_audio(rng, plan.class_index, max(1, round(duration * sample_rate)), sample_rate)
+    return SyntheticClip(
+        vid=plan.vid,
+        split=split,
+        index=index,
+        class_index=plan.class_index,
+        label=plan.label,
+        frames=frames,
+        audio=audio,
+        box=plan.box,
+        mask=_visible_mask(objects, sounding, 0.5, size),
+        distractors=plan.distractors,
+        mid_frame=min(num_frames - 1, int(round(duration * fps / 2))),
+    )
+
+
+@dataclass(frozen=True)
+class SyntheticPlan:
+    """One clip's scene without its frames or sound: what :func:`plan_clip` replays.
+
+    Attributes:
+        vid: the clip's id.
+        class_index: index of the sounding object's class in :data:`CLASSES`.
+        label: the class display name.
+        box: float32 (4,) the sounding object's box at ``duration / 2``, as :attr:`SyntheticClip.box`.
+        distractors: class indices of the silent objects, back to front, as :attr:`SyntheticClip.distractors`.
+    """
+
+    vid: str
+    class_index: int
+    label: str
+    box: np.ndarray
+    distractors: tuple[int, ...]
+
+    def visible(self) -> list[str]:
+        """The classes drawn in the clip (a ``visible.json`` entry): see :func:`visible_names`."""
+        return visible_names(self.class_index, self.distractors)
+
+
+def plan_clip(params: dict[str, Any], split: str, index: int, *, class_index: int | None = None) -> SyntheticPlan:
+    """The scene of clip ``index`` of ``split`` in a dataset of ``params``, without drawing it.
+
+    The objects are placed from the start of the clip's random stream, before the background,
+    frames and sound draw from it, so the plan is exactly the scene :func:`render_clip` renders with
+    the same parameters (about a millisecond a clip).
+
+    Args:
+        params: the dataset's parameters as ``make_synthetic`` takes them and ``meta.json`` records them
+            (``seed``, ``num_classes``, ``clips_per_class``, ``duration``, ``fps``, ``size``,
+            ``sample_rate``, ``max_distractors``, ``distractor_prob``).
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        index: clip index inside the split (>= 0).
+        class_index: the sounding class; ``None`` = ``index % num_classes`` as in the dataset.
+
+    Returns:
+        The clip's id, class, box and silent objects.
+
+    Raises:
+        ValueError: a parameter out of range, an unknown split, a negative index.
+        TypeError: a parameter missing or unknown.
+    """
+    return _scene(_validate(**params), split, index, class_index)[1]
+
+
+def visible_names(class_index: int, distractors: Sequence[int]) -> list[str]:
+    """The display names of the classes drawn in a clip: the sounding one, then each silent object's once.
+
+    Args:
+        class_index: the sounding class (index into :data:`CLASSES`).
+        distractors: the silent objects' classes.
+
+    Returns:
+        The names, each once, in that order (a ``visible.json`` entry).
+    """
+    return list(dict.fromkeys(CLASSES[c].display_name for c in (class_index, *distractors)))
+
+
+def _scene(params: dict[str, Any], split: str, index: int, class_index: int | None
+           ) -> tuple[np.random.Generator, SyntheticPlan, list[_Object], int]:
+    """Place clip ``index``'s objects; return its random stream (next: the background), its plan, the
+    objects back to front and the sounding one's position among them."""
     _check_split(split)
     if index < 0:
         raise ValueError(f"index must be >= 0, got {index}")
+    num_classes, size = params["num_classes"], params["size"]
     if class_index is None:
         class_index = index % num_classes
     if not 0 <= class_index < num_classes:
         raise ValueError(f"class_index must be in [0, {num_classes}), got {class_index}")
     rng = np.random.default_rng(np.random.SeedSequence([params["seed"], _SPLIT_CODES[split], index]))
-    num_frames = max(1, round(duration * fps))
-    objects = _layout(rng, class_index, num_classes, size, duration, max_distractors, distractor_prob)
+    objects = _layout(rng, class_index, num_classes, size, params["duration"], params["max_distractors"],
+                      params["distractor_prob"])
     sounding = next(k for k, obj in enumerate(objects) if obj.class_index == class_index)
-    frames = _render_frames(objects, _background(rng, size), num_frames, fps, duration)
-    audio = _render_audio(rng, class_index, max(1, round(duration * sample_rate)), sample_rate)
-    box = np.clip(objects[sounding].box(0.5) / size, 0.0, 1.0).astype(np.float32)
-    return SyntheticClip(
+    plan = SyntheticPlan(
         vid=clip_id(params["seed"], split, index),
-        split=split,
-        index=index,
         class_index=class_index,
         label=CLASSES[class_index].display_name,
-        frames=frames,
-        audio=audio,
-        box=box,
-        mask=_visible_mask(objects, sounding, 0.5, size),
+        box=np.clip(objects[sounding].box(0.5) / size, 0.0, 1.0).astype(np.float32),
         distractors=tuple(obj.class_index for k, obj in enumerate(objects) if k != sounding),
-        mid_frame=min(num_frames - 1, int(round(duration * fps / 2))),
     )
+    return rng, plan, objects, sounding
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Writing synthetic clips to disk: wav and mp4 files, the per-split json files, the class csv and
-``meta.json`` of a dataset folder, the worker pool that renders and encodes the clips, and the lock
+"""Writing synthetic clips to disk: wav and mp4 files, the per-split json files (``vid2genre.json``,
+``boxes.json``, ``visible.json``), the class csv and ``meta.json`` of a dataset folder, the worker pool that renders and encodes the clips, and the lock
 file of the cache.
 
 Used by :func:`avcorr.data.synthetic.make_synthetic` and :func:`~avcorr.data.synthetic.ensure_default_dataset`,
@@ -12,16 +12,18 @@ import contextlib
 from pathlib import Path
 from typing import Any, Iterator
 
-from avcorr.data._synthetic_render import _SPLIT_CODES, CLASSES, SPLITS, clip_id, render_clip
+from avcorr.data._synthetic_render import _SPLIT_CODES, CLASSES, SPLITS, clip_id, render_clip, visible_names
 from avcorr.data._synthetic_video import _shape_extent
+from avcorr.data.layout import VISIBLE_FILE
 from avcorr.data.writer import encode_mp4, pool_size, run_parallel, write_class_csv, write_json, write_wav
 
 # The generic writers live in avcorr.data.writer (shared with the benchmark families).
 _pool_size = pool_size
 
 
-def _generate_one(task: tuple[str, str, int, dict[str, Any]]) -> tuple[str, int, str, str, list[float]]:
-    """Pool worker: render clip ``index`` of ``split`` and write its wav and mp4 under ``root``."""
+def _generate_one(task: tuple[str, str, int, dict[str, Any]]) -> tuple[str, int, str, str, list[float], list[str]]:
+    """Pool worker: render clip ``index`` of ``split`` and write its wav and mp4 under ``root``; return its
+    split, index, id, label, box and the classes drawn (``visible.json``)."""
     root, split, index, params = task
     clip = render_clip(
         params["seed"],
@@ -39,13 +41,15 @@ def _generate_one(task: tuple[str, str, int, dict[str, Any]]) -> tuple[str, int,
     wav = folder / "audio" / f"{clip.vid}.wav"
     write_wav(wav, clip.audio, params["sample_rate"])
     encode_mp4(folder / "video" / f"{clip.vid}.mp4", clip.frames, wav, params["fps"])
-    return split, index, clip.vid, clip.label, [round(float(x), 6) for x in clip.box]
+    return (split, index, clip.vid, clip.label, [round(float(x), 6) for x in clip.box],
+            visible_names(clip.class_index, clip.distractors))
 
 
 def generate_into(tmp: Path, params: dict[str, Any], workers: int, progress: bool, *, generator: str,
                   version: int) -> None:
-    """Render and write every clip of ``params`` into the empty folder ``tmp``, then the json files, the
-    class csv and, last, ``meta.json`` (which names ``generator`` and ``version``).
+    """Render and write every clip of ``params`` into the empty folder ``tmp``, then the json files
+    (``visible.json``: the sounding class, then the silent objects'), the class csv and, last,
+    ``meta.json`` (which names ``generator`` and ``version``).
 
     Args:
         tmp: the folder being filled (renamed by the caller when this returns).
@@ -71,10 +75,11 @@ def generate_into(tmp: Path, params: dict[str, Any], workers: int, progress: boo
     results.sort(key=lambda r: (_SPLIT_CODES[r[0]], r[1]))
     for split in SPLITS:
         rows = [r for r in results if r[0] == split]
-        genre = {vid: label for _, _, vid, label, _ in rows}
-        boxes = {vid: [box] for _, _, vid, _, box in rows}
+        genre = {vid: label for _, _, vid, label, _, _ in rows}
+        boxes = {vid: [box] for _, _, vid, _, box, _ in rows}
         write_json(tmp / split / "vid2genre.json", genre, one_line_per_key=True)
         write_json(tmp / split / "boxes.json", boxes, one_line_per_key=True)
+        write_json(tmp / split / VISIBLE_FILE, {vid: drawn for _, _, vid, _, _, drawn in rows}, one_line_per_key=True)
     write_class_csv(tmp / "class_labels_indices.csv", [(c.mid, c.display_name) for c in classes])
     meta = {
         "generator": generator,

@@ -13,12 +13,20 @@ dataset is written in the project layout (see ``DESIGN.md``)::
         video/<vid>.mp4            H.264 yuv420p frames + AAC audio (the same sound as the wav)
         audio/<vid>.wav            16-bit PCM mono
         boxes.json                 {vid: [[x1, y1, x2, y2]]} sounding object at duration / 2, in [0, 1]
+        visible.json               {vid: [display_name, ...]} the sounding class, then each silent object's
       meta.json                    generator version and every parameter
 
 Generation is deterministic: clip ``index`` of ``split`` is drawn from a numpy Generator seeded with
 ``(seed, split, index)``, so the same arguments give the same frames, audio, labels and boxes
 whatever the number of workers. A dataset is written into a temporary folder beside ``root`` and
 renamed when complete, so a run killed midway never leaves a folder that looks finished.
+
+The objects of a clip are placed before anything else is drawn from its random stream, so
+:func:`plan_clip` replays a clip's scene (class, silent objects, box) without rendering it, and
+:func:`visible_labels` re-derives ``visible.json`` from ``meta.json``: a complete dataset made before
+the generator wrote ``visible.json`` gets it when :func:`make_synthetic` or
+:func:`ensure_default_dataset` finds it (or with ``python -m data_tools.write_visible ROOT``), with
+nothing else touched and no new version.
 
 Example:
     >>> from avcorr.data.synthetic import ensure_default_dataset, render_clip
@@ -47,12 +55,15 @@ from avcorr.data._synthetic_render import (  # re-exported: the clip in memory
     SPLITS,
     SyntheticClass,
     SyntheticClip,
+    SyntheticPlan,
     _validate,
     clip_id,
+    plan_clip,
     render_clip,
 )
 from avcorr.data._synthetic_video import _shape_extent as _shape_extent  # re-exported (tests measure the shapes)
 from avcorr.data._synthetic_write import _file_lock, _pool_size, generate_into
+from avcorr.data.writer import add_missing_visible, check_replayed_boxes
 
 __all__ = [
     "CLASSES",
@@ -61,13 +72,16 @@ __all__ = [
     "SYNTHETIC_VERSION",
     "SyntheticClass",
     "SyntheticClip",
+    "SyntheticPlan",
     "clip_id",
     "default_cache_dir",
     "ensure_default_dataset",
     "is_synthetic_dataset",
     "make_synthetic",
+    "plan_clip",
     "read_meta",
     "render_clip",
+    "visible_labels",
 ]
 
 logger = logging.getLogger(__name__)
@@ -155,7 +169,8 @@ def make_synthetic(
 
     The dataset is built in a temporary folder beside ``root`` and renamed to ``root`` when
     complete. If ``root`` already holds a complete dataset with the same parameters it is returned
-    untouched (also when another process finished it first).
+    untouched (also when another process finished it first), except that one made before
+    ``visible.json`` was written gets it (see :func:`visible_labels`).
 
     Args:
         root: the folder to create; it must not exist, or be empty, or already hold this dataset.
@@ -185,6 +200,7 @@ def make_synthetic(
     root = Path(root).expanduser().absolute()
     if is_synthetic_dataset(root, **params):
         logger.info("%s already holds the synthetic dataset", root)
+        add_missing_visible(root, lambda meta: visible_labels(meta, root))
         return root
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(
@@ -202,6 +218,39 @@ def make_synthetic(
             shutil.rmtree(tmp, ignore_errors=True)
     logger.info("wrote the synthetic dataset to %s in %.1f s", root, time.perf_counter() - started)
     return root
+
+
+def visible_labels(meta: dict[str, Any], root: str | os.PathLike[str] | None = None) -> dict[str, dict[str, list[str]]]:
+    """The classes drawn in every clip (``visible.json``) of a dataset this generator made, from its ``meta.json``.
+
+    Each clip's scene is replayed with :func:`plan_clip` from the parameters ``meta.json`` records;
+    no frame or sound is made (about 1 ms a clip).
+
+    Args:
+        meta: the dataset's ``meta.json`` object.
+        root: the dataset's folder; when given, the replayed boxes must be those of its ``boxes.json``
+            (a folder made by other generator code is refused rather than given wrong labels).
+
+    Returns:
+        ``{split: {vid: [sounding class, the silent objects' classes, each once ...]}}`` in clip order,
+        display names as in ``vid2genre.json``.
+
+    Raises:
+        ValueError: ``meta.json`` names another generator or version, or parameters out of range; a
+            replayed box differs from ``boxes.json``.
+        KeyError, TypeError: ``meta.json`` has no or other ``params``.
+    """
+    if meta.get("generator") != __name__ or meta.get("version") != SYNTHETIC_VERSION:
+        raise ValueError(f"made by {meta.get('generator')!r} version {meta.get('version')!r}; only {__name__} "
+                         f"version {SYNTHETIC_VERSION} can be replayed here")
+    params = _validate(**meta["params"])
+    out: dict[str, dict[str, list[str]]] = {}
+    for split, per_class in zip(SPLITS, params["clips_per_class"]):
+        plans = [plan_clip(params, split, i) for i in range(per_class * params["num_classes"])]
+        if root is not None:
+            check_replayed_boxes(root, split, {plan.vid: plan.box for plan in plans})
+        out[split] = {plan.vid: plan.visible() for plan in plans}
+    return out
 
 
 def _publish(tmp: Path, root: Path, params: dict[str, Any]) -> None:
@@ -235,7 +284,9 @@ def ensure_default_dataset(progress: bool = True) -> Path:
     """Return the default synthetic dataset, generating it once into the cache if needed.
 
     The dataset lives in ``default_cache_dir() / f"synthetic-v{SYNTHETIC_VERSION}"`` and is made
-    with :data:`DEFAULT_PARAMS`. A complete one is returned at once. Otherwise generation runs
+    with :data:`DEFAULT_PARAMS`. A complete one is returned at once (one made before the generator
+    wrote ``visible.json`` first gets it, replayed from ``meta.json`` in well under a second; a
+    folder that cannot be written keeps going without it, with a warning). Otherwise generation runs
     under a lock file, so concurrent processes generate it once; leftovers of a killed run (its
     temporary folder, or a folder without a matching ``meta.json``) are removed first.
 
@@ -249,10 +300,12 @@ def ensure_default_dataset(progress: bool = True) -> Path:
     cache = default_cache_dir()
     root = cache / f"synthetic-v{SYNTHETIC_VERSION}"
     if is_synthetic_dataset(root, **params):
+        add_missing_visible(root, lambda meta: visible_labels(meta, root))
         return root
     cache.mkdir(parents=True, exist_ok=True)
     with _file_lock(cache / f".{root.name}.lock") as locked:
         if is_synthetic_dataset(root, **params):  # another process finished while we waited
+            add_missing_visible(root, lambda meta: visible_labels(meta, root))
             return root
         if locked:  # nobody else is generating: temporary folders left are from killed runs
             for stale in cache.glob(f".{root.name}.tmp-*"):

@@ -10,6 +10,7 @@ Every dataset generator of avcorr (the embedded synthetic dataset, the benchmark
       train/ val/ test/
         vid2genre.json             {vid: label}
         boxes.json                 {vid: [[x1, y1, x2, y2], ...]} (when the generator draws objects)
+        visible.json               {vid: [label, ...]} every object drawn, sounding first (idem)
         video/<vid>.mp4            H.264 yuv420p + AAC
         audio/<vid>.wav            16-bit PCM, mono or multi-channel
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -39,18 +41,24 @@ import numpy as np
 
 from .._atomic import atomic_open, atomic_path, move_into_place, write_text
 from .._ffmpeg import ffmpeg
+from .layout import BOXES_FILE, SPLITS, VID2GENRE_FILE, VISIBLE_FILE
 
 __all__ = [
     "AUDIO_BITRATE",
+    "add_missing_visible",
     "building_folder",
+    "check_replayed_boxes",
     "encode_mp4",
     "pool_size",
     "progress_bar",
     "run_parallel",
     "write_class_csv",
     "write_json",
+    "write_visible",
     "write_wav",
 ]
+
+logger = logging.getLogger(__name__)
 
 AUDIO_BITRATE = "64k"
 """AAC bit rate of the audio track of written mp4 files."""
@@ -244,3 +252,100 @@ def building_folder(root: str | os.PathLike[str], *, exist_ok: Callable[[Path], 
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_visible(root: str | Path, visible: Callable[[dict[str, Any]], dict[str, dict[str, list[str]]]], *,
+                  missing_only: bool = False) -> list[Path]:
+    """Write ``ROOT/<split>/visible.json`` of a built dataset from its ``meta.json`` (no media touched).
+
+    Args:
+        root: the dataset's folder.
+        visible: the generator's ``{split: {vid: [class, ...]}}`` from the ``meta.json`` object.
+        missing_only: leave a split's existing ``visible.json`` as it is.
+
+    Returns:
+        the files written.
+
+    Raises:
+        FileNotFoundError: ``root/meta.json`` or a split's ``vid2genre.json`` is missing.
+        ValueError: ``meta.json`` is not valid JSON or does not describe the clips of ``vid2genre.json``.
+    """
+    root = Path(root).expanduser().absolute()
+    meta_path = root / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ValueError(f"{meta_path}: not valid JSON ({err})") from None
+    try:
+        drawn = visible(meta)
+    except ValueError as err:
+        raise ValueError(f"{meta_path}: {err}") from None
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{meta_path}: not the meta.json of this generator ({type(err).__name__}: {err})") from None
+    written = []
+    for split, clips in drawn.items():
+        path = root / split / VISIBLE_FILE
+        if missing_only and path.is_file():
+            continue
+        listed = json.loads((root / split / VID2GENRE_FILE).read_text(encoding="utf-8"))
+        if set(listed) != set(clips):
+            raise ValueError(f"{meta_path}: its {split} clips are not those of {root / split / VID2GENRE_FILE}")
+        write_json(path, clips, one_line_per_key=True)
+        logger.info("wrote %s (%d clips)", path, len(clips))
+        written.append(path)
+    return written
+
+
+def check_replayed_boxes(root: str | Path, split: str, boxes: dict[str, np.ndarray]) -> None:
+    """Check that a generator's replay of a split gives the boxes its ``boxes.json`` holds.
+
+    A dataset whose clips are re-derived from ``meta.json`` (to add ``visible.json`` without
+    rendering) is checked this way: a folder made by other generator code with the same version
+    has other boxes.
+
+    Args:
+        root: the dataset's folder.
+        split: the split.
+        boxes: ``{vid: (4,) [x1, y1, x2, y2]}`` replayed, compared rounded to 6 decimals as the generators
+            write them.
+
+    Raises:
+        FileNotFoundError: the split's ``boxes.json`` is missing.
+        ValueError: it is not valid JSON, or a clip's box there is not the replayed one (the first is named).
+    """
+    path = Path(root) / split / BOXES_FILE
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    for vid, replayed in boxes.items():
+        box = [round(float(x), 6) for x in replayed]
+        found = stored.get(vid) if isinstance(stored, dict) else None
+        if found != [box]:
+            raise ValueError(f"{path}: clip {vid!r} has box {found!r}, the generator's replay of meta.json gives "
+                             f"{[box]!r}: the dataset was not made by this generator code")
+
+
+def add_missing_visible(root: str | Path, visible: Callable[[dict[str, Any]], dict[str, dict[str, list[str]]]]
+                        ) -> list[Path]:
+    """Give a complete dataset made before its generator wrote ``visible.json`` the files it lacks.
+
+    Nothing else is touched. A failure (a folder that cannot be written, a ``meta.json`` that cannot
+    be replayed) is logged as a warning: the dataset stays usable without ``visible.json``.
+
+    Args:
+        root: the dataset's folder.
+        visible: as for :func:`write_visible`.
+
+    Returns:
+        the files written (none when every split has one, or on failure).
+    """
+    root = Path(root)
+    if all((root / split / VISIBLE_FILE).is_file() for split in SPLITS):
+        return []
+    try:
+        return write_visible(root, visible, missing_only=True)
+    except (OSError, ValueError) as err:
+        logger.warning("%s: visible.json not added (%s); the AVC ceiling counts each frame's own labels only",
+                       root, err)
+        return []

@@ -66,11 +66,13 @@ def test_positive_share_and_class_negatives(tiny_root, shard_root):
     assert len({i["vid"] for i in items[:8]}) >= 4  # a batch mixes clips, not 8 pairs of one clip
     unshuffled = list(AVCShardStream(str(shard_root / "train"), pairs_per_clip=8, shuffle=0, pair_buffer=2, **OPTS))
     assert len({i["vid"] for i in unshuffled[:8]}) == 1  # shuffle=0: the 8 pairs of a clip come together
-    # "class": a negative's clip shares no label with the frame's
+    # "class": a negative's clip shares no label with the frame's (it may sound like a silent object there)
+    index = load_split(tiny_root, "train")
+    drawn = {c.vid: set(index.visible_labels(c)) for c in index.clips}
     stream = AVCShardStream(str(shard_root / "train"), pairs_per_clip=4, negatives="class", seed=3, **OPTS)
     negatives = [i for i in stream if not i["label"]]
     assert negatives and all(not labels[i["vid"]] & labels[i["audio_vid"]] for i in negatives)
-    assert not any(bool(i["shares_label"]) for i in negatives)
+    assert all(bool(i["shares_label"]) == bool(drawn[i["vid"]] & labels[i["audio_vid"]]) for i in negatives)
     # contrastive training: positives only
     assert all(i["label"] for i in AVCShardStream(str(shard_root / "train"), positive_fraction=1.0, **OPTS))
 
@@ -173,18 +175,19 @@ def test_wrong_rate_and_missing_manifest_are_clear_errors(shard_root, tmp_path):
         AVCShardStream(str(tmp_path), sample_rate=16000)
 
 
-def test_shares_label_counts_the_silent_objects_of_visible_json(tiny_copy, shard_root, tmp_path):
+def test_shares_label_counts_the_silent_objects_of_visible_json(tiny_copy, tmp_path):
     """A negative whose audio class is drawn silent in the frame (visible.json) shares a label: files and shards
     alike; shards made without a visible.json keep the labels alone, and are refused once one is added."""
+    (tiny_copy / "train" / "visible.json").unlink()  # a dataset without one (the generator writes it)
     train = load_split(tiny_copy, "train")
-    old = AVCShardStream(str(shard_root / "train"), train=False, pairs_per_clip=6, **OPTS)  # no "visible" stored
+    out = tmp_path / "shards"
+    options = ShardOptions(frames_per_clip=3, size=32, sample_rate=16000)
+    ms.shard_split(train, out, options, clips_per_shard=4)
+    old = AVCShardStream(str(out / "train"), train=False, pairs_per_clip=6, **OPTS)  # no "visible" stored
     labels = {c.vid: set(c.labels) for c in train.clips}
     negatives = [i for i in old if not i["label"]]
     assert negatives and all(bool(i["shares_label"]) == bool(labels[i["vid"]] & labels[i["audio_vid"]])
                              for i in negatives)
-    out = tmp_path / "shards"
-    options = ShardOptions(frames_per_clip=3, size=32, sample_rate=16000)
-    ms.shard_split(train, out, options, clips_per_shard=4)
     classes = train.classes
     # each frame also shows a silent object of the next class
     extra = {c.vid: [classes[(classes.index(c.labels[0]) + 1) % len(classes)]] for c in train.clips}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -19,6 +21,7 @@ import numpy as np
 import pytest
 
 from avcorr.data import synthetic
+from avcorr.data.layout import load_split
 from avcorr.data.synthetic import (
     CLASSES,
     SPLITS,
@@ -26,7 +29,9 @@ from avcorr.data.synthetic import (
     ensure_default_dataset,
     is_synthetic_dataset,
     make_synthetic,
+    plan_clip,
     render_clip,
+    visible_labels,
 )
 
 needs_ffmpeg = pytest.mark.ffmpeg  # skipped with the reason where ffmpeg/ffprobe are missing (tests/conftest.py)
@@ -149,6 +154,119 @@ def test_deterministic_and_seed_dependent(tiny_root: Path, tmp_path: Path) -> No
     assert a.label == b.label  # the class comes from the index
     assert not np.array_equal(a.audio, b.audio) and not np.array_equal(a.frames, b.frames)
     assert not np.allclose(a.box, b.box)
+
+
+# ----------------------------------------------------------------------------- visible.json
+
+CLIP_KW = {k: v for k, v in TINY.items() if k != "clips_per_class"}  # render_clip's keyword arguments
+
+
+def _digest(root: Path, names: list[str]) -> str:
+    h = hashlib.sha256()
+    for name in names:
+        h.update(name.encode() + b"\0" + (root / name).read_bytes())
+    return h.hexdigest()
+
+
+@needs_ffmpeg
+def test_other_files_are_those_written_before_visible_json(tiny_root: Path) -> None:
+    """Adding visible.json changed no other file: the index files hash as the generator wrote them before
+    (commit 7b9e4a4, the same build; its wav/mp4 files were byte-identical too, checked once by hand), and the
+    folder holds only visible.json more."""
+    names = ["meta.json", "class_labels_indices.csv"] + [f"{s}/{f}" for s in SPLITS for f in ("vid2genre.json",
+                                                                                             "boxes.json")]
+    assert _digest(tiny_root, names) == "8d518a5090fafab9f245c3952408ee5755f53bb365f2e922b2e88921a13bb4c3"
+    for split in SPLITS:
+        assert sorted(p.name for p in (tiny_root / split).iterdir()) == ["audio", "boxes.json", "vid2genre.json",
+                                                                         "video", "visible.json"]
+
+
+@needs_ffmpeg
+def test_visible_json_lists_the_sounding_class_then_the_silent_ones(tiny_root: Path) -> None:
+    silent, params = 0, _load(tiny_root / "meta.json")["params"]
+    for split in SPLITS:
+        genre = _load(tiny_root / split / "vid2genre.json")
+        visible = _load(tiny_root / split / "visible.json")
+        assert list(visible) == list(genre)  # the same ids, in clip order
+        for index, vid in enumerate(genre):
+            plan = plan_clip(params, split, index)
+            names = [CLASSES[c].display_name for c in plan.distractors]
+            assert plan.vid == vid and visible[vid] == [genre[vid], *names], (split, index)
+            silent += len(names)
+    assert silent > 0  # some clips have silent objects (distractor_prob 0.5)
+    assert load_split(tiny_root, "train").visible is not None
+
+
+def test_plan_clip_is_the_rendered_scene() -> None:
+    kw = dict(CLIP_KW, num_classes=len(CLASSES), max_distractors=3, distractor_prob=0.9)
+    params = dict(kw, seed=4, clips_per_class=(1, 1, 1))
+    for index in range(6):
+        clip, plan = render_clip(4, "val", index, **kw), plan_clip(params, "val", index)
+        assert (plan.vid, plan.class_index, plan.label, plan.distractors) == (
+            clip.vid, clip.class_index, clip.label, clip.distractors)
+        np.testing.assert_array_equal(plan.box, clip.box)
+    assert plan_clip(params, "val", 2, class_index=0).class_index == 0
+    with pytest.raises(ValueError, match="split"):
+        plan_clip(params, "dev", 0)
+    with pytest.raises(ValueError, match="num_classes"):
+        plan_clip(dict(params, num_classes=0), "val", 0)
+
+
+def _without_visible(root: Path, dst: Path) -> Path:
+    shutil.copytree(root, dst)
+    for split in SPLITS:
+        (dst / split / "visible.json").unlink()
+    return dst
+
+
+@needs_ffmpeg
+def test_write_visible_replays_an_old_dataset(tiny_root: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from data_tools import write_visible
+
+    old = _without_visible(tiny_root, tmp_path / "old")
+    assert write_visible.main([str(old)]) == 0
+    assert "val/visible.json: 3 clips" in capsys.readouterr().out
+    for split in SPLITS:
+        assert (old / split / "visible.json").read_bytes() == (tiny_root / split / "visible.json").read_bytes()
+    meta = _load(old / "meta.json")
+    assert visible_labels(meta) == {s: _load(tiny_root / s / "visible.json") for s in SPLITS}
+    # a box that the replay does not give: the folder was made by other code, refused
+    boxes = _load(old / "val" / "boxes.json")
+    vid = next(iter(boxes))
+    boxes[vid][0][0] += 0.01
+    (old / "val" / "boxes.json").write_text(json.dumps(boxes))
+    assert write_visible.main([str(old)]) == 2
+    assert f"boxes.json: clip {vid!r}" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="version 3"):
+        visible_labels(dict(meta, version=3))
+
+
+@needs_ffmpeg
+def test_complete_dataset_without_visible_json_gets_it_and_nothing_else(
+        tiny_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    old = _without_visible(tiny_root, tmp_path / "old")
+    before = {p: p.stat().st_mtime_ns for p in old.rglob("*") if p.is_file()}
+    assert make_synthetic(old, seed=0, **TINY) == old
+    for split in SPLITS:
+        assert (old / split / "visible.json").read_bytes() == (tiny_root / split / "visible.json").read_bytes()
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+
+    # the cache: its first use adds visible.json to a complete copy, without generating anything
+    monkeypatch.setenv("AVCORR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(synthetic, "DEFAULT_PARAMS", dict(seed=0, **TINY, max_distractors=2, distractor_prob=0.5))
+    monkeypatch.setattr(synthetic, "make_synthetic", lambda *a, **k: pytest.fail("regenerated"))
+    cached = _without_visible(tiny_root, tmp_path / "cache" / f"synthetic-v{synthetic.SYNTHETIC_VERSION}")
+    assert ensure_default_dataset(progress=False) == cached
+    assert all((cached / s / "visible.json").read_bytes() == (tiny_root / s / "visible.json").read_bytes()
+               for s in SPLITS)
+    # one that cannot be replayed is used as it is, with a warning
+    for split in SPLITS:
+        (cached / split / "visible.json").unlink()
+    (cached / "test" / "boxes.json").write_text("{}")
+    with caplog.at_level(logging.WARNING, logger="avcorr.data.writer"):
+        assert ensure_default_dataset(progress=False) == cached
+    assert "visible.json not added" in caplog.text and not list(cached.glob("*/visible.json"))
 
 
 # ----------------------------------------------------------------------------- content

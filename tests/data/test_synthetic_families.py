@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -16,8 +18,8 @@ import pytest
 from avcorr.data.layout import load_split
 from data_tools import make_synthetic_family as msf
 from data_tools import validate
-from data_tools._family_synth import FamilySpec, clip_id, family_spec, render_clip
-from data_tools.make_synthetic_family import FAMILIES, family_params, is_family_dataset, make_family
+from data_tools._family_synth import FamilySpec, clip_id, family_spec, plan_clip, render_clip
+from data_tools.make_synthetic_family import FAMILIES, family_params, is_family_dataset, make_family, visible_labels
 
 # ffmpeg: skipped with the reason where ffmpeg/ffprobe are missing (tests/conftest.py); slow: building the
 # two families takes ~10 s on 2 cores
@@ -238,6 +240,77 @@ def test_classes_differ_in_sound(roots: dict[str, Path], name: str) -> None:
         between += [d for c, d in dists.items() if c != label]
     assert correct / len(labels) >= 0.9
     assert np.mean(between) > 2 * np.mean(within)
+
+
+# ----------------------------------------------------------------------------- visible.json
+
+# sha256 over meta.json, the class csv and each split's vid2genre.json and boxes.json of the tiny builds, as
+# the generator wrote them before visible.json (commit 7b9e4a4; its wav/mp4 files were byte-identical too,
+# checked once by hand)
+BEFORE_VISIBLE = {"clutter": "631e44433369004fac089c6c16e35e1dd110243e746939e344a326d8e510c63c",
+                  "wide": "25ca2c59c5139f2814f19d4e264f992f9f2c36fa0b97e505fcab7ee827490f69"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_visible_json_lists_the_drawn_classes_and_changes_nothing_else(roots: dict[str, Path], name: str) -> None:
+    root, spec = roots[name], family_spec(name, "tiny")
+    files = ["meta.json", "class_labels_indices.csv"] + [f"{s}/{f}" for s in SPLITS for f in ("vid2genre.json",
+                                                                                             "boxes.json")]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.encode() + b"\0" + (root / path).read_bytes())
+    assert digest.hexdigest() == BEFORE_VISIBLE[name]
+    silent = 0
+    for split in SPLITS:
+        genre, visible = _load(root / split / "vid2genre.json"), _load(root / split / "visible.json")
+        assert list(visible) == list(genre)
+        for index, vid in enumerate(genre):
+            plan = plan_clip(spec, split, index, 0)
+            names = [spec.class_list[c].display_name for c in plan.distractors]
+            assert plan.vid == vid and visible[vid] == [genre[vid], *names], (split, index)
+            silent += len(names)
+        assert sorted(p.name for p in (root / split).iterdir()) == ["audio", "boxes.json", "vid2genre.json",
+                                                                    "video", "visible.json"]
+    assert silent > 0
+    # the plan is the rendered scene
+    for index in range(3):
+        clip, plan = render_clip(spec, "val", index, 0, video=False), plan_clip(spec, "val", index, 0)
+        assert (plan.vid, plan.class_index, plan.label, plan.distractors) == (
+            clip.vid, clip.class_index, clip.label, clip.distractors)
+        np.testing.assert_array_equal(plan.box, clip.box)
+
+
+def test_a_family_built_before_visible_json_gets_it(roots: dict[str, Path], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from data_tools import write_visible
+
+    root = roots["clutter"]
+    old = tmp_path / "old"
+    shutil.copytree(root, old)
+    for split in SPLITS:
+        (old / split / "visible.json").unlink()
+    before = {p: p.stat().st_mtime_ns for p in old.rglob("*") if p.is_file()}
+    assert make_family("clutter", old, scale="tiny", seed=0) == old  # the same command adds it, and only it
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    for split in SPLITS:
+        assert (old / split / "visible.json").read_bytes() == (root / split / "visible.json").read_bytes()
+        (old / split / "visible.json").unlink()
+    assert write_visible.main([str(old)]) == 0 and "old/val/visible.json: 12 clips" in capsys.readouterr().out
+    for split in SPLITS:
+        assert (old / split / "visible.json").read_bytes() == (root / split / "visible.json").read_bytes()
+    meta = _load(old / "meta.json")
+    with pytest.raises(ValueError, match="unknown parameter.*'unknown'"):
+        visible_labels(dict(meta, params=dict(meta["params"], unknown=1)))
+    fewer = {k: v for k, v in meta["params"].items() if k != "flicker"}  # a parameter this code adds
+    with pytest.raises(ValueError, match="not those of family 'clutter'"):
+        visible_labels(dict(meta, params=fewer))
+    with pytest.raises(ValueError, match="version 2"):
+        visible_labels(dict(meta, version=2))
+    boxes = _load(old / "test" / "boxes.json")
+    vid = next(iter(boxes))
+    boxes[vid][0][3] -= 0.001
+    (old / "test" / "boxes.json").write_text(json.dumps(boxes))
+    assert write_visible.main([str(old)]) == 2 and f"boxes.json: clip {vid!r}" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- determinism and completeness
