@@ -211,7 +211,7 @@ def recognize(audio_path: str | Path, checkpoint: str | Path | Tagger, top_k: in
     Raises:
         avcorr.data.errors.DecodeError: the file cannot be read or has no audio (named in the message;
             checked before the model is loaded).
-        ValueError: bad ``top_k`` / ``pool`` / ``hop_seconds``.
+        ValueError: bad ``top_k`` / ``pool`` / ``hop_seconds`` / ``precision``.
     """
     import torch
 
