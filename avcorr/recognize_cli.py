@@ -1,4 +1,4 @@
-"""``python -m avcorr.recognize FILE [FILE ...] --checkpoint CKPT [--top-k 5] [--json]``
+"""``python -m avcorr.recognize FILE [FILE ...] --checkpoint CKPT [--top-k 5] [--json] [--precision bf16]``
 
 The code of the command ``python -m avcorr.recognize`` (see :mod:`avcorr.recognize`): it tags audio
 files with a tagging checkpoint through :func:`avcorr.inference.tagging.recognize`, which is also
@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--top-k", type=int, default=5, help="labels per file (default 5)")
     p.add_argument("--hop", type=float, default=None, help="seconds between windows of a long file (default: half a window)")
     p.add_argument("--pool", choices=("mean", "max"), default="mean", help="pooling of window probabilities (default mean)")
-    add_common_args(p, "device")
+    add_common_args(p, "device", "precision")
     p.add_argument("--json", action="store_true", help="print one JSON object per file")
     add_common_args(p, "vggish", "pca", "vggish_arch")
     args = p.parse_intermixed_args(argv)
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not files:
         return status
     try:
-        tagger = load_tagger(args.checkpoint, args.device)
+        tagger = load_tagger(args.checkpoint, args.device, args.precision)
     except (FileNotFoundError, ValueError) as e:
         return error_exit(e)
     skipped = len(args.files) - len(files)  # the inputs refused above

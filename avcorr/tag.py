@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     batch_size={"help": "context windows per forward pass (default 16)"})
     p.add_argument("--chunk", type=float, default=60.0, help="seconds decoded at a time (default 60)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
-    add_common_args(p, "device", "no_progress")
+    add_common_args(p, "device", "precision", "no_progress")
     p.add_argument("--quiet", dest="no_progress", action="store_true", help=argparse.SUPPRESS)  # the old name
     args = p.parse_args(argv)
     from ._cli import error_exit, setup_logging
@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         tagger = load_second_tagger(args.checkpoint, vggish=args.vggish, pca=args.pca, vggish_arch=args.vggish_arch,
-                                    device=args.device, batch_size=args.batch_size)
+                                    device=args.device, batch_size=args.batch_size, precision=args.precision)
     except (FileNotFoundError, ValueError) as e:
         return error_exit(e)
     from .data.skipped import SKIPPED_FILE, write_skipped_csv

@@ -14,6 +14,13 @@ of the clip's label distribution, right for single-label models and for sounds t
 multi-label models). Probabilities are softmax outputs for single-label models (they sum to 1
 over the classes) and sigmoid outputs for multi-label ones (each in [0, 1] independently).
 
+``precision="bf16"`` (``--precision bf16``) runs the model's forward pass under bfloat16 autocast on
+the CPU or CUDA; logits are cast to float32 before the sigmoid / softmax, so probabilities are
+float32 either way. On a CPU with bf16 instructions (AVX512-BF16 or AMX) it is faster than fp32
+(CNN14: figures in experiments/RESULTS.md); elsewhere it runs, emulated and slower, after a
+warning (:func:`avcorr._amp.check_precision`). The VGGish that feeds an embedding head stays fp32:
+its quantised embeddings must match the AudioSet release.
+
 Example:
     >>> from avcorr import recognize
     >>> recognize("dog.wav", "runs/ast_folder/checkpoints/best.pt", top_k=3)
@@ -34,7 +41,7 @@ if TYPE_CHECKING:  # torch is imported where it is used, so that --help and inpu
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Tagger", "load_tagger", "load_vggish", "recognize", "window_starts"]
+__all__ = ["Tagger", "batch_probabilities", "load_tagger", "load_vggish", "recognize", "window_starts"]
 
 
 @dataclass
@@ -47,6 +54,7 @@ class Tagger:
         multilabel: sigmoid (True) or softmax (False) outputs.
         device: where the model runs.
         name: where it was loaded from.
+        precision: ``"fp32"``, or ``"bf16"`` for the forward pass under bfloat16 autocast (module docstring).
     """
 
     model: nn.Module
@@ -54,8 +62,17 @@ class Tagger:
     multilabel: bool
     device: torch.device
     name: str = ""
+    precision: str = "fp32"
     vggish: nn.Module | None = None  # embedding heads: the VGGish that makes their input (set on first use)
     vggish_key: tuple | None = None  # the (weights, pca, arch) it was loaded from
+
+    def __post_init__(self) -> None:
+        import torch
+
+        from .._amp import check_precision
+
+        self.device = torch.device(self.device)
+        check_precision(self.precision, self.device)
 
     @property
     def is_embedding_head(self) -> bool:
@@ -81,43 +98,70 @@ class Tagger:
             batch_size: windows per forward pass.
 
         Returns:
-            float32 (N, C) on the CPU.
+            float32 (N, C) on the CPU (also with ``precision="bf16"``).
         """
         import torch
 
-        out = []
-        with torch.no_grad():
-            for i in range(0, windows.shape[0], batch_size):
-                logits = self.model(windows[i : i + batch_size].to(self.device))["logits"].float()
-                out.append((logits.sigmoid() if self.multilabel else logits.softmax(-1)).cpu())
+        out = [batch_probabilities(self.model, windows[i : i + batch_size], self.multilabel, self.device, self.precision)
+               for i in range(0, windows.shape[0], batch_size)]
         return torch.cat(out) if out else torch.zeros(0, len(self.classes))
 
 
-def load_tagger(checkpoint: str | Path, device: str = "auto") -> Tagger:
+def batch_probabilities(model: nn.Module, batch: torch.Tensor, multilabel: bool, device: torch.device,
+                        precision: str = "fp32") -> torch.Tensor:
+    """One forward pass of a tagging model: class probabilities of a batch, without gradients.
+
+    Args:
+        model: a tagging model (``forward(x) -> {'logits' (B, C)}``) on ``device``.
+        batch: (B, T) waveforms or (B, T, 128) embeddings, on any device.
+        multilabel: sigmoid (True) or softmax (False).
+        device: where the model runs.
+        precision: ``"fp32"``, or ``"bf16"`` to run the model under bfloat16 autocast (logits are cast
+            to float32 before the sigmoid / softmax).
+
+    Returns:
+        float32 (B, C) on the CPU.
+    """
+    import torch
+
+    from .._amp import inference_autocast
+
+    with torch.no_grad():
+        with inference_autocast(device, precision):
+            logits = model(batch.to(device))["logits"]
+        logits = logits.float()
+        return (logits.sigmoid() if multilabel else logits.softmax(-1)).cpu()
+
+
+def load_tagger(checkpoint: str | Path, device: str = "auto", precision: str = "fp32") -> Tagger:
     """Rebuild a tagging model from a training checkpoint (``weights_only=True``).
 
     Args:
         checkpoint: ``best.pt`` / ``last.pt`` of a tagging run.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda[:i]``.
+        precision: ``"fp32"`` or ``"bf16"`` (the forward pass under bfloat16 autocast; module docstring).
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a tagging checkpoint, or one without class names.
+        ValueError: not a tagging checkpoint, or one without class names; an unknown ``precision``.
     """
+    from .._amp import validate_precision
+
+    validate_precision(precision)  # before the model loads
     path = Path(checkpoint).expanduser().resolve()
     st = path.stat() if path.is_file() else None
     if st is None:
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    return _load_cached(str(path), st.st_mtime_ns, device)
+    return _load_cached(str(path), st.st_mtime_ns, device, precision)
 
 
 @functools.lru_cache(maxsize=2)
-def _load_cached(path: str, mtime_ns: int, device: str) -> Tagger:
+def _load_cached(path: str, mtime_ns: int, device: str, precision: str) -> Tagger:
     from ..runs import load_run
 
     run = load_run(path, device, expect="tagging")
     classes, mode = run.resolved["classes"], run.resolved["label_mode"]  # type: ignore[index]
-    return Tagger(run.model, list(classes), mode == "multi", run.device, path)
+    return Tagger(run.model, list(classes), mode == "multi", run.device, path, precision)
 
 
 def window_starts(num_samples: int, window: int, hop: int) -> list[int]:
@@ -145,7 +189,7 @@ def window_starts(num_samples: int, window: int, hop: int) -> list[int]:
 def recognize(audio_path: str | Path, checkpoint: str | Path | Tagger, top_k: int = 5, device: str = "auto", *,
               hop_seconds: float | None = None, pool: str = "mean", batch_size: int = 16,
               vggish: str | Path | None = None, pca: str | Path | None = None,
-              vggish_arch: str = "vggish") -> list[tuple[str, float]]:
+              vggish_arch: str = "vggish", precision: str = "fp32") -> list[tuple[str, float]]:
     """The ``top_k`` labels of an audio file with their probabilities (see the module docstring).
 
     Args:
@@ -159,6 +203,7 @@ def recognize(audio_path: str | Path, checkpoint: str | Path | Tagger, top_k: in
         vggish, pca, vggish_arch: embedding heads (trained on AudioSet embedding packs) only: the
             VGGish weights, ``vggish_pca_params.npz`` and VGGish variant that make the embeddings
             (one per second); windows are then ``clip_frames`` seconds (10), every half window.
+        precision: ``"fp32"`` or ``"bf16"`` (ignored for a :class:`Tagger`, which has its own).
 
     Returns:
         ``[(label, probability), ...]``, most probable first.
@@ -166,7 +211,7 @@ def recognize(audio_path: str | Path, checkpoint: str | Path | Tagger, top_k: in
     Raises:
         avcorr.data.errors.DecodeError: the file cannot be read or has no audio (named in the message;
             checked before the model is loaded).
-        ValueError: bad ``top_k`` / ``pool`` / ``hop_seconds``.
+        ValueError: bad ``top_k`` / ``pool`` / ``hop_seconds`` / ``precision``.
     """
     import torch
 
@@ -178,7 +223,7 @@ def recognize(audio_path: str | Path, checkpoint: str | Path | Tagger, top_k: in
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     if not isinstance(checkpoint, Tagger):  # a picture, a silent video: said before the model loads
         probe_audio(audio_path)
-    tagger = checkpoint if isinstance(checkpoint, Tagger) else load_tagger(checkpoint, device)
+    tagger = checkpoint if isinstance(checkpoint, Tagger) else load_tagger(checkpoint, device, precision)
     if tagger.is_embedding_head:
         probs = _embedding_head_probs(audio_path, tagger, hop_seconds, batch_size, vggish, pca, vggish_arch)
     else:

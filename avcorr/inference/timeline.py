@@ -164,10 +164,17 @@ class WaveScorer:
         multilabel: sigmoid (True) or softmax (False) probabilities.
         device: where the model runs.
         batch_size: context windows per forward pass.
+        precision: ``"fp32"``, or ``"bf16"`` for the forward pass under bfloat16 autocast
+            (:mod:`avcorr.inference.tagging`); probabilities are float32 either way.
     """
 
-    def __init__(self, model: nn.Module, multilabel: bool, device: torch.device, batch_size: int = 16):
+    def __init__(self, model: nn.Module, multilabel: bool, device: torch.device, batch_size: int = 16,
+                 precision: str = "fp32"):
+        from .._amp import check_precision
+
+        check_precision(precision, device)
         self.model, self.multilabel, self.device, self.batch_size = model, multilabel, device, batch_size
+        self.precision = precision
         self.sample_rate = int(model.sample_rate)
         self.min_samples = max(1, int(getattr(model, "min_samples", 1)))
 
@@ -183,9 +190,10 @@ class WaveScorer:
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
-        with torch.no_grad():
-            logits = self.model(torch.from_numpy(batch).to(self.device))["logits"].float()
-        return (logits.sigmoid() if self.multilabel else logits.softmax(-1)).cpu().numpy()
+        from .tagging import batch_probabilities
+
+        return batch_probabilities(self.model, torch.from_numpy(batch), self.multilabel, self.device,
+                                   self.precision).numpy()
 
 
 class EmbeddingScorer:
@@ -197,16 +205,22 @@ class EmbeddingScorer:
         multilabel: sigmoid (True) or softmax (False) probabilities.
         device: where both run.
         batch_size: context windows per forward pass of the head (VGGish takes 64 seconds at a time).
+        precision: of the head (``"fp32"`` / ``"bf16"``); VGGish always runs in fp32, as its quantised
+            embeddings must match the AudioSet release.
     """
 
     sample_rate = 16000
 
-    def __init__(self, vggish: nn.Module, head: nn.Module, multilabel: bool, device: torch.device, batch_size: int = 64):
+    def __init__(self, vggish: nn.Module, head: nn.Module, multilabel: bool, device: torch.device, batch_size: int = 64,
+                 precision: str = "fp32"):
+        from .._amp import check_precision
+
         if getattr(vggish, "postprocessor", None) is None:
             raise ValueError("the VGGish model needs its PCA post-processing (vggish_pca_params.npz): the heads "
                              "are trained on the quantised embeddings of the AudioSet release")
+        check_precision(precision, device)
         self.vggish, self.head, self.multilabel, self.device = vggish, head, multilabel, device
-        self.batch_size = batch_size
+        self.batch_size, self.precision = batch_size, precision
 
     def units(self, seconds: list[np.ndarray]) -> list[np.ndarray]:
         import torch
@@ -226,9 +240,10 @@ class EmbeddingScorer:
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
-        with torch.no_grad():
-            logits = self.head(torch.from_numpy(batch).to(self.device))["logits"].float()
-        return (logits.sigmoid() if self.multilabel else logits.softmax(-1)).cpu().numpy()
+        from .tagging import batch_probabilities
+
+        return batch_probabilities(self.head, torch.from_numpy(batch), self.multilabel, self.device,
+                                   self.precision).numpy()
 
 
 def _batched_by_length(items: list[np.ndarray], forward, batch_size: int) -> np.ndarray:
@@ -258,7 +273,8 @@ class SecondTagger:
 
 
 def load_second_tagger(checkpoint: str | Path, *, vggish: str | Path | None = None, pca: str | Path | None = None,
-                       vggish_arch: str = "vggish", device: str = "auto", batch_size: int = 16) -> SecondTagger:
+                       vggish_arch: str = "vggish", device: str = "auto", batch_size: int = 16,
+                       precision: str = "fp32") -> SecondTagger:
     """A per-second tagger from a tagging checkpoint of ``avcorr.train``.
 
     Args:
@@ -269,18 +285,22 @@ def load_second_tagger(checkpoint: str | Path, *, vggish: str | Path | None = No
         vggish_arch: the registry name of the VGGish variant the weights belong to.
         device: ``auto``, ``cpu``, ``cuda[:i]``.
         batch_size: context windows per forward pass.
+        precision: ``"fp32"``, or ``"bf16"`` for the tagger's forward pass under bfloat16 autocast
+            (:mod:`avcorr.inference.tagging`; VGGish stays fp32).
 
     Raises:
-        FileNotFoundError / ValueError: a missing file, not a tagging checkpoint, or an embedding
-        head without its VGGish weights / PCA parameters (the message says which flag to pass).
+        FileNotFoundError / ValueError: a missing file, not a tagging checkpoint, an unknown
+        ``precision``, or an embedding head without its VGGish weights / PCA parameters (the
+        message says which flag to pass).
     """
     from .tagging import load_tagger, load_vggish
 
-    t = load_tagger(checkpoint, device)
+    t = load_tagger(checkpoint, device, precision)
     if not t.is_embedding_head:
-        return SecondTagger(WaveScorer(t.model, t.multilabel, t.device, batch_size), t.classes, t.name)
+        return SecondTagger(WaveScorer(t.model, t.multilabel, t.device, batch_size, precision), t.classes, t.name)
     net = load_vggish(vggish, pca, vggish_arch, t.device, what=f"{checkpoint}: an embedding head ({type(t.model).__name__})")
-    return SecondTagger(EmbeddingScorer(net, t.model, t.multilabel, t.device, max(batch_size, 64)), t.classes, t.name)
+    return SecondTagger(EmbeddingScorer(net, t.model, t.multilabel, t.device, max(batch_size, 64), precision),
+                        t.classes, t.name)
 
 
 # -- the streaming loop --------------------------------------------------------------------------

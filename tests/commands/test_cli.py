@@ -130,7 +130,7 @@ def test_recognize_takes_a_dash_name(tmp_path, monkeypatch, capsys):
     """A file name like a YouTube id starting with '-' reaches the tagger as a file."""
     wav = make_wav(tmp_path / "-aBcDeFgHiJ.wav", 440.0, 16000, duration=0.5)
     seen = []
-    monkeypatch.setattr(recognize, "load_tagger", lambda ckpt, device: "tagger")
+    monkeypatch.setattr(recognize, "load_tagger", lambda ckpt, device, precision: "tagger")
     monkeypatch.setattr(recognize, "recognize", lambda f, tagger, *a, **k: seen.append(f) or [("tone", 1.0)])
     monkeypatch.chdir(tmp_path)
     assert recognize.main(["--checkpoint", "x.pt", wav.name, "--json"]) == 0
