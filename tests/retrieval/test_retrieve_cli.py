@@ -227,6 +227,7 @@ def test_append_and_bad_clips(built, tiny_copy, tmp_path, capsys):
 
 
 def test_evaluate_with_retrieval(tiny_copy, tmp_path):
+    (tiny_copy / "test" / "visible.json").unlink()  # a dataset that says nothing of silent objects
     ckpt = _checkpoint(tmp_path / "run" / "checkpoints" / "best.pt", tiny_copy)
     v2g = json.loads((tiny_copy / "test" / "vid2genre.json").read_text())
     names = sorted(set(v2g.values()))
