@@ -166,7 +166,9 @@ class AVENet(nn.Module):
         if visual_pool not in ("max", "cells"):
             raise ValueError(f"visual_pool must be 'max' or 'cells', got {visual_pool!r}")
         if visual_pool == "cells" and fusion != "distance":
-            raise ValueError("visual_pool='cells' needs embeddings to compare (fusion='distance', AVE-Net)")
+            raise ValueError("visual_pool='cells' needs embeddings to compare (fusion='distance', AVE-Net), not "
+                             "L3-Net's concatenation: for L3-Net leave it out (model.kwargs={} on a command line "
+                             "that starts from avenet.py)")
         self.fusion, self.visual_pool = fusion, visual_pool
         self.sample_rate = sample_rate
         self.embed_dim = embed_dim

@@ -163,7 +163,7 @@ def test_sheet_spectrogram_places_the_tone_and_names_unreadable_audio(tmp_path, 
 
 def test_other_model_or_dimension_is_refused(built, tiny_root, tmp_path, capsys):
     _, idx = built
-    other = _checkpoint(tmp_path / "l3.pt", tiny_root, "model.name=test_l3net")
+    other = _checkpoint(tmp_path / "l3.pt", tiny_root, "model.name=test_l3net", "model.kwargs={}")
     rc, out = _query(capsys, "--index", idx, "--image", tiny_root / "class_labels_indices.csv", "--checkpoint", other)
     assert rc == 2 and "another model" in out.err and "'test_l3net'" in out.err
     small = _checkpoint(tmp_path / "d8.pt", tiny_root, "model.embed_dim=8")
