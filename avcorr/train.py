@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.info("summary\n%s", text)
         if args.quiet:
             print(text)
-    trainer.close()
+    trainer.close(finished=True)
     if trainer.is_main:
         from .report import GalleryOptions, try_build_report
 

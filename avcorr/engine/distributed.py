@@ -71,8 +71,13 @@ def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:
         dist.broadcast(buffer.data, src)
 
 
-def cleanup() -> None:
+def cleanup(wait_for_all: bool = False) -> None:
+    """Leave the process group. With ``wait_for_all`` (a run that ended normally on every rank) the ranks
+    meet at a barrier first, so that none tears its group down while another still uses it (gloo ranks
+    that left alone were seen to abort at exit, rarely)."""
     if dist.is_initialized():
+        if wait_for_all:
+            dist.barrier()
         dist.destroy_process_group()
 
 

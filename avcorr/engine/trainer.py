@@ -572,10 +572,12 @@ class Trainer:
             return f"epoch {s.epoch + 1}, after {s.progress.steps} of {len(self.train_loader)} steps"
         return f"end of epoch {s.epoch}"
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        """Close the TensorBoard writer and leave the process group (every rank together when the run
+        ``finished`` normally)."""
         if self.writer is not None:
             self.writer.close()
-        dist_utils.cleanup()
+        dist_utils.cleanup(wait_for_all=finished)
 
 
 def summary(trainer: Trainer) -> str:
