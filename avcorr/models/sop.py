@@ -21,6 +21,7 @@ Width multipliers shrink both networks for CPU training (``sop_small``); ``sop``
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
@@ -32,7 +33,7 @@ from torch import nn
 from ._registry import load_checkpoint_state, register_model
 from .input_spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 
-__all__ = ["AudioUNet", "FrameNet", "InnerProductSynthesizer", "SoundOfPixels", "sop", "sop_small", "test_sop"]
+__all__ = ["AudioUNet", "FrameNet", "InnerProductSynthesizer", "SoundOfPixels", "pool_space", "sop", "sop_small", "test_sop"]
 
 
 def _init_like_public_code(module: nn.Module) -> None:
@@ -163,8 +164,24 @@ def _dilate_last_stage(layer: nn.Module) -> None:
                 m.dilation, m.padding = (2, 2), (2, 2)
 
 
+POOLS = ("max", "mean", "lse")
+
+
+def pool_space(x: torch.Tensor, pool: str, sharpness: float = 1.0) -> torch.Tensor:
+    """Pool float (B, K, H, W) features over space: ``max`` (the paper), ``mean``, or ``lse`` = the
+    log-mean-exp ``log(mean(exp(r x))) / r`` with ``r = sharpness`` (between the mean, r -> 0, and the max)."""
+    if pool == "max":
+        return x.amax(dim=(-2, -1))
+    if pool == "mean":
+        return x.mean(dim=(-2, -1))
+    if pool == "lse":
+        flat = x.flatten(-2) * sharpness
+        return (torch.logsumexp(flat, dim=-1) - math.log(flat.shape[-1])) / sharpness
+    raise ValueError(f"visual pool must be one of {POOLS}, got {pool!r}")
+
+
 class FrameNet(nn.Module):
-    """ResNet-18 (last stage dilated) + 3x3 conv to K channels; max-pool over frames and space; sigmoid.
+    """ResNet-18 (last stage dilated) + 3x3 conv to K channels; max-pool over frames, pool over space; sigmoid.
 
     Args:
         out_chans: K.
@@ -172,10 +189,16 @@ class FrameNet(nn.Module):
         dilate: dilate the last stage (output stride 16 instead of 32), as in the paper.
         weights: optional local file with torchvision ResNet-18 weights (e.g. ImageNet); its ``fc.*``
             keys are ignored. Only for ``width=1.0``.
+        pool: how the map is pooled over space (:func:`pool_space`): ``"max"`` as in the paper.
+        sharpness: r of the ``"lse"`` pool.
     """
 
-    def __init__(self, out_chans: int = 32, width: float = 1.0, dilate: bool = True, weights: str | Path = ""):
+    def __init__(self, out_chans: int = 32, width: float = 1.0, dilate: bool = True, weights: str | Path = "",
+                 pool: str = "max", sharpness: float = 1.0):
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"visual pool must be one of {POOLS}, got {pool!r}")
+        self.pool, self.sharpness = pool, float(sharpness)
         trunk = _scaled_resnet18(width)
         if dilate:
             _dilate_last_stage(trunk.layer4)
@@ -215,8 +238,8 @@ class FrameNet(nn.Module):
         return x.reshape(b, t, *x.shape[1:]).transpose(1, 2)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """float (B, 3, Tf, H, W) -> float (B, K) in (0, 1): max over frames and pixels, then sigmoid."""
-        return torch.sigmoid(torch.amax(self.feature_map(frames), dim=(2, 3, 4)))
+        """float (B, 3, Tf, H, W) -> float (B, K) in (0, 1): max over frames, ``pool`` over pixels, then sigmoid."""
+        return torch.sigmoid(pool_space(torch.amax(self.feature_map(frames), dim=2), self.pool, self.sharpness))
 
 
 class InnerProductSynthesizer(nn.Module):
@@ -252,19 +275,23 @@ class SoundOfPixels(nn.Module):
         vision_width: ResNet-18 multiplier; default ``width``.
         unet_levels: U-Net levels (7 in the paper).
         dilate: dilated last ResNet stage (paper: yes).
+        visual_pool: how the frame net pools its map over space (``"max"`` in the paper; ``"mean"``,
+            ``"lse"``, see :func:`pool_space`).
+        pool_sharpness: r of the ``"lse"`` pool.
 
     ImageNet initialisation of the frame net (as in the paper): ``create_model("sop",
     checkpoint_path="resnet18.pth")`` with a local torchvision ResNet-18 file (see :meth:`load_pretrained`).
     """
 
     def __init__(self, num_channels: int = 32, width: float = 1.0, audio_width: float | None = None,
-                 vision_width: float | None = None, unet_levels: int = 7, dilate: bool = True):
+                 vision_width: float | None = None, unet_levels: int = 7, dilate: bool = True,
+                 visual_pool: str = "max", pool_sharpness: float = 1.0):
         super().__init__()
         aw = width if audio_width is None else audio_width
         vw = width if vision_width is None else vision_width
         self.num_channels = num_channels
         self.sound_net = AudioUNet(num_channels, unet_levels, ngf=max(2, int(round(64 * aw))))
-        self.frame_net = FrameNet(num_channels, width=vw, dilate=dilate)
+        self.frame_net = FrameNet(num_channels, width=vw, dilate=dilate, pool=visual_pool, sharpness=pool_sharpness)
         self.synthesizer = InnerProductSynthesizer(num_channels)
 
     def load_pretrained(self, state: dict[str, torch.Tensor]) -> None:

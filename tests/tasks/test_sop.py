@@ -15,7 +15,7 @@ from avcorr.data.layout import load_split
 from avcorr.data.separation import SeparationDataset, collate_mixtures
 from avcorr.models import create_model, list_models
 from avcorr.models.sop_audio import SpectrogramSettings, stft
-from avcorr.models.sop import FrameNet, _scaled_resnet18
+from avcorr.models.sop import FrameNet, _scaled_resnet18, pool_space
 from avcorr.tasks.separation import SeparationEvaluator, SeparationModule
 from tests.media import make_nan_wav, make_wav
 
@@ -73,6 +73,29 @@ def test_synthesizer_is_a_scaled_inner_product():
         z = m.synthesizer(visual, sound)
     want = (visual[0, 1] * torch.arange(8.0)) @ sound[0].reshape(8, -1) + 0.25
     assert torch.allclose(z[0, 1].reshape(-1), want, atol=1e-5)
+
+
+def test_frame_net_space_pools():
+    x = torch.tensor([[[[0.0, 1.0], [2.0, 5.0]]]])  # (1, 1, 2, 2)
+    assert pool_space(x, "max").item() == 5.0
+    assert pool_space(x, "mean").item() == 2.0
+    lse = pool_space(x, "lse", sharpness=1.0).item()
+    assert lse == pytest.approx(np.log(np.exp([0.0, 1.0, 2.0, 5.0]).mean()), rel=1e-6)
+    assert 2.0 < lse < 5.0
+    assert pool_space(x, "lse", sharpness=200.0).item() == pytest.approx(5.0 - np.log(4) / 200, abs=1e-4)
+    with pytest.raises(ValueError, match="visual pool"):
+        pool_space(x, "median")
+    with pytest.raises(ValueError, match="visual pool"):
+        create_model("test_sop", visual_pool="median")
+    # the model pools the frame-maxed map over space, then the sigmoid; the state dict is the paper's
+    torch.manual_seed(0)
+    frames = torch.randn(2, 3, 2, 64, 64)
+    paper, mean = create_model("test_sop").eval(), create_model("test_sop", visual_pool="mean").eval()
+    mean.load_state_dict(paper.state_dict())
+    with torch.no_grad():
+        fmap = paper.frame_net.feature_map(frames).amax(dim=2)
+        assert torch.allclose(paper.encode_visual(frames), torch.sigmoid(fmap.amax(dim=(2, 3))), atol=1e-6)
+        assert torch.allclose(mean.encode_visual(frames), torch.sigmoid(fmap.mean(dim=(2, 3))), atol=1e-6)
 
 
 def test_paper_geometry():
