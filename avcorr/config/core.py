@@ -325,6 +325,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "separation.num_mix": _at_least(1), "separation.frames_per_clip": _at_least(1),
     "separation.frame_stride": _at_least(0), "separation.warp_bins": _at_least(0),
     "separation.train_mixtures_per_clip": _at_least(1), "separation.eval_mixtures_per_clip": _at_least(1),
+    "separation.correspondence_weight": _at_least(0), "separation.correspondence_temperature": _POSITIVE,
     "data.audio.sample_rate": _POSITIVE, "data.audio.seconds": _POSITIVE, "data.audio.n_fft": _POSITIVE,
     "data.audio.win_length": _POSITIVE, "data.audio.hop_length": _POSITIVE, "data.audio.n_frames": _POSITIVE,
     "data.audio.n_mels": _at_least(0), "data.audio.gain_jitter": _between(0, 1, open_hi=True),

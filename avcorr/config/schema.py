@@ -136,6 +136,8 @@ class SeparationConfig:
     weighted_loss: bool = True  # weight the loss by clamp(log1p(|mixture|), 1e-3, 10), as the paper
     train_mixtures_per_clip: int = 1  # training mixtures per clip per epoch
     eval_mixtures_per_clip: int = 2  # deterministic evaluation mixtures per clip
+    correspondence_weight: float = 0.0  # > 0: add the sources' correspondence InfoNCE (needs model.kwargs correspondence_dim)
+    correspondence_temperature: float = 0.07  # its temperature
 
 
 @dataclass

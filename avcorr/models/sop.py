@@ -33,7 +33,7 @@ from torch import nn
 from ._registry import load_checkpoint_state, register_model
 from .input_spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 
-__all__ = ["AudioUNet", "FrameNet", "InnerProductSynthesizer", "SoundOfPixels", "pool_space", "sop", "sop_small", "test_sop"]
+__all__ = ["AudioUNet", "FrameNet", "InnerProductSynthesizer", "SoundOfPixels", "SourceAudioEncoder", "pool_space", "sop", "sop_small", "test_sop"]
 
 
 def _init_like_public_code(module: nn.Module) -> None:
@@ -237,9 +237,43 @@ class FrameNet(nn.Module):
         x = self.fc(self.features(x))
         return x.reshape(b, t, *x.shape[1:]).transpose(1, 2)
 
+    def pool_map(self, cells: torch.Tensor) -> torch.Tensor:
+        """float (B, K, h, w) frame-maxed map -> float (B, K) in (0, 1): ``pool`` over pixels, then sigmoid."""
+        return torch.sigmoid(pool_space(cells, self.pool, self.sharpness))
+
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """float (B, 3, Tf, H, W) -> float (B, K) in (0, 1): max over frames, ``pool`` over pixels, then sigmoid."""
-        return torch.sigmoid(pool_space(torch.amax(self.feature_map(frames), dim=2), self.pool, self.sharpness))
+        return self.pool_map(torch.amax(self.feature_map(frames), dim=2))
+
+
+class SourceAudioEncoder(nn.Module):
+    """One source's sound -> an L2-normalised embedding, for the correspondence objective (not in the paper).
+
+    Four blocks of conv 3x3 + BN + ReLU + 2x2 max-pool (``width``, 2, 4, 8 x ``width`` channels) on the
+    log magnitude of the source's warped spectrogram (a BatchNorm over the input first, as the U-Net),
+    mean over frequency and max over time, then a linear map to ``dim``.
+
+    Args:
+        dim: embedding size (that of the frame cells it is compared with).
+        width: channels of the first block.
+    """
+
+    def __init__(self, dim: int = 32, width: int = 16):
+        super().__init__()
+        self.bn0 = nn.BatchNorm2d(1)
+        layers: list[nn.Module] = []
+        c_in = 1
+        for c in (width, 2 * width, 4 * width, 8 * width):
+            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2, ceil_mode=True)]
+            c_in = c
+        self.blocks = nn.Sequential(*layers)
+        self.proj = nn.Linear(c_in, dim)
+
+    def forward(self, log_mag: torch.Tensor) -> torch.Tensor:
+        """float (B, 1, F, T) log magnitudes -> float (B, dim), unit length."""
+        h = self.blocks(self.bn0(log_mag))
+        return F.normalize(self.proj(h.mean(dim=2).amax(dim=-1)), dim=-1)
 
 
 class InnerProductSynthesizer(nn.Module):
@@ -278,6 +312,10 @@ class SoundOfPixels(nn.Module):
         visual_pool: how the frame net pools its map over space (``"max"`` in the paper; ``"mean"``,
             ``"lse"``, see :func:`pool_space`).
         pool_sharpness: r of the ``"lse"`` pool.
+        correspondence_dim: > 0 adds what the correspondence objective needs (``separation.correspondence_weight``,
+            not in the paper): a :class:`SourceAudioEncoder` for each source's own sound and a 1x1 conv that maps
+            every cell of the frame net's map to that many dimensions (:meth:`correspondence_cells`). 0 = the
+            paper's network.
 
     ImageNet initialisation of the frame net (as in the paper): ``create_model("sop",
     checkpoint_path="resnet18.pth")`` with a local torchvision ResNet-18 file (see :meth:`load_pretrained`).
@@ -285,7 +323,7 @@ class SoundOfPixels(nn.Module):
 
     def __init__(self, num_channels: int = 32, width: float = 1.0, audio_width: float | None = None,
                  vision_width: float | None = None, unet_levels: int = 7, dilate: bool = True,
-                 visual_pool: str = "max", pool_sharpness: float = 1.0):
+                 visual_pool: str = "max", pool_sharpness: float = 1.0, correspondence_dim: int = 0):
         super().__init__()
         aw = width if audio_width is None else audio_width
         vw = width if vision_width is None else vision_width
@@ -293,6 +331,10 @@ class SoundOfPixels(nn.Module):
         self.sound_net = AudioUNet(num_channels, unet_levels, ngf=max(2, int(round(64 * aw))))
         self.frame_net = FrameNet(num_channels, width=vw, dilate=dilate, pool=visual_pool, sharpness=pool_sharpness)
         self.synthesizer = InnerProductSynthesizer(num_channels)
+        self.correspondence_dim = int(correspondence_dim)
+        if self.correspondence_dim > 0:
+            self.source_encoder = SourceAudioEncoder(self.correspondence_dim, width=max(4, int(round(64 * aw))))
+            self.cell_head = nn.Conv2d(num_channels, self.correspondence_dim, 1)
 
     def load_pretrained(self, state: dict[str, torch.Tensor]) -> None:
         """Load weights given to ``create_model(..., checkpoint_path=...)``.
@@ -327,6 +369,24 @@ class SoundOfPixels(nn.Module):
         """float (B, 3, Tf, H, W) frames of one video each -> float (B, K) visual vectors in (0, 1)."""
         return self.frame_net(frames)
 
+    def encode_source_audio(self, source_mag_warped: torch.Tensor) -> torch.Tensor:
+        """float (B, 1, F, T) warped magnitude of ONE source each -> float (B, D) unit embeddings
+        (``correspondence_dim`` > 0 only)."""
+        self._need_correspondence()
+        return self.source_encoder(self.log_magnitude(source_mag_warped))
+
+    def correspondence_cells(self, cells: torch.Tensor) -> torch.Tensor:
+        """float (B, K, h, w) frame-maxed map (``visual_map`` of :meth:`forward`) -> float (B, D, h, w), each cell
+        of unit length (``correspondence_dim`` > 0 only)."""
+        self._need_correspondence()
+        return F.normalize(self.cell_head(cells), dim=1)
+
+    def _need_correspondence(self) -> None:
+        if self.correspondence_dim <= 0:
+            raise ValueError("this Sound of Pixels model has no correspondence head: create it with "
+                             "model.kwargs={'correspondence_dim': D} (D > 0) to train with "
+                             "separation.correspondence_weight > 0")
+
     @property
     def input_spec(self) -> InputSpec:
         """ImageNet-normalised RGB frames of any size and number; the audio input is the mixture's warped
@@ -343,7 +403,8 @@ class SoundOfPixels(nn.Module):
 
         Returns:
             dict with ``masks`` float (B, N, F, T) mask LOGITS (sigmoid gives the mask),
-            ``visual_feats`` (B, N, K) and ``sound_feats`` (B, K, F, T).
+            ``visual_feats`` (B, N, K), ``sound_feats`` (B, K, F, T) and ``visual_map`` (B, N, K, h, w), the
+            frame net's map max-pooled over each video's frames (before the space pool and the sigmoid).
         """
         if not isinstance(frames, torch.Tensor):
             frames = torch.stack(list(frames), dim=1)
@@ -351,9 +412,11 @@ class SoundOfPixels(nn.Module):
             raise ValueError(f"frames must be (B, N, 3, Tf, H, W), got shape {tuple(frames.shape)}")
         b, n = frames.shape[:2]
         sound = self.encode_audio(mix_mag_warped)
-        visual = self.encode_visual(frames.flatten(0, 1)).reshape(b, n, -1)
+        cells = torch.amax(self.frame_net.feature_map(frames.flatten(0, 1)), dim=2)  # (B * N, K, h, w)
+        visual = self.frame_net.pool_map(cells).reshape(b, n, -1)
         masks = self.synthesizer(visual.to(sound.dtype), sound)
-        return {"masks": masks, "visual_feats": visual, "sound_feats": sound}
+        return {"masks": masks, "visual_feats": visual, "sound_feats": sound,
+                "visual_map": cells.reshape(b, n, *cells.shape[1:])}
 
     @torch.no_grad()
     def pixel_sound_map(self, mix_mag_warped: torch.Tensor, frames: torch.Tensor,

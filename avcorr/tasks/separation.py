@@ -7,6 +7,15 @@ AFTER the warp, as in the public code: binary masks ``|S_n| > 0.5 |X|`` with BCE
 ``clamp(log1p(|X|), 1e-3, 10)`` when ``separation.weighted_loss`` (the paper's setting). Spectrogram frames
 where every source is zero padding (clips shorter than the window) carry no loss.
 
+With ``separation.correspondence_weight`` = w > 0 (not in the paper; the model needs
+``model.kwargs={'correspondence_dim': D}``) training adds w times a multiple-instance InfoNCE between each
+source's own sound (:class:`~avcorr.models.sop.SourceAudioEncoder` on its warped log magnitude) and the cells
+of its frames (:meth:`~avcorr.models.sop.SoundOfPixels.correspondence_cells`): a source is scored by its
+best cell, every other source of the batch is a negative
+(:class:`~avcorr.losses.ContrastiveLocalizationLoss`, EZ-VSL's objective). The frame net then learns which
+object sounds from each source directly, where the masks alone give it a signal only once the sound net
+already tells classes apart.
+
 With ``data.storage="shards"`` the mixtures are drawn inside a stream of shards
 (:class:`~avcorr.data.separation_stream.SeparationShardStream`), with the same batches.
 
@@ -34,6 +43,7 @@ from ..data.layout import load_split
 from ..data.separation import SeparationDataset, collate_mixtures
 from ..data.separation_stream import SeparationShardStream
 from ..data.transforms import device_frames
+from ..losses import ContrastiveLocalizationLoss
 from ..metrics.separation import mask_statistics, separation_scores, separation_warnings
 from ..models import create_model
 from ..models.sop_audio import SpectrogramSettings, apply_masks, stft, warp
@@ -54,14 +64,25 @@ class SeparationModule(nn.Module):
         settings: STFT and warp sizes.
         mask: ``"binary"`` or ``"ratio"``.
         weighted_loss: weight the loss by ``clamp(log1p(|X|), 1e-3, 10)``.
+        correspondence_weight: weight of the sources' correspondence InfoNCE (0 = the paper's objective alone;
+            > 0 needs a model with ``encode_source_audio`` / ``correspondence_cells``).
+        temperature: that InfoNCE's temperature.
     """
 
     def __init__(self, model: nn.Module, settings: SpectrogramSettings, mask: str = "binary",
-                 weighted_loss: bool = True):
+                 weighted_loss: bool = True, correspondence_weight: float = 0.0, temperature: float = 0.07):
         super().__init__()
         if mask not in MASKS:
             raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
+        if correspondence_weight > 0 and getattr(model, "correspondence_dim", 0) <= 0:
+            raise ValueError(f"separation.correspondence_weight={correspondence_weight} needs a model with a "
+                             f"correspondence head: set model.kwargs={{'correspondence_dim': 32}} "
+                             f"({type(model).__name__} has none)")
+        if temperature <= 0:
+            raise ValueError(f"separation.correspondence_temperature must be > 0, got {temperature}")
         self.model, self.settings, self.mask, self.weighted_loss = model, settings, mask, weighted_loss
+        self.correspondence_weight, self.temperature = float(correspondence_weight), float(temperature)
+        self.infonce = ContrastiveLocalizationLoss()
 
     def targets(self, audios: torch.Tensor, lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Spectrograms, mask targets and loss weights of a batch of sources (float32, no autocast).
@@ -73,7 +94,7 @@ class SeparationModule(nn.Module):
         Returns:
             dict: ``mix_spec`` complex (B, n_bins, T), ``mix_mag`` float (B, 1, F', T) warped mixture
             magnitude (+1e-10), ``gt`` float (B, N, F', T) mask targets, ``weight`` float (B, 1, F', T)
-            (zero on padding-only frames).
+            (zero on padding-only frames), ``source_mag`` float (B, N, F', T) each source's warped magnitude.
         """
         with torch.autocast(audios.device.type, enabled=False):
             return self._targets(audios.float(), lengths)
@@ -93,7 +114,7 @@ class SeparationModule(nn.Module):
             frame_start = torch.arange(t, device=audios.device) * s.hop_length - s.n_fft // 2
             real = lengths.max(dim=1).values.to(audios.device)
             weight = weight * (frame_start[None, :] < real[:, None]).float()[:, None, None, :]
-        return {"mix_spec": mix_spec, "mix_mag": mix_mag, "gt": gt, "weight": weight}
+        return {"mix_spec": mix_spec, "mix_mag": mix_mag, "gt": gt, "weight": weight, "source_mag": mags}
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         tg = self.targets(batch["audios"], batch.get("lengths"))
@@ -107,9 +128,28 @@ class SeparationModule(nn.Module):
         count = (weight > 0).sum().clamp_min(1)
         loss = (per_bin * weight).sum() / count
         result = {"loss": loss, "masks": torch.sigmoid(logits).detach()}
+        if self.training and self.correspondence_weight > 0:
+            av = self.correspondence_loss(tg["source_mag"], out["visual_map"])
+            result.update(loss=loss + self.correspondence_weight * av, mask_loss=loss.detach(),
+                          correspondence_loss=av.detach())
         if not self.training:
             result["mix_spec"] = tg["mix_spec"]
         return result
+
+
+    def correspondence_loss(self, source_mag: torch.Tensor, visual_map: torch.Tensor) -> torch.Tensor:
+        """The sources' multiple-instance InfoNCE (see the module docstring).
+
+        Args:
+            source_mag: float (B, N, F', T) each source's warped magnitude.
+            visual_map: float (B, N, K, h, w) the frame net's map of each source's frames.
+
+        Returns:
+            scalar loss over the B * N sources of the batch.
+        """
+        audio = self.model.encode_source_audio(source_mag.flatten(0, 1).unsqueeze(1) + 1e-10).float()
+        cells = self.model.correspondence_cells(visual_map.flatten(0, 1)).float()
+        return self.infonce(cells, audio, 1.0 / self.temperature)
 
 
 class SeparationEvaluator(Evaluator):
@@ -249,7 +289,9 @@ class SeparationTask(Task):
         return create_model(m.name, checkpoint_path=m.checkpoint_path or None, width=m.width, **m.kwargs)
 
     def wrap(self, model: nn.Module) -> SeparationModule:
-        return SeparationModule(model, self.settings, self.cfg.separation.mask, self.cfg.separation.weighted_loss)
+        s = self.cfg.separation
+        return SeparationModule(model, self.settings, s.mask, s.weighted_loss, s.correspondence_weight,
+                                s.correspondence_temperature)
 
     def build_dataset(self, split: str, train: bool) -> SeparationDataset | SeparationShardStream:
         """The split's mixtures: per-sample from the clip files, or drawn in a stream of shards (``data.storage``)."""

@@ -218,6 +218,37 @@ def test_targets_and_padding_mask(tiny_root):
         SeparationModule(create_model("test_sop"), TINY_SETTINGS, "soft")
 
 
+def test_correspondence_objective(tiny_root):
+    torch.manual_seed(0)
+    model = create_model("test_sop", correspondence_dim=6)
+    module = SeparationModule(model, TINY_SETTINGS, "binary", correspondence_weight=0.5, temperature=0.1).train()
+    batch = _batch(tiny_root)
+    out = module(batch)
+    assert torch.allclose(out["loss"], out["mask_loss"] + 0.5 * out["correspondence_loss"])
+    # by hand: the B * N sources, each scored against every source's frames by the best cell, both directions
+    tg = module.targets(batch["audios"], batch.get("lengths"))
+    fwd = model(tg["mix_mag"], batch["frames"])
+    assert fwd["visual_map"].shape[:3] == (4, 2, 8)
+    audio = model.encode_source_audio(tg["source_mag"].flatten(0, 1).unsqueeze(1) + 1e-10)
+    cells = model.correspondence_cells(fwd["visual_map"].flatten(0, 1))
+    assert audio.shape == (8, 6) and torch.allclose(audio.norm(dim=1), torch.ones(8), atol=1e-5)
+    assert cells.shape[:2] == (8, 6) and torch.allclose(cells.norm(dim=1), torch.ones_like(cells[:, 0]), atol=1e-5)
+    sim = torch.stack([torch.stack([(cells[i] * audio[j][:, None, None]).sum(0).max() for j in range(8)])
+                       for i in range(8)]) / 0.1  # frames i x sounds j
+    target = torch.arange(8)
+    want = (torch.nn.functional.cross_entropy(sim, target) + torch.nn.functional.cross_entropy(sim.t(), target)) / 2
+    assert out["correspondence_loss"].item() == pytest.approx(want.item(), rel=1e-4)
+    out["loss"].backward()
+    for part in (model.source_encoder, model.cell_head, model.frame_net):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+    # evaluation: the masks' loss alone; the paper's network has no head and says what to set
+    assert "correspondence_loss" not in module.eval()(batch)
+    with pytest.raises(ValueError, match="correspondence_dim"):
+        SeparationModule(create_model("test_sop"), TINY_SETTINGS, correspondence_weight=1.0)
+    with pytest.raises(ValueError, match="correspondence_dim"):
+        create_model("test_sop").encode_source_audio(tg["source_mag"][:, :1])
+
+
 def test_evaluator_oracle_and_mixture_masks(tiny_root):
     module = SeparationModule(create_model("test_sop"), TINY_SETTINGS, "binary").eval()
     batch = _batch(tiny_root)
