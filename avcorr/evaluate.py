@@ -50,6 +50,7 @@ __all__ = ["baseline_name", "baseline_table", "evaluate_checkpoint", "main", "ou
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ._cli import ArgumentParser, add_common_args
+    from .inference.retrieval import CELL_MODES
 
     p = ArgumentParser(prog="python -m avcorr.evaluate", description=__doc__.split("\n\n")[0])
     add_common_args(p, "checkpoint", "split", "data", "device", "batch_size", "workers", "no_progress", "out",
@@ -68,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="also report retrieval metrics a2v/v2a/a2a/v2v (recall@k, median_rank, map@10, ndcg@k)")
     p.add_argument("--retrieval-frames", type=int, default=3, help="frames / audio windows pooled per clip (default 3)")
     p.add_argument("--retrieval-pool", choices=("mean", "max"), default="mean")
-    p.add_argument("--retrieval-cells", choices=("auto", "off"), default="auto",
+    p.add_argument("--retrieval-cells", choices=CELL_MODES, default="auto",
                    help="auto: a model trained on a frame's best cell is scored a2v/v2a by the best cell of each frame; "
                         "off: by the pooled frame embeddings (default auto)")
     args = p.parse_args(argv)

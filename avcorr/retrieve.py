@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .inference.retrieval import (EmbeddingModel, build_index, contact_sheet, embed_query, embed_split,
+from .inference.retrieval import (CELL_MODES, EmbeddingModel, build_index, contact_sheet, embed_query, embed_split,
                                   load_embedding_model, query_index)
 
 __all__ = ["EmbeddingModel", "build_index", "contact_sheet", "embed_query", "embed_split", "load_embedding_model", "main",
@@ -36,7 +36,6 @@ __all__ = ["EmbeddingModel", "build_index", "contact_sheet", "embed_query", "emb
 
 INDEX_KINDS = ("flat", "ivf", "ivfpq", "hnsw")  # = avcorr.retrieval.INDEX_KINDS (a test checks), without importing it
 POOLINGS = ("mean", "max")  # = avcorr.retrieval.POOLINGS
-CELL_MODES = ("auto", "off")  # = avcorr.inference.retrieval.CELL_MODES
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -155,10 +155,8 @@ def test_help_does_not_import_torch():
 
 def test_retrieve_cli_choices_match_the_library():
     from avcorr import retrieval, retrieve
-    from avcorr.inference.retrieval import CELL_MODES
 
     assert retrieve.INDEX_KINDS == retrieval.INDEX_KINDS and retrieve.POOLINGS == retrieval.POOLINGS
-    assert retrieve.CELL_MODES == CELL_MODES
 
 
 def test_console_scripts_point_at_command_mains():
