@@ -21,6 +21,11 @@ from the gallery and count a same-label clip as the hit. ``retrieval/num_clips``
 ``retrieval/chance_recall@10`` = 10 / N is the cross-modal ``recall@10`` of a random ranking.
 With labels, ``a2v`` / ``v2a`` also report the class-level ``class_recall@k`` (a clip of the query's
 class in the top k). See :mod:`avcorr.metrics.retrieval` for the exact definitions.
+For a model that matches a sound to a frame's best cell (AVE-Net with ``visual_pool='cells'``, the
+default of ``configs/avenet.py``) ``a2v`` and ``v2a`` score a clip's sound against the best cell of each
+of the other clip's frames, those scores pooled over the frames (``--retrieval-pool``), as the model
+was trained; ``--retrieval-cells off`` compares the pooled frame embeddings instead.
+``retrieval/cross_modal_scoring`` says which: ``best_cell`` or ``pooled``.
 
 Every number is printed beside the score that needs no learning, in a table: chance for AVC,
 tagging and retrieval (``baseline/<metric>``, e.g. ``baseline/avc_acc``,
@@ -45,6 +50,7 @@ __all__ = ["baseline_name", "baseline_table", "evaluate_checkpoint", "main", "ou
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ._cli import ArgumentParser, add_common_args
+    from .inference.retrieval import CELL_MODES
 
     p = ArgumentParser(prog="python -m avcorr.evaluate", description=__doc__.split("\n\n")[0])
     add_common_args(p, "checkpoint", "split", "data", "device", "batch_size", "workers", "no_progress", "out",
@@ -63,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="also report retrieval metrics a2v/v2a/a2a/v2v (recall@k, median_rank, map@10, ndcg@k)")
     p.add_argument("--retrieval-frames", type=int, default=3, help="frames / audio windows pooled per clip (default 3)")
     p.add_argument("--retrieval-pool", choices=("mean", "max"), default="mean")
+    p.add_argument("--retrieval-cells", choices=CELL_MODES, default="auto",
+                   help="auto: a model trained on a frame's best cell is scored a2v/v2a by the best cell of each frame; "
+                        "off: by the pooled frame embeddings (default auto)")
     args = p.parse_args(argv)
     from ._cli import error_exit, setup_logging
 
@@ -73,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      batch_size=args.batch_size, num_workers=args.workers,
                                      progress=not args.no_progress, retrieval=args.retrieval,
                                      retrieval_frames=args.retrieval_frames, retrieval_pool=args.retrieval_pool,
+                                     retrieval_cells=args.retrieval_cells,
                                      out_dir=args.out)
     except (FileNotFoundError, ValueError) as e:
         return error_exit(e)

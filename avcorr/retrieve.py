@@ -2,7 +2,10 @@
 
 ``python -m avcorr.retrieve index --checkpoint RUN/checkpoints/best.pt --data ROOT --split test --out IDX``
 embeds every clip (F frames and the audio windows centred on them, pooled per clip) into an audio
-and a visual index saved under IDX, with the clip ids, labels and the model they came from.
+and a visual index saved under IDX, with the clip ids, labels and the model they came from. For a
+model that matches a sound to a frame's best cell (AVE-Net with ``visual_pool='cells'``, the default of
+``configs/avenet.py``) it also indexes every cell of every frame, and cross-modal queries are scored by
+the best cell of each frame, pooled over the frames (``--cells off``: pooled vectors only).
 
 ``python -m avcorr.retrieve query --index IDX --audio q.wav --k 10`` (or ``--video q.mp4``,
 ``--image q.jpg``; ``--target audio|visual``) prints the ranked clips with scores and labels;
@@ -20,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .inference.retrieval import (EmbeddingModel, build_index, contact_sheet, embed_query, embed_split,
+from .inference.retrieval import (CELL_MODES, EmbeddingModel, build_index, contact_sheet, embed_query, embed_split,
                                   load_embedding_model, query_index)
 
 __all__ = ["EmbeddingModel", "build_index", "contact_sheet", "embed_query", "embed_split", "load_embedding_model", "main",
@@ -45,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     pi.add_argument("--append", action="store_true", help="add the clips to the index already in --out")
     pi.add_argument("--frames", type=int, default=3, help="frames / audio windows per clip (default 3)")
     pi.add_argument("--pool", choices=POOLINGS, default="mean", help="per-clip pooling (default mean)")
+    pi.add_argument("--cells", choices=CELL_MODES, default="auto",
+                    help="auto: for a model trained on a frame's best cell, also index every frame's cells and score "
+                         "cross-modal queries by them; off: pooled vectors only (default auto)")
     pi.add_argument("--kind", choices=INDEX_KINDS, default="flat", help="FAISS index kind (default flat: exact)")
     pi.add_argument("--nlist", type=int, default=0, help="IVF cells (0 = 4 sqrt(N))")
     pi.add_argument("--nprobe", type=int, default=16, help="IVF cells scanned per query")
@@ -69,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
                                                   "help": "the index's checkpoint, if it moved"})
     pq.add_argument("--nprobe", type=int, default=None)
     pq.add_argument("--ef-search", type=int, default=None)
+    pq.add_argument("--cells", choices=CELL_MODES, default="auto",
+                    help="auto: score a cross-modal query by the best cell when the index holds cells; off: by the "
+                         "pooled vectors (default auto)")
     add_common_args(pq, "device")
     return p
 
@@ -90,20 +99,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             index, emb = build_index(args.checkpoint, args.out, data_root=args.data, split=args.split,
                                      frames=args.frames, pool=args.pool, config=cfg, append=args.append,
                                      batch_size=args.batch_size, num_workers=args.workers, device=args.device,
-                                     progress=not args.no_progress)
+                                     progress=not args.no_progress, cells=args.cells)
             n_skipped = index.info["sources"][-1]["skipped"]
             listed = f", listed in {Path(args.out) / 'skipped.csv'}" if n_skipped else ""
+            cells = " with every frame's cells" if index.info["embedding"].get("cells") else ""
             print(f"indexed {len(emb.items)} clips ({n_skipped} skipped{listed}); {len(index)} clips of "
-                  f"{index.dim}-d embeddings in {args.out}")
+                  f"{index.dim}-d embeddings{cells} in {args.out}")
             return 0
         result = query_index(args.index, audio=args.audio, video=args.video, image=args.image,
                              modality=args.modality, target=args.target, k=args.k, checkpoint=args.checkpoint,
-                             device=args.device, nprobe=args.nprobe, ef_search=args.ef_search)
+                             device=args.device, nprobe=args.nprobe, ef_search=args.ef_search, cells=args.cells)
     except (FileNotFoundError, FileExistsError, IndexFormatError, IndexMismatchError, LayoutError, BadClipError,
             ValueError) as e:
         return error_exit(e)
     q = result["query"]
-    print(f"{q['modality']} query {q['file']} -> {q['target']} index {result['index']}")
+    scoring = " (scored by the best cell)" if result["scoring"] == "best_cell" else ""
+    print(f"{q['modality']} query {q['file']} -> {q['target']} index {result['index']}{scoring}")
     print(f"{'rank':>4}  {'score':>7}  {'id':<16} labels")
     for h in result["hits"]:
         print(f"{h['rank']:>4}  {h['score']:>7.4f}  {h['id']:<16} {', '.join(h['labels'])}")

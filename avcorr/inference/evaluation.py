@@ -17,7 +17,8 @@ logger = logging.getLogger(__name__)
 def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_root: str | None = None,
                         storage: str | None = None, device: str = "auto", batch_size: int | None = None, num_workers: int | None = None,
                         progress: bool = False, retrieval: bool = False, retrieval_frames: int = 3,
-                        retrieval_pool: str = "mean", out_dir: str | Path | None = None) -> dict:
+                        retrieval_pool: str = "mean", retrieval_cells: str = "auto",
+                        out_dir: str | Path | None = None) -> dict:
     """Evaluate a training checkpoint on ``split``.
 
     Args:
@@ -35,6 +36,10 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
         retrieval: also compute the retrieval metrics of the four directions (see the module docstring).
         retrieval_frames: frames / audio windows pooled per clip for retrieval.
         retrieval_pool: ``"mean"`` or ``"max"`` pooling of those.
+        retrieval_cells: ``"auto"``: for a model trained on a frame's best cell (AVE-Net with
+            ``visual_pool="cells"``) ``a2v`` and ``v2a`` score a sound against each frame's best cell, those
+            scores pooled over the frames by ``retrieval_pool``; ``"off"``: against the pooled frame
+            embeddings. ``retrieval/cross_modal_scoring`` records which (``"best_cell"`` or ``"pooled"``).
         out_dir: where the pictures of the evaluation go (a tagging run's ``ap_per_class_<split>.png``;
             default: :func:`output_dir` of the checkpoint): after the metrics, a separate step writes
             them (the task's ``write_pictures``).
@@ -71,7 +76,7 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", *, data_roo
     skipped = list(skips.reasons.items())
     if retrieval:
         metrics.update(_retrieval_metrics(model, cfg, dev, split, frames=retrieval_frames, pool=retrieval_pool,
-                                          batch_size=batch_size or cfg.train.eval_batch_size,
+                                          cells=retrieval_cells, batch_size=batch_size or cfg.train.eval_batch_size,
                                           num_workers=cfg.data.num_workers if num_workers is None else num_workers,
                                           progress=progress, skipped=skipped))
     result = {"split": split, "checkpoint": str(checkpoint), "epoch": run.epoch, "data_root": cfg.data.root,
@@ -127,20 +132,22 @@ def baseline_table(result: dict) -> list[str]:
 
 
 def _retrieval_metrics(model, cfg, device, split: str, *, frames: int, pool: str, batch_size: int, num_workers: int,
-                       progress: bool, skipped: list | None = None) -> dict:
+                       progress: bool, skipped: list | None = None, cells: str = "auto") -> dict:
     """Embed the split's clips with ``model`` and compute the four retrieval directions.
 
-    The clips the embedding pass skipped are appended to ``skipped`` as ``(vid, reason)``.
+    The clips the embedding pass skipped are appended to ``skipped`` as ``(vid, reason)``. With
+    ``cells="auto"`` and a model that scores by the best cell, ``a2v`` / ``v2a`` rank by the frames' cells.
     """
     from ..data.layout import load_split
     from ..data.ontology import label_relevance, load_ontology
     from ..metrics.retrieval import class_level_ceiling, cross_modal_metrics
-    from .retrieval import EmbeddingModel, embed_split
+    from .retrieval import EmbeddingModel, embed_split, use_cells
 
+    by_cells = use_cells(model, cells)
     em = EmbeddingModel(model, cfg, device, {"model": cfg.model.name})
     # clip batches hold F frames each: keep about as many frames per batch as a pair batch has
     emb = embed_split(em, cfg.data.root, split, frames=frames, pool=pool, batch_size=max(1, batch_size // frames),
-                      num_workers=num_workers, progress=progress)
+                      num_workers=num_workers, progress=progress, cells=by_cells)
     if skipped is not None:
         skipped.extend(emb.skipped)
     n = len(emb.items)
@@ -151,8 +158,10 @@ def _retrieval_metrics(model, cfg, device, split: str, *, frames: int, pool: str
     if ontology is not None:
         graded = label_relevance(ontology, sorted({lab for ls in emb.labels for lab in ls}))[0]
     out = {"retrieval/num_clips": n, "retrieval/skipped_clips": len(emb.skipped),
-           "retrieval/chance_recall@10": min(1.0, 10 / n)}
-    out.update(cross_modal_metrics(emb.audio, emb.visual, emb.labels, label_relevance=graded))
+           "retrieval/chance_recall@10": min(1.0, 10 / n),
+           "retrieval/cross_modal_scoring": "best_cell" if by_cells else "pooled"}
+    out.update(cross_modal_metrics(emb.audio, emb.visual, emb.labels, label_relevance=graded,
+                                   visual_sets=emb.visual_cells, set_pool=pool))
     index = load_split(cfg.data.root, split)
     if index.visible is not None and any(emb.labels):  # silent objects drawn: what a class-level model can reach
         visible = {c.vid: index.visible_labels(c) for c in index.clips}

@@ -5,6 +5,15 @@ or extend a FAISS index of it (:func:`build_index`), and query it with an audio,
 A clip is embedded from F frames and the audio windows centred on them, pooled per clip. An index
 records the model it came from (:class:`EmbeddingModel` ``.info``: model, embedding size, config
 hash, weights hash), and a query with a checkpoint of another model, dimension or weights is refused.
+
+Best-cell scoring (``cells="auto"``, the default): for a model trained to match a sound to a frame's
+best cell (:func:`avcorr.retrieval.scores_by_cells`, AVE-Net with ``visual_pool="cells"``) the index
+also keeps every cell of every embedded frame (:data:`avcorr.retrieval.CELLS`), and a cross-modal
+query is scored as the model was trained: a sound against each frame's best cell, those F scores
+pooled by the index's ``pool`` (mean: their average; max: the best cell of any frame). An audio query
+searches the cells, a picture or video query searches the audio index with its own cells.
+``cells="off"`` keeps one pooled vector a frame (the max over its cells). Audio -> audio and
+picture -> picture queries always compare pooled vectors.
 """
 
 from __future__ import annotations
@@ -27,8 +36,24 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EmbeddingModel", "build_index", "contact_sheet", "embed_query", "embed_split", "load_embedding_model",
-           "query_index"]
+__all__ = ["CELL_MODES", "EmbeddingModel", "build_index", "contact_sheet", "embed_query", "embed_split",
+           "load_embedding_model", "query_index", "use_cells"]
+
+CELL_MODES = ("auto", "off")
+"""``cells`` settings: ``auto`` scores cross-modal pairs by the best cell for a model trained so, ``off`` never."""
+
+
+def use_cells(model, cells: str) -> bool:
+    """Whether retrieval with ``model`` scores cross-modal pairs by the best cell under the setting ``cells``.
+
+    Raises:
+        ValueError: ``cells`` is not one of :data:`CELL_MODES`.
+    """
+    from ..retrieval import scores_by_cells
+
+    if cells not in CELL_MODES:
+        raise ValueError(f"cells must be one of {CELL_MODES}, got {cells!r}")
+    return cells == "auto" and scores_by_cells(model)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -77,6 +102,16 @@ class EmbeddingModel:
         with _autocast(self.device, self.amp):
             e = fn(x.to(self.device))
         return pool_embeddings(e.float()[None], pool)[0].cpu().numpy()
+
+    @_no_grad
+    def encode_cells(self, x: torch.Tensor) -> np.ndarray:
+        """Cell embeddings of F frames (F, 3, S, S) of one query: float32 (F, C, D), unit vectors."""
+        import torch.nn.functional as F
+        from .._amp import autocast as _autocast
+
+        with _autocast(self.device, self.amp):
+            c = self.model.encode_visual_cells(x.to(self.device))
+        return F.normalize(c.float().flatten(2), dim=1).transpose(1, 2).cpu().numpy()
 
 
 def _config_hash(cfg) -> str:
@@ -141,8 +176,8 @@ def _data_root(cfg, data_root: str | Path | None, progress: bool) -> str:
 
 
 def embed_split(em: EmbeddingModel, root: str | Path, split: str, *, frames: int = 3, pool: str = "mean",
-                batch_size: int = 16, num_workers: int = 0, progress: bool = False, clips=None):
-    """Pooled audio and visual embeddings of every clip of a split.
+                batch_size: int = 16, num_workers: int = 0, progress: bool = False, clips=None, cells: bool = False):
+    """Pooled audio and visual embeddings of every clip of a split (and the frames' cells with ``cells``).
 
     Args:
         em: from :func:`load_embedding_model`.
@@ -155,6 +190,7 @@ def embed_split(em: EmbeddingModel, root: str | Path, split: str, *, frames: int
         progress: tqdm bar.
         clips: embed only these clips of the split (:class:`~avcorr.data.layout.Clip` s, e.g. a sample of
             ``load_split(root, split).clips``; default all).
+        cells: also keep every frame's cells (``visual_cells`` (N, F, C, D)).
 
     Returns:
         :class:`avcorr.retrieval.ClipEmbeddings` (undecodable clips skipped, logged and counted; ``paths``
@@ -181,7 +217,7 @@ def embed_split(em: EmbeddingModel, root: str | Path, split: str, *, frames: int
         raise ValueError(f"{Path(root) / split}: no clip with a video file to embed")
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_clips)
     emb = encode_clips(em.model, loader, device=em.device, pool=pool, amp=em.amp, progress=progress,
-                       desc=f"embed {split}")
+                       desc=f"embed {split}", cells=cells)
     emb.skipped = list(ds.init_skipped) + emb.skipped
     emb.paths = clip_paths(index.clips)
     return emb
@@ -189,7 +225,7 @@ def embed_split(em: EmbeddingModel, root: str | Path, split: str, *, frames: int
 
 def build_index(checkpoint: str | Path, out: str | Path, *, data_root: str | Path | None = None, split: str = "test",
                 frames: int = 3, pool: str = "mean", config=None, append: bool = False, batch_size: int = 16,
-                num_workers: int = 0, device: str = "auto", progress: bool = False):
+                num_workers: int = 0, device: str = "auto", progress: bool = False, cells: str = "auto"):
     """Embed a split with a checkpoint and save (or extend) a :class:`~avcorr.retrieval.RetrievalIndex`.
 
     Args:
@@ -205,6 +241,8 @@ def build_index(checkpoint: str | Path, out: str | Path, *, data_root: str | Pat
         num_workers: DataLoader workers.
         device: ``auto``, ``cpu`` or ``cuda[:i]``.
         progress: tqdm bar.
+        cells: ``auto``: for a model that scores by the best cell, also index every frame's cells
+            (module docstring; ``info.embedding.cells`` records it); ``off``: pooled vectors only.
 
     Returns:
         ``(index, embeddings)``. The skipped clips of each indexed split are listed in ``index.json``
@@ -216,24 +254,26 @@ def build_index(checkpoint: str | Path, out: str | Path, *, data_root: str | Pat
         IndexMismatchError: ``append`` to an index of another model or embedding settings.
     """
     from ..data.skipped import SKIPPED_FILE, skipped_rows, write_skipped_csv
-    from ..retrieval import IndexMismatchError, RetrievalIndex
+    from ..retrieval import CELLS, MODALITIES, IndexMismatchError, RetrievalIndex
     from ..retrieval import META_FILE, merge_sources
 
     out = Path(out)
     if (out / META_FILE).exists() and not append:
         raise FileExistsError(f"{out} already holds an index; pass --append to add to it or choose another --out")
     em = load_embedding_model(checkpoint, device)
+    by_cells = use_cells(em.model, cells)
     existing = RetrievalIndex.load(out) if append and (out / META_FILE).exists() else None
     if existing is not None:
         existing.check_compatible(em.info, what=str(checkpoint))
         e = existing.info.get("embedding", {})
-        if e.get("frames") != frames or e.get("pool") != pool:
-            raise IndexMismatchError(f"{out}: built with frames={e.get('frames')} pool={e.get('pool')!r}, not "
-                                     f"frames={frames} pool={pool!r}; use the same embedding settings to append")
+        if e.get("frames") != frames or e.get("pool") != pool or bool(e.get("cells", False)) != by_cells:
+            raise IndexMismatchError(f"{out}: built with frames={e.get('frames')} pool={e.get('pool')!r} "
+                                     f"cells={bool(e.get('cells', False))}, not frames={frames} pool={pool!r} "
+                                     f"cells={by_cells}; use the same embedding settings to append")
     root = _data_root(em.cfg, data_root, progress)
     t0 = time.time()
     emb = embed_split(em, root, split, frames=frames, pool=pool, batch_size=batch_size, num_workers=num_workers,
-                      progress=progress)
+                      progress=progress, cells=by_cells)
     dim = int(emb.audio.shape[1])
     skipped = skipped_rows(emb.skipped, emb.paths)
     source = {"root": str(Path(root).resolve()), "split": split, "clips": len(emb.items), "skipped": len(skipped),
@@ -241,14 +281,19 @@ def build_index(checkpoint: str | Path, out: str | Path, *, data_root: str | Pat
     if existing is None:
         info = {**em.info, "embed_dim": dim,  # the dimension actually produced
                 "embedding": {"frames": frames, "pool": pool, "image_size": em.image_size,
-                              "sample_rate": em.sample_rate, "seconds": em.seconds}}
-        index = RetrievalIndex(merge_sources(info, [source]), config)
+                              "sample_rate": em.sample_rate, "seconds": em.seconds, "cells": by_cells}}
+        layouts = {CELLS: emb.visual_cells.shape[1:3]} if by_cells else None
+        index = RetrievalIndex(merge_sources(info, [source]), config,
+                               modalities=(*MODALITIES, CELLS) if by_cells else MODALITIES, layouts=layouts)
     else:
         index = existing
         if index.dim != dim:
             raise IndexMismatchError(f"{out}: holds {index.dim}-d embeddings, this model makes {dim}-d ones")
         index.info = merge_sources(index.info, [source])
-    added = index.add(emb.items, {"audio": emb.audio, "visual": emb.visual})
+    vectors = {"audio": emb.audio, "visual": emb.visual}
+    if by_cells:
+        vectors[CELLS] = emb.visual_cells
+    added = index.add(emb.items, vectors)
     index.save(out)
     write_skipped_csv(out / SKIPPED_FILE, [row for src in index.info.get("sources", [])
                                            for row in src.get("skipped_list", ())])
@@ -263,7 +308,7 @@ def build_index(checkpoint: str | Path, out: str | Path, *, data_root: str | Pat
 
 def embed_query(em: EmbeddingModel, *, audio: str | Path | None = None, video: str | Path | None = None,
                 image: str | Path | None = None, modality: str = "visual", frames: int = 3,
-                pool: str = "mean") -> tuple[np.ndarray, str, torch.Tensor | None]:
+                pool: str = "mean", cells: bool = False) -> tuple[np.ndarray, str, torch.Tensor | None]:
     """Embed one query file.
 
     Args:
@@ -274,9 +319,12 @@ def embed_query(em: EmbeddingModel, *, audio: str | Path | None = None, video: s
         modality: which side of ``video`` to use.
         frames: frames / windows to pool (the index's setting).
         pool: pooling (the index's setting).
+        cells: a picture or video query is embedded as its frames' cells, not pooled (an audio query
+            is pooled either way).
 
     Returns:
-        ``(embedding (D,), query modality, preview uint8 (3, H, W) or None)``.
+        ``(embedding, query modality, preview uint8 (3, H, W) or None)``; the embedding is (D,), or
+        (F, C, D) unit cell vectors of F frames (one for a picture) with ``cells``.
     """
     import torch
     from ..data import decode
@@ -296,29 +344,35 @@ def embed_query(em: EmbeddingModel, *, audio: str | Path | None = None, video: s
 
         preview = decode_image(torch.frombuffer(bytearray(Path(image).read_bytes()), dtype=torch.uint8),
                                mode=ImageReadMode.RGB)
-        return em.encode("visual", x[None], pool), "visual", preview
+        return (em.encode_cells(x[None]) if cells else em.encode("visual", x[None], pool)), "visual", preview
     info = decode.probe_video(video)
     times = frame_times(info.fps, info.num_frames, info.duration, em.seconds, frames)
     with decode.VideoReader(video) as reader:
         pix = reader.get_frames(times)
     x = torch.stack([transform(f) for f in pix])
-    return em.encode("visual", x, pool), "visual", pix[len(pix) // 2]
+    return (em.encode_cells(x) if cells else em.encode("visual", x, pool)), "visual", pix[len(pix) // 2]
 
 
 def query_index(index_dir: str | Path, *, audio=None, video=None, image=None, modality: str = "visual",
                 target: str | None = None, k: int = 10, checkpoint: str | Path | None = None, device: str = "auto",
-                nprobe: int | None = None, ef_search: int | None = None) -> dict[str, Any]:
+                nprobe: int | None = None, ef_search: int | None = None, cells: str = "auto") -> dict[str, Any]:
     """Load an index, embed a query with the index's model and search.
 
+    ``cells="auto"``: a cross-modal query of an index that holds the frames' cells is scored by the best
+    cell (module docstring); ``"off"``: against the pooled vectors.
+
     Returns:
-        ``{"query": {...}, "index": path, "k": k, "hits": [Hit.to_dict(), ...], "preview": tensor or None}``.
+        ``{"query": {...}, "index": path, "k": k, "scoring": "best_cell" or "pooled", "hits":
+        [Hit.to_dict(), ...], "preview": tensor or None}``.
 
     Raises:
         IndexFormatError: the index is missing or corrupt.
         IndexMismatchError: the checkpoint is of another model / weights / dimension than the index.
     """
-    from ..retrieval import IndexMismatchError, RetrievalIndex
+    from ..retrieval import CELLS, IndexMismatchError, RetrievalIndex
 
+    if cells not in CELL_MODES:
+        raise ValueError(f"cells must be one of {CELL_MODES}, got {cells!r}")
     index = RetrievalIndex.load(index_dir, nprobe=nprobe, ef_search=ef_search)
     ckpt = checkpoint or index.info.get("checkpoint")
     if not ckpt:
@@ -328,16 +382,23 @@ def query_index(index_dir: str | Path, *, audio=None, video=None, image=None, mo
     em = load_embedding_model(ckpt, device)
     index.check_compatible(em.info, what=str(ckpt))
     e = index.info.get("embedding", {})
-    emb, qmod, preview = embed_query(em, audio=audio, video=video, image=image, modality=modality,
-                                     frames=int(e.get("frames", 3)), pool=str(e.get("pool", "mean")))
-    if emb.shape[0] != index.dim:
-        raise IndexMismatchError(f"{ckpt} makes {emb.shape[0]}-d embeddings, the index at {index_dir} holds "
-                                 f"{index.dim}-d ones")
+    qmod = "audio" if audio is not None or (video is not None and modality == "audio") else "visual"
     target = target or ("visual" if qmod == "audio" else "audio")
-    hits = index.search(emb, target, k)[0]
+    by_cells = cells == "auto" and CELLS in index.indexes and qmod != target
+    emb, qmod, preview = embed_query(em, audio=audio, video=video, image=image, modality=modality,
+                                     frames=int(e.get("frames", 3)), pool=str(e.get("pool", "mean")),
+                                     cells=by_cells)
+    if emb.shape[-1] != index.dim:
+        raise IndexMismatchError(f"{ckpt} makes {emb.shape[-1]}-d embeddings, the index at {index_dir} holds "
+                                 f"{index.dim}-d ones")
+    if by_cells:  # an audio query against the clips' cells, or a frame's cells against the audio
+        searched, queries = (CELLS, emb) if qmod == "audio" else ("audio", emb[None])
+    else:
+        searched, queries = target, emb
+    hits = index.search(queries, searched, k, pool=str(e.get("pool", "mean")))[0]
     src = next(str(x) for x in (audio, video, image) if x is not None)
     return {"query": {"file": src, "modality": qmod, "target": target}, "index": str(index_dir), "k": k,
-            "checkpoint": str(ckpt), "preview": preview,
+            "checkpoint": str(ckpt), "preview": preview, "scoring": "best_cell" if by_cells else "pooled",
             "hits": [{**h.to_dict(), "audio": index.items[h.position].get("audio")} for h in hits]}
 
 

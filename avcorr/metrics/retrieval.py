@@ -44,6 +44,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .multivector import max_sim_scores
+
 __all__ = [
     "DIRECTIONS",
     "Relevance",
@@ -376,15 +378,18 @@ class Relevance:
 
 def retrieval_metrics(query, gallery, *, pairs=None, relevance: Relevance | Mapping[str, Relevance] | None = None,
                       exclude_self: bool = False, ks: Sequence[int] = (1, 5, 10), map_k: int = 10,
-                      ndcg_ks: Sequence[int] = (10,), chunk_size: int = 256) -> dict[str, float]:
+                      ndcg_ks: Sequence[int] = (10,), chunk_size: int = 256, set_pool: str = "mean") -> dict[str, float]:
     """Every retrieval metric of one direction (queries of one modality against a gallery).
 
     Scores are inner products (cosine similarities for L2-normalised embeddings), computed in
-    chunks of queries, so memory stays ``O(chunk_size * G)``.
+    chunks of queries, so memory stays ``O(chunk_size * G)``. Either side may be sets of vectors
+    (a clip's frames x cells): the score is then :func:`~avcorr.metrics.multivector.max_sim_scores`
+    (the best pair of vectors of each pair of groups, pooled over the groups by ``set_pool``), with
+    chunks small enough that one holds about 2**24 vector pairs.
 
     Args:
-        query: (Q, D) query embeddings.
-        gallery: (G, D) gallery embeddings.
+        query: (Q, D) query embeddings, or (Q, Gq, Cq, D) sets.
+        gallery: (G, D) gallery embeddings, or (G, Gx, Cx, D) sets.
         pairs: (Q,) gallery index of each query's paired item (instance level), or None.
         relevance: a :class:`Relevance` of shape (Q, G), or a mapping ``{name: Relevance}``;
             the first (or the one named ``""``/``"binary"``) gives ``map@k`` and the hits of
@@ -393,7 +398,8 @@ def retrieval_metrics(query, gallery, *, pairs=None, relevance: Relevance | Mapp
         ks: cut-offs of ``recall@k``.
         map_k: cut-off of ``map@k``.
         ndcg_ks: cut-offs of ``ndcg@k``.
-        chunk_size: queries scored at once.
+        chunk_size: queries scored at once (at most).
+        set_pool: ``"mean"`` or ``"max"``: how sets pool their groups' scores (unused for two (·, D) inputs).
 
     Returns:
         ``recall@k`` for each k and ``median_rank`` (instance level with ``pairs``, else the rank
@@ -409,8 +415,13 @@ def retrieval_metrics(query, gallery, *, pairs=None, relevance: Relevance | Mapp
     """
     q = np.asarray(query, dtype=np.float32)
     g = np.asarray(gallery, dtype=np.float32)
-    if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
-        raise ValueError(f"query {q.shape} and gallery {g.shape} must be (Q, D) and (G, D) with the same D")
+    if q.ndim not in (2, 4) or g.ndim not in (2, 4) or q.shape[-1] != g.shape[-1]:
+        raise ValueError(f"query {q.shape} and gallery {g.shape} must be (Q, D) and (G, D) vectors (or (Q, Gq, Cq, D) "
+                         "and (G, Gx, Cx, D) sets) with the same D")
+    sets = q.ndim == 4 or g.ndim == 4
+    if sets:  # one chunk scores about 2**24 vector pairs
+        pairs_per_query = int(np.prod(q.shape[1:-1])) * int(np.prod(g.shape[:-1]))
+        chunk_size = max(1, min(chunk_size, (1 << 24) // max(1, pairs_per_query)))
     n_q, n_g = q.shape[0], g.shape[0]
     if n_q == 0 or n_g == 0:
         raise ValueError("retrieval_metrics needs at least one query and one gallery item")
@@ -442,7 +453,7 @@ def retrieval_metrics(query, gallery, *, pairs=None, relevance: Relevance | Mapp
     ndcgs: dict[tuple[str, int], list[np.ndarray]] = {(n, k): [] for n in rels for k in ndcg_ks}
     for start in range(0, n_q, chunk_size):
         rows = np.arange(start, min(start + chunk_size, n_q))
-        s = (q[rows] @ g.T).astype(np.float64)
+        s = max_sim_scores(q[rows], g, set_pool) if sets else (q[rows] @ g.T).astype(np.float64)
         if exclude_self:
             s[np.arange(len(rows)), rows] = -np.inf
         n_list = n_g - 1 if exclude_self else n_g  # the excluded item is ranked last: cut it off
@@ -493,10 +504,15 @@ DIRECTIONS = ("a2v", "v2a", "a2a", "v2v")
 def cross_modal_metrics(audio, visual, labels: Sequence[Sequence[str]] | None = None, *,
                         label_relevance: Mapping[tuple[str, str], float] | None = None,
                         ks: Sequence[int] = (1, 5, 10), map_k: int = 10, ndcg_ks: Sequence[int] = (10, 30),
-                        chunk_size: int = 256, directions: Sequence[str] = DIRECTIONS) -> dict[str, float]:
+                        chunk_size: int = 256, directions: Sequence[str] = DIRECTIONS, visual_sets=None,
+                        set_pool: str = "mean") -> dict[str, float]:
     """The four retrieval directions (or those in ``directions``) over N clips embedded in both modalities.
 
-    Clip ``i`` of ``audio`` and clip ``i`` of ``visual`` are the same clip.
+    Clip ``i`` of ``audio`` and clip ``i`` of ``visual`` are the same clip. With ``visual_sets`` (each
+    clip's frames x cells, for a model that matches a sound to a frame's best cell) ``a2v`` and ``v2a``
+    score a sound against a clip's cells (:func:`~avcorr.metrics.multivector.max_sim_scores`: the best
+    cell of each frame, pooled over the frames by ``set_pool``); ``a2a`` and ``v2v`` compare the
+    pooled embeddings as without.
 
     * ``a2v`` / ``v2a``: every clip queries the other modality's N clips; ``recall@k`` and
       ``median_rank`` are instance level (the same clip is the hit).
@@ -520,6 +536,8 @@ def cross_modal_metrics(audio, visual, labels: Sequence[Sequence[str]] | None = 
         ndcg_ks: ``ndcg@k`` cut-offs.
         chunk_size: queries scored at once.
         directions: which of :data:`DIRECTIONS` to compute.
+        visual_sets: (N, F, C, D) unit vectors, the C cells of F frames of each clip, or None.
+        set_pool: ``"mean"`` or ``"max"`` over the frames' best-cell scores (with ``visual_sets``).
 
     Returns:
         ``{"<direction>/<metric>": value}`` and ``{"baseline/<direction>/<metric>": chance}``, plus
@@ -540,14 +558,20 @@ def cross_modal_metrics(audio, visual, labels: Sequence[Sequence[str]] | None = 
         if label_relevance is not None:
             rel["_graded"] = Relevance.from_labels(labels, labels, label_relevance)
     emb = {"a": a, "v": v}
+    cross = dict(emb)
+    if visual_sets is not None:
+        cross["v"] = np.asarray(visual_sets, dtype=np.float32)
+        if cross["v"].ndim != 4 or cross["v"].shape[0] != n or cross["v"].shape[-1] != a.shape[1]:
+            raise ValueError(f"visual_sets must be (N={n}, F, C, D={a.shape[1]}), got shape {cross['v'].shape}")
     out: dict[str, float] = {}
     for d in directions:
         same = d[0] == d[2]
         if same and not has_labels:
             continue
-        m = retrieval_metrics(emb[d[0]], emb[d[2]], pairs=None if same else np.arange(n),
+        pick = emb if same else cross
+        m = retrieval_metrics(pick[d[0]], pick[d[2]], pairs=None if same else np.arange(n),
                               relevance=rel or None, exclude_self=same, ks=ks, map_k=map_k,
-                              ndcg_ks=ndcg_ks if has_labels else (), chunk_size=chunk_size)
+                              ndcg_ks=ndcg_ks if has_labels else (), chunk_size=chunk_size, set_pool=set_pool)
         for key, val in m.items():
             if key in ("num_queries", "num_gallery") or (key == "queries_without_relevant" and not val):
                 continue

@@ -8,6 +8,9 @@ Folder layout (written by :meth:`RetrievalIndex.save`)::
                       (``id``, ``labels``, ``video``, ``audio``, ``time``) in FAISS position order
       audio.faiss     audio embeddings
       visual.faiss    visual embeddings
+      visual_cells.faiss   only for a model that matches a sound to a frame's best cell: every cell
+                      of every embedded frame (F frames x C cells a clip, clip after clip; ``index.json``
+                      records ``groups`` = F and ``cells`` = C of the modality, and ``version`` 2)
 
 FAISS files are written first and ``index.json`` last, each through a temporary file and
 ``os.replace``; the checksums in ``index.json`` catch a folder whose files do not belong together.
@@ -28,16 +31,21 @@ from .._atomic import write_json
 
 from ._errors import IndexFormatError, IndexMismatchError
 from ._faiss import IndexConfig, VectorIndex
+from ._multivector import max_sim_search, query_sets
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COMPAT_KEYS", "Hit", "INDEX_FORMAT", "INDEX_VERSION", "META_FILE", "MODALITIES", "RetrievalIndex",
-           "merge_sources"]
+__all__ = ["CELLS", "COMPAT_KEYS", "Hit", "INDEX_FORMAT", "INDEX_VERSION", "META_FILE", "MODALITIES",
+           "RetrievalIndex", "merge_sources"]
 
 INDEX_FORMAT = "avcorr-retrieval-index"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
+"""Version 2 adds modalities of several vectors per clip (``groups``, ``cells``); an index without one is
+still written as version 1, which older avcorr reads."""
 META_FILE = "index.json"
 MODALITIES = ("audio", "visual")
+CELLS = "visual_cells"
+"""The modality of a clip's frames x cells (best-cell matching), beside the pooled ``visual``."""
 COMPAT_KEYS = ("model", "embed_dim", "config_hash", "weights_sha256")
 """``info`` entries that must agree between an index and the model that queries it."""
 
@@ -97,16 +105,24 @@ class RetrievalIndex:
             data sources (free-form, stored as given).
         config: FAISS settings, shared by both modalities.
         modalities: the embedding spaces held.
+        layouts: ``{modality: (groups, cells)}`` for a modality of ``groups * cells`` vectors a clip
+            (e.g. ``{CELLS: (F, C)}``, a clip's F frames of C cells); the others hold one vector a clip.
     """
 
     def __init__(self, info: dict[str, Any], config: IndexConfig | None = None,
-                 modalities: Sequence[str] = MODALITIES):
+                 modalities: Sequence[str] = MODALITIES, layouts: dict[str, tuple[int, int]] | None = None):
         if "embed_dim" not in info or "model" not in info:
             raise ValueError("info needs 'model' and 'embed_dim'")
         self.info = dict(info)
         self.dim = int(info["embed_dim"])
         self.config = config or IndexConfig()
         self.modalities = tuple(modalities)
+        self.layouts = {m: (1, 1) for m in self.modalities}
+        for m, layout in (layouts or {}).items():
+            groups, cells = (int(x) for x in layout)
+            if m not in self.layouts or groups < 1 or cells < 1:
+                raise ValueError(f"layout {layout!r} of {m!r}: needs a modality of the index and groups, cells >= 1")
+            self.layouts[m] = (groups, cells)
         self.items: list[dict[str, Any]] = []
         self._positions: dict[str, int] = {}
         self.indexes = {m: VectorIndex(self.dim, IndexConfig.from_dict(self.config.to_dict()))
@@ -129,7 +145,8 @@ class RetrievalIndex:
 
         Args:
             items: N dicts with ``id`` and optionally ``labels``, ``video``, ``audio``, ``time``.
-            embeddings: ``{modality: (N, embed_dim) array}`` for every modality of the index.
+            embeddings: ``{modality: (N, embed_dim) array}`` for every modality of the index;
+                ``(N, groups, cells, embed_dim)`` for a modality of that layout.
 
         Returns:
             The number of clips added.
@@ -144,10 +161,12 @@ class RetrievalIndex:
         n = len(items)
         embs = {m: np.asarray(embeddings[m], dtype=np.float32) for m in self.modalities}
         for m, e in embs.items():
-            if e.ndim != 2 or e.shape[0] != n:
-                raise ValueError(f"{m} embeddings have shape {e.shape}, expected ({n}, {self.dim})")
-            if e.shape[1] != self.dim:
-                raise IndexMismatchError(f"{m} embeddings have dimension {e.shape[1]}, the index holds {self.dim}")
+            shape = (n, self.dim) if self.layouts[m] == (1, 1) else (n, *self.layouts[m], self.dim)
+            if e.ndim != len(shape) or e.shape[:-1] != shape[:-1]:
+                raise ValueError(f"{m} embeddings have shape {e.shape}, expected {shape}")
+            if e.shape[-1] != self.dim:
+                raise IndexMismatchError(f"{m} embeddings have dimension {e.shape[-1]}, the index holds {self.dim}")
+            embs[m] = e.reshape(n, -1, self.dim)
         checked = [_check_item(it, i) for i, it in enumerate(items)]
         keep, seen = [], set()
         for i, it in enumerate(checked):
@@ -160,27 +179,38 @@ class RetrievalIndex:
             return 0
         sel = np.asarray(keep)
         for m in self.modalities:
-            self.indexes[m].add(embs[m][sel])
+            self.indexes[m].add(embs[m][sel].reshape(-1, self.dim))
         for i in keep:
             self._positions[checked[i]["id"]] = len(self.items)
             self.items.append(checked[i])
         return len(keep)
 
     # -- searching -----------------------------------------------------------------------
-    def search(self, queries: np.ndarray, target: str, k: int = 10) -> list[list[Hit]]:
+    def search(self, queries: np.ndarray, target: str, k: int = 10, *, pool: str = "mean") -> list[list[Hit]]:
         """The ``k`` nearest clips of each query in the ``target`` modality's index.
 
+        A query of one vector against a modality of one vector a clip is a plain FAISS search. A query
+        set (a frame's cells) or a modality of several vectors a clip (:data:`CELLS`) is scored by the
+        best-matching vectors of each pair of groups, pooled over the groups by ``pool``
+        (:func:`~avcorr.retrieval.max_sim_search`; exact on a flat index).
+
         Args:
-            queries: (Q, embed_dim) or (embed_dim,) query embeddings.
-            target: ``"audio"`` or ``"visual"``.
+            queries: (Q, embed_dim) or (embed_dim,) query embeddings, or (Q, groups, cells, embed_dim) sets.
+            target: a modality of the index: ``"audio"``, ``"visual"`` or :data:`CELLS`.
             k: results per query.
+            pool: ``"mean"`` or ``"max"`` over groups (frames), for sets only.
 
         Returns:
             Q lists of :class:`Hit`, best first.
         """
         if target not in self.indexes:
             raise ValueError(f"target must be one of {list(self.modalities)}, got {target!r}")
-        scores, pos = self.indexes[target].search(queries, k)
+        if self.layouts[target] == (1, 1) and np.ndim(queries) <= 2:
+            scores, pos = self.indexes[target].search(queries, k)
+        else:
+            groups, cells = self.layouts[target]
+            scores, pos = max_sim_search(self.indexes[target], query_sets(queries, self.dim), k, groups=groups,
+                                         cells=cells, pool=pool)
         out = []
         for srow, prow in zip(scores, pos):
             hits = []
@@ -224,8 +254,11 @@ class RetrievalIndex:
             name = f"{m}.faiss"
             digest = self.indexes[m].save(folder / name)
             mods[m] = {"file": name, "ntotal": self.indexes[m].ntotal, "sha256": digest}
+            if self.layouts[m] != (1, 1):
+                mods[m]["groups"], mods[m]["cells"] = self.layouts[m]
         info = {k: v for k, v in self.info.items() if k != "path"}
-        meta = {"format": INDEX_FORMAT, "version": INDEX_VERSION, "info": info, "index_config": self.config.to_dict(),
+        version = INDEX_VERSION if any(x != (1, 1) for x in self.layouts.values()) else 1
+        meta = {"format": INDEX_FORMAT, "version": version, "info": info, "index_config": self.config.to_dict(),
                 "embed_dim": self.dim, "modalities": mods, "items": self.items}
         write_json(folder / META_FILE, meta, indent=1)
         return folder
@@ -277,7 +310,11 @@ class RetrievalIndex:
             config.ef_search = ef_search
         if use_gpu is not None:
             config.use_gpu = use_gpu
-        obj = cls(info, config, modalities=tuple(mods))
+        try:
+            layouts = {m: (int(e.get("groups", 1)), int(e.get("cells", 1))) for m, e in mods.items()}
+            obj = cls(info, config, modalities=tuple(mods), layouts=layouts)
+        except (AttributeError, TypeError, ValueError) as e:
+            raise IndexFormatError(f"{meta_path}: invalid modalities ({type(e).__name__}: {e})") from None
         obj.info["path"] = str(folder)
         try:
             obj.items = [_check_item(it, i) for i, it in enumerate(items)]
@@ -291,9 +328,12 @@ class RetrievalIndex:
                 raise IndexFormatError(f"{meta_path}: modality {m!r} has no valid 'file' entry")
             index = VectorIndex.load(folder / entry["file"], IndexConfig.from_dict(config.to_dict()), dim=dim,
                                      sha256=entry.get("sha256"))
-            if index.ntotal != len(obj.items) or index.ntotal != entry.get("ntotal"):
+            per = obj.layouts[m][0] * obj.layouts[m][1]
+            if index.ntotal != len(obj.items) * per or index.ntotal != entry.get("ntotal"):
+                each = f" of {per} vectors each" if per > 1 else ""
                 raise IndexFormatError(f"{folder / entry['file']}: holds {index.ntotal} vectors but {meta_path} lists "
-                                       f"{len(obj.items)} items ({entry.get('ntotal')} recorded); rebuild the index")
+                                       f"{len(obj.items)} items{each} ({entry.get('ntotal')} recorded); rebuild the "
+                                       "index")
             obj.indexes[m] = index
         return obj
 

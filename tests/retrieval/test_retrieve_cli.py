@@ -14,7 +14,7 @@ from avcorr import evaluate, retrieve  # noqa: E402
 from avcorr.config import config_to_dict, load_config  # noqa: E402
 from avcorr.data import decode  # noqa: E402
 from avcorr.engine.checkpoint import save_checkpoint  # noqa: E402
-from avcorr.retrieval import RetrievalIndex  # noqa: E402
+from avcorr.retrieval import CELLS, RetrievalIndex  # noqa: E402
 from avcorr.tasks import build_task  # noqa: E402
 from tests.conftest import TINY_AVC  # noqa: E402
 from tests.media import make_wav  # noqa: E402
@@ -54,7 +54,9 @@ def test_index_contents(built, tiny_root):
     assert sorted(index.ids) == sorted(v2g) and index.dim == 16
     assert index.info["model"] == "test_avenet" and index.info["checkpoint"] == str(ckpt.resolve())
     assert index.info["embedding"] == {"frames": 1, "pool": "mean", "image_size": 32, "sample_rate": 16000,
-                                       "seconds": 1.0}
+                                       "seconds": 1.0, "cells": True}  # avenet.py: visual_pool='cells'
+    assert index.layouts[CELLS] == (1, 4) and index.indexes[CELLS].ntotal == 4 * len(v2g)  # 32 px: 2 x 2 cells
+    assert json.loads((idx / "index.json").read_text())["version"] == 2
     assert index.info["sources"][0]["split"] == "test" and index.info["sources"][0]["clips"] == len(v2g)
     assert index.info["sources"][0]["skipped_list"] == [] and (idx / "skipped.csv").read_text() == "id,path,reason\n"
     for it in index.items:
@@ -242,6 +244,7 @@ def test_evaluate_with_retrieval(tiny_copy, tmp_path):
     n = len(v2g)
     assert res["retrieval/num_clips"] == n and res["retrieval/skipped_clips"] == 0
     assert res["retrieval/chance_recall@10"] == min(1.0, 10 / n)
+    assert res["retrieval/cross_modal_scoring"] == "best_cell"  # avenet.py: visual_pool='cells'
     for d in ("a2v", "v2a", "a2a", "v2v"):
         for key in ("recall@1", "recall@5", "recall@10", "map@10", "ndcg@10", "ndcg@30", "ndcg_graded@10"):
             assert 0.0 <= res[f"{d}/{key}"] <= 1.0, (d, key)
