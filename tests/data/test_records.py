@@ -49,6 +49,27 @@ def test_clip_paths_are_paths_and_clips_compare_by_value(tmp_path):
                           f"boxes=((0.1, 0.2, 0.3, 0.4),), h5=None, row=7)")
 
 
+def test_dataclasses_replace_makes_a_changed_clip(tmp_path):
+    import dataclasses
+    import pickle
+
+    v, a = tmp_path / "-x.mp4", tmp_path / "-x.wav"
+    clip = Clip("-x", ("Dog",), v, a, ((0.1, 0.2, 0.3, 0.4),), h5=None, row=7)
+    assert dataclasses.replace(clip) == clip and dataclasses.replace(clip) is not clip
+    relabelled = dataclasses.replace(clip, labels=("Cat", "Dog"))
+    assert relabelled == Clip("-x", ("Cat", "Dog"), v, a, ((0.1, 0.2, 0.3, 0.4),), row=7) != clip
+    assert (relabelled.video, relabelled.audio, relabelled.boxes, relabelled.row) == (v, a, clip.boxes, 7)
+    assert isinstance(relabelled._video, str) and not hasattr(relabelled, "__dict__")  # still slotted strings
+    moved = dataclasses.replace(clip, audio=str(tmp_path / "other.wav"), video=None)
+    assert moved.video is None and moved.audio == tmp_path / "other.wav" and moved.media == moved.audio
+    back = dataclasses.replace(moved, video=v, audio=a)
+    assert back == clip and hash(back) == hash(clip)
+    assert pickle.loads(pickle.dumps(relabelled)) == relabelled
+    assert [f.name for f in dataclasses.fields(Clip)] == ["vid", "labels", "boxes", "h5", "row"]
+    with pytest.raises(TypeError, match="_video"):  # the stored strings are not arguments
+        dataclasses.replace(clip, _video=str(a))
+
+
 def test_clips_hold_few_bytes_each():
     """Built by the AST-json and folder readers, a clip holds well under the ~550 B of Path-holding clips.
 
