@@ -287,6 +287,19 @@ def stale_temps(folder: str | Path, name: str | None = None) -> list[Path]:
     return sorted(found)
 
 
+def remove_path(path: Path) -> None:
+    """Delete a file, a link (not what it points to) or a folder with everything in it; one already gone is fine.
+
+    Raises:
+        OSError: a file or link that cannot be deleted (a folder's tree is removed as far as it can be).
+    """
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
 def remove_stale_temps(folder: str | Path, *, recursive: bool = False, name: str | None = None) -> int:
     """Delete the temporary outputs a killed run left in ``folder`` (:func:`stale_temps`).
 
@@ -305,11 +318,7 @@ def remove_stale_temps(folder: str | Path, *, recursive: bool = False, name: str
     removed = 0
     for where in folders:
         for path in stale_temps(where, name):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+            remove_path(path)
             removed += 1
     if removed:
         logger.info("%s: removed %d temporary file(s) left by an interrupted run", folder, removed)
