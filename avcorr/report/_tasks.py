@@ -67,6 +67,12 @@ def _labels(labels: list[str]) -> str:
     return esc(", ".join(labels) or "(no label)")
 
 
+def _sound_of(it: dict[str, Any], link: Link) -> str:
+    """A clip's spectrogram thumbnail and player (its ``spec`` and ``wav`` assets) side by side."""
+    return (f'<div class="media">{img(link(it["spec"]), "spectrogram of " + it["id"], cls="spec")}'
+            f'{audio(link(it["wav"]))}</div>')
+
+
 # ----------------------------------------------------------------------------------------------
 # AVC: cross-modal retrieval
 
@@ -242,9 +248,7 @@ def render_tagging(data: dict[str, Any], link: Link) -> str:
         timeline = (f'<div>{img(link(it["timeline"]), "timeline of " + it["id"], cls="timeline")}</div>'
                     if it.get("timeline") else "")
         blocks.append(f'<figure class="card wide"><figcaption><b>{esc(it["id"])}</b> · {it["seconds"]:.1f} s · '
-                      f'true: {_labels(it["labels"])}</figcaption>'
-                      f'<div class="media">{img(link(it["spec"]), "spectrogram of " + it["id"], cls="spec")}'
-                      f'{audio(link(it["wav"]))}</div>'
+                      f'true: {_labels(it["labels"])}</figcaption>{_sound_of(it, link)}'
                       f"<table><tbody>{rows}</tbody></table>{timeline}</figure>")
     out.append(paged(blocks, "clips"))
     return "".join(out) + "</section>"
@@ -345,9 +349,7 @@ def render_localization(data: dict[str, Any], link: Link) -> str:
         facts.append(f"cIoU {it['ciou']:.3f}" if it.get("ciou") is not None else "no box")
         blocks.append(f'<figure class="card wide"><figcaption><b>{esc(it["id"])}</b> · {_labels(it["labels"])} · '
                       f'{" · ".join(facts)}</figcaption>{img(link(it["overlay"]), "map over " + it["id"])} '
-                      f'{img(link(it["truth"]), "ground truth of " + it["id"])}'
-                      f'<div class="media">{img(link(it["spec"]), "spectrogram of " + it["id"], cls="spec")}'
-                      f'{audio(link(it["wav"]))}</div></figure>')
+                      f'{img(link(it["truth"]), "ground truth of " + it["id"])}{_sound_of(it, link)}</figure>')
     out.append(paged(blocks, "clips"))
     return "".join(out) + "</section>"
 
