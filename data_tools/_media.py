@@ -90,6 +90,21 @@ def summarize_stderr(text: str, limit: int = 300) -> str:
     return summary if len(summary) <= limit else "..." + summary[-limit:]
 
 
+def _run_tool(name: str, cmd: list[str], path: str | Path | None, timeout: float | None) -> bytes:
+    """Run ffmpeg or ffprobe (``name``, for messages) as ``cmd`` (a list: no shell); return its stdout.
+
+    Raises:
+        FFmpegError: it exited with an error (its stderr summarized) or ran past ``timeout`` seconds.
+    """
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise FFmpegError(f"{name} ran longer than {timeout:g} s and was stopped", path) from None
+    if proc.returncode != 0:
+        raise FFmpegError(summarize_stderr(proc.stderr.decode("utf-8", "replace")), path)
+    return proc.stdout
+
+
 def run_ffmpeg(args: Sequence[str], *, path: str | Path | None = None, timeout: float | None = None) -> None:
     """Run ffmpeg quietly (``-nostdin -hide_banner -loglevel error -y``).
 
@@ -102,13 +117,8 @@ def run_ffmpeg(args: Sequence[str], *, path: str | Path | None = None, timeout: 
         FFmpegError: ffmpeg exited with an error or ran past ``timeout``.
         FileNotFoundError: no ffmpeg binary.
     """
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *map(str, args)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise FFmpegError(f"ffmpeg ran longer than {timeout:g} s and was stopped", path) from None
-    if proc.returncode != 0:
-        raise FFmpegError(summarize_stderr(proc.stderr.decode("utf-8", "replace")), path)
+    _run_tool("ffmpeg", [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *map(str, args)],
+              path, timeout)
 
 
 def probe(path: str | Path, *, timeout: float | None = 60) -> dict[str, Any]:
@@ -124,16 +134,10 @@ def probe(path: str | Path, *, timeout: float | None = 60) -> dict[str, Any]:
     Raises:
         FFmpegError: the file cannot be read as media.
     """
-    cmd = [ffprobe_exe(), "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-           os.path.abspath(path)]
+    out = _run_tool("ffprobe", [ffprobe_exe(), "-v", "error", "-print_format", "json", "-show_format",
+                                "-show_streams", os.path.abspath(path)], path, timeout)
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise FFmpegError(f"ffprobe ran longer than {timeout} s", path) from None
-    if proc.returncode != 0:
-        raise FFmpegError(summarize_stderr(proc.stderr.decode("utf-8", "replace")), path)
-    try:
-        return json.loads(proc.stdout)
+        return json.loads(out)
     except json.JSONDecodeError as err:
         raise FFmpegError(f"unreadable ffprobe output ({err})", path) from None
 
