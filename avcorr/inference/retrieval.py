@@ -34,6 +34,8 @@ from .._lazy import no_grad as _no_grad
 if TYPE_CHECKING:
     import torch
 
+    from ..retrieval import ClipEmbeddings, Hit, IndexConfig, RetrievalIndex
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["CELL_MODES", "EmbeddingModel", "build_index", "contact_sheet", "cross_modal_search", "embed_query",
@@ -296,7 +298,7 @@ def build_index(checkpoint: str | Path, out: str | Path, *, data_root: str | Pat
     return index, emb
 
 
-def _vectors(emb) -> dict[str, np.ndarray]:
+def _vectors(emb: ClipEmbeddings) -> dict[str, np.ndarray]:
     """``{modality: vectors}`` of :class:`~avcorr.retrieval.ClipEmbeddings`, the cells included when it has them."""
     from ..retrieval import CELLS
 
@@ -306,7 +308,8 @@ def _vectors(emb) -> dict[str, np.ndarray]:
     return vectors
 
 
-def embeddings_index(info: dict[str, Any], emb, config=None, *, add: bool = False):
+def embeddings_index(info: dict[str, Any], emb: ClipEmbeddings, config: IndexConfig | None = None, *,
+                     add: bool = False) -> RetrievalIndex:
     """A :class:`~avcorr.retrieval.RetrievalIndex` laid out for ``emb``: the pooled audio and visual vectors,
     and the frames' cells (:data:`~avcorr.retrieval.CELLS`, F x C vectors a clip) when ``emb`` holds them.
 
@@ -329,7 +332,8 @@ def embeddings_index(info: dict[str, Any], emb, config=None, *, add: bool = Fals
     return index
 
 
-def cross_modal_search(index, source: str, queries: np.ndarray, k: int, *, by_cells: bool, pool: str = "mean"):
+def cross_modal_search(index: RetrievalIndex, source: str, queries: np.ndarray, k: int, *, by_cells: bool,
+                       pool: str = "mean") -> list[list[Hit]]:
     """Search the other modality of ``index`` with queries of modality ``source``.
 
     With ``by_cells`` (an index that holds :data:`~avcorr.retrieval.CELLS`) the pairs are scored by the best
@@ -445,7 +449,7 @@ def query_index(index_dir: str | Path, *, audio=None, video=None, image=None, mo
         raise IndexMismatchError(f"{ckpt} makes {emb.shape[-1]}-d embeddings, the index at {index_dir} holds "
                                  f"{index.dim}-d ones")
     pool = str(e.get("pool", "mean"))
-    if qmod != target:  # an audio query against the clips' cells, or a frame's cells against the audio
+    if qmod != target:  # cross-modal: by the best cell when by_cells
         hits = cross_modal_search(index, qmod, emb[None], k, by_cells=by_cells, pool=pool)[0]
     else:
         hits = index.search(emb, target, k, pool=pool)[0]
