@@ -90,6 +90,21 @@ def summarize_stderr(text: str, limit: int = 300) -> str:
     return summary if len(summary) <= limit else "..." + summary[-limit:]
 
 
+def _run_tool(name: str, cmd: list[str], path: str | Path | None, timeout: float | None) -> bytes:
+    """Run ffmpeg or ffprobe (``name``, for messages) as ``cmd`` (a list: no shell); return its stdout.
+
+    Raises:
+        FFmpegError: it exited with an error (its stderr summarized) or ran past ``timeout`` seconds.
+    """
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise FFmpegError(f"{name} ran longer than {timeout:g} s and was stopped", path) from None
+    if proc.returncode != 0:
+        raise FFmpegError(summarize_stderr(proc.stderr.decode("utf-8", "replace")), path)
+    return proc.stdout
+
+
 def run_ffmpeg(args: Sequence[str], *, path: str | Path | None = None, timeout: float | None = None) -> None:
     """Run ffmpeg quietly (``-nostdin -hide_banner -loglevel error -y``).
 
@@ -102,13 +117,8 @@ def run_ffmpeg(args: Sequence[str], *, path: str | Path | None = None, timeout: 
         FFmpegError: ffmpeg exited with an error or ran past ``timeout``.
         FileNotFoundError: no ffmpeg binary.
     """
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *map(str, args)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise FFmpegError(f"ffmpeg ran longer than {timeout:g} s and was stopped", path) from None
-    if proc.returncode != 0:
-        raise FFmpegError(summarize_stderr(proc.stderr.decode("utf-8", "replace")), path)
+    _run_tool("ffmpeg", [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *map(str, args)],
+              path, timeout)
 
 
 def probe(path: str | Path, *, timeout: float | None = 60) -> dict[str, Any]:
@@ -124,16 +134,10 @@ def probe(path: str | Path, *, timeout: float | None = 60) -> dict[str, Any]:
     Raises:
         FFmpegError: the file cannot be read as media.
     """
-    cmd = [ffprobe_exe(), "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-           os.path.abspath(path)]
+    out = _run_tool("ffprobe", [ffprobe_exe(), "-v", "error", "-print_format", "json", "-show_format",
+                                "-show_streams", os.path.abspath(path)], path, timeout)
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise FFmpegError(f"ffprobe ran longer than {timeout} s", path) from None
-    if proc.returncode != 0:
-        raise FFmpegError(summarize_stderr(proc.stderr.decode("utf-8", "replace")), path)
-    try:
-        return json.loads(proc.stdout)
+        return json.loads(out)
     except json.JSONDecodeError as err:
         raise FFmpegError(f"unreadable ffprobe output ({err})", path) from None
 
@@ -287,6 +291,19 @@ def stale_temps(folder: str | Path, name: str | None = None) -> list[Path]:
     return sorted(found)
 
 
+def remove_path(path: Path) -> None:
+    """Delete a file, a link (not what it points to) or a folder with everything in it; one already gone is fine.
+
+    Raises:
+        OSError: a file or link that cannot be deleted (a folder's tree is removed as far as it can be).
+    """
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
 def remove_stale_temps(folder: str | Path, *, recursive: bool = False, name: str | None = None) -> int:
     """Delete the temporary outputs a killed run left in ``folder`` (:func:`stale_temps`).
 
@@ -305,11 +322,7 @@ def remove_stale_temps(folder: str | Path, *, recursive: bool = False, name: str
     removed = 0
     for where in folders:
         for path in stale_temps(where, name):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+            remove_path(path)
             removed += 1
     if removed:
         logger.info("%s: removed %d temporary file(s) left by an interrupted run", folder, removed)

@@ -39,9 +39,10 @@ from avcorr.data.writer import (
 )
 from data_tools._fsdd import SPLITS, write_skipped
 
-__all__ = ["BUILD_ERRORS", "SPLITS", "SPLIT_CODES", "add_clip_args", "build_family", "check_clip_params", "clip_audio",
-           "clip_id", "folder_mb", "int_list", "is_complete", "plan_from_meta", "print_built", "root_is_ready",
-           "skip_long", "speaker_round_robin", "visible_from_meta", "write_clip", "write_visible"]
+__all__ = ["BUILD_ERRORS", "RUN_AS_MAIN", "SPLITS", "SPLIT_CODES", "add_clip_args", "build_family",
+           "check_clip_params", "clip_audio", "clip_id", "folder_mb", "int_list", "is_complete", "plan_from_meta",
+           "print_built", "root_is_ready", "skip_long", "speaker_round_robin", "visible_from_meta", "write_clip",
+           "write_visible"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,14 +135,31 @@ def speaker_round_robin(recordings: Sequence[R], rng_key: Sequence[int], rotate:
     return [lst[r] for r in range(max(map(len, lists))) for lst in lists if r < len(lst)]
 
 
-def is_complete(root: Path, generator: str, version: int, params: dict[str, Any]) -> bool:
-    """Whether ``root/meta.json`` (written last) names this generator, version and parameters."""
+RUN_AS_MAIN = "__main__"
+"""The generator that ``meta.json`` of a family built with ``python -m`` named before the builders recorded their
+module's import name; such a root is the same dataset when its ``family``, version and parameters match."""
+
+
+def is_complete(root: Path, generator: str, version: int, params: dict[str, Any], family: str | None = None) -> bool:
+    """Whether ``root/meta.json`` (written last) names this generator, version and parameters.
+
+    Args:
+        root: the dataset folder.
+        generator: the builder's module name.
+        version: its content version.
+        params: the dataset parameters.
+        family: the family's name: a ``meta.json`` naming :data:`RUN_AS_MAIN` as its generator and this
+            ``family`` counts as this generator's (None: only ``generator`` does).
+    """
     try:
         meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (isinstance(meta, dict) and meta.get("generator") == generator and meta.get("version") == version
-            and meta.get("params") == params)
+    if not isinstance(meta, dict):
+        return False
+    same = meta.get("generator") == generator or (
+        family is not None and meta.get("generator") == RUN_AS_MAIN and meta.get("family") == family)
+    return same and meta.get("version") == version and meta.get("params") == params
 
 
 def root_is_ready(root: Path, generator: str, version: int, params: dict[str, Any], family: str,
@@ -154,7 +172,7 @@ def root_is_ready(root: Path, generator: str, version: int, params: dict[str, An
     Raises:
         FileExistsError: ``root`` holds something else (another dataset, other parameters, a file).
     """
-    if is_complete(root, generator, version, params):
+    if is_complete(root, generator, version, params, family):
         logger.info("%s already holds the %s family with these parameters", root, family)
         if visible is not None and not all((root / s / VISIBLE_FILE).is_file() for s in SPLITS):
             write_visible(root, visible, missing_only=True)

@@ -64,7 +64,6 @@ import logging
 import os
 import random
 import re
-import shutil
 import sys
 import threading
 import time
@@ -444,11 +443,8 @@ def _prepare_out(opts: DownloadOptions) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     stale = 0
     for path in opts.staging_dir.iterdir():
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):
-                path.unlink()
+        with contextlib.suppress(OSError):
+            _media.remove_path(path)
         stale += 1
     if stale:
         logger.info("%s: removed %d file(s) left by an interrupted run", opts.staging_dir, stale)

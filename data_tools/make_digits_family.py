@@ -52,12 +52,15 @@ from data_tools._fsdd import (
 )
 from data_tools._recorded_family import SPLIT_CODES, clip_audio
 
-__all__ = ["FAMILY", "SCALES", "ClipPlan", "clip_audio", "clip_id", "make_digits_family", "make_fsdd_folder",
-           "plan_split", "render_clip", "visible_labels"]
+__all__ = ["FAMILY", "GENERATOR", "SCALES", "ClipPlan", "clip_audio", "clip_id", "make_digits_family",
+           "make_fsdd_folder", "plan_split", "render_clip", "visible_labels"]
 
 logger = logging.getLogger(__name__)
 
 FAMILY = "digits"
+GENERATOR = "data_tools.make_digits_family"
+"""What ``meta.json`` names as its generator: this module's import name, however it is run (``python -m`` runs it
+as ``__main__``)."""
 VERSION = 1
 """Bumped whenever the built content changes for the same parameters."""
 
@@ -248,7 +251,7 @@ def make_digits_family(fsdd_dir: str | os.PathLike[str], root: str | os.PathLike
     params = _validate(seed, chosen["clips_per_class"], chosen["duration"], chosen["fps"], chosen["size"],
                        chosen["scan_size"], distractors, max_overlap)
     root = Path(root).expanduser().absolute()
-    if fam.root_is_ready(root, __name__, VERSION, params, FAMILY, visible_labels):
+    if fam.root_is_ready(root, GENERATOR, VERSION, params, FAMILY, visible_labels):
         return root
     started = time.perf_counter()
     images, labels = load_scans()
@@ -263,7 +266,7 @@ def make_digits_family(fsdd_dir: str | os.PathLike[str], root: str | os.PathLike
         raise RuntimeError(f"clip id collision for seed {seed}; choose another seed")
     paths = {r.name: str(r.path) for r in recordings}
     tasks = [(p, paths[p.recording], images[[p.scan, *p.distractor_scans]], params) for p in plans]
-    fam.build_family(root, _write_clip, tasks, generator=__name__, version=VERSION, params=params,
+    fam.build_family(root, _write_clip, tasks, generator=GENERATOR, version=VERSION, params=params,
                      label=lambda e: DIGIT_NAMES[e["digit"]],
                      classes=[(f"/fsdd/{d}", name) for d, name in enumerate(DIGIT_NAMES)], skipped=skipped,
                      meta=lambda clips: _meta(params, scale, folder, recordings, skipped, clips),
@@ -306,7 +309,7 @@ def _meta(params: dict[str, Any], scale: str, folder: Path, recordings: Sequence
     clip_samples = round(params["duration"] * FSDD_SAMPLE_RATE)
 
     return {
-        "generator": __name__,
+        "generator": GENERATOR,
         "version": VERSION,
         "family": FAMILY,
         "scale": scale,

@@ -55,12 +55,15 @@ from data_tools._recorded_family import SPLIT_CODES, SPLITS
 from data_tools._words_render import FONTS, drawable, font_folder, render_frames
 from data_tools.make_speech_commands_folder import scan_speech_commands
 
-__all__ = ["FAMILY", "SCALES", "ClipPlan", "Recording", "make_words_family", "plan_split", "read_pcm16",
+__all__ = ["FAMILY", "GENERATOR", "SCALES", "ClipPlan", "Recording", "make_words_family", "plan_split", "read_pcm16",
            "render_clip", "scan_source", "visible_labels"]
 
 logger = logging.getLogger(__name__)
 
 FAMILY = "words"
+GENERATOR = "data_tools.make_words_family"
+"""What ``meta.json`` names as its generator: this module's import name, however it is run (``python -m`` runs it
+as ``__main__``)."""
 VERSION = 1
 """Bumped whenever the built content changes for the same parameters."""
 
@@ -377,7 +380,7 @@ def make_words_family(src: str | os.PathLike[str], root: str | os.PathLike[str],
     params = _validate(folder, seed, chosen["clips"], chosen["duration"], chosen["fps"], chosen["size"],
                        chosen["text_height"], distractors, max_overlap, gap, max_uses)
     root = Path(root).expanduser().absolute()
-    if fam.root_is_ready(root, __name__, VERSION, params, FAMILY, visible_labels):
+    if fam.root_is_ready(root, GENERATOR, VERSION, params, FAMILY, visible_labels):
         return root
     started = time.perf_counter()
     recordings, skipped, classes = scan_source(folder)
@@ -394,7 +397,7 @@ def make_words_family(src: str | os.PathLike[str], root: str | os.PathLike[str],
             logger.info("%s: no clip of %d class(es): %s", split, len(absent), ", ".join(absent))
     paths = {(r.split, r.name): str(r.path) for r in recordings}
     tasks = [(p, paths[p.split, p.recording], params) for p in plans]
-    fam.build_family(root, _write_clip, tasks, generator=__name__, version=VERSION, params=params,
+    fam.build_family(root, _write_clip, tasks, generator=GENERATOR, version=VERSION, params=params,
                      label=lambda e: e["word"], classes=[(f"/{FAMILY}/{i}", c) for i, c in enumerate(classes)],
                      skipped=skipped,
                      meta=lambda clips: _meta(params, scale, source or {}, recordings, skipped, drawn, clips),
@@ -440,7 +443,7 @@ def _meta(params: dict[str, Any], scale: str, source: dict[str, str], recordings
         origin = None
     used = {(s, e["recording"]) for s, c in clips.items() for e in c.values()}
     return {
-        "generator": __name__,
+        "generator": GENERATOR,
         "version": VERSION,
         "family": FAMILY,
         "scale": scale,

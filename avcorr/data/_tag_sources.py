@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -82,20 +83,31 @@ def layout_source(root: str | Path, split: str, classes: Sequence[str] | None = 
     return Manifest(f"{index.root / split}", clips, space, skipped)
 
 
-_DIGESTS: dict[tuple[str, int, int], bytes] = {}  # (path, size, mtime_ns) -> digest, per process
+DIGEST_CACHE_SIZE = 1 << 16
+"""Files whose content digest a process remembers (about 16 MB at most), the least recently used forgotten first."""
+_DIGESTS: OrderedDict[str, tuple[int, int, bytes]] = OrderedDict()  # path -> (size, mtime_ns, digest)
 
 
 def _content_digest(path: Path) -> bytes:
-    """BLAKE2b-128 of a file's bytes (remembered while the file's size and mtime stay the same)."""
+    """BLAKE2b-128 of a file's bytes (remembered while the file's size and mtime stay the same).
+
+    One entry a path, replaced when the file changes; at most :data:`DIGEST_CACHE_SIZE` of them.
+    """
     st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    d = _DIGESTS.get(key)
-    if d is None:
-        h = hashlib.blake2b(digest_size=16)
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        d = _DIGESTS[key] = h.digest()
+    key, stamp = str(path), (st.st_size, st.st_mtime_ns)
+    known = _DIGESTS.get(key)
+    if known is not None and known[:2] == stamp:
+        _DIGESTS.move_to_end(key)
+        return known[2]
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    d = h.digest()
+    _DIGESTS[key] = (*stamp, d)
+    _DIGESTS.move_to_end(key)
+    while len(_DIGESTS) > DIGEST_CACHE_SIZE:
+        _DIGESTS.popitem(last=False)
     return d
 
 

@@ -33,7 +33,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import BinaryIO, Sequence
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ from ._decode_video import (
     library_reason,
 )
 from .errors import DecodeError
-from .wav import parse_wav, read_wav_frames
+from .wav import WavLayout, parse_wav, read_wav_frames
 
 __all__ = [
     "AudioInfo",
@@ -127,6 +127,14 @@ def _check_file(path: str | Path) -> tuple[str, int]:
         raise DecodeError(p, "empty file (0 bytes)")
     return p, st.st_size
 
+
+
+def _wav_with_samples(f: BinaryIO, path: str, size: int) -> WavLayout | None:
+    """:func:`~avcorr.data.wav.parse_wav` of an open file; DecodeError for a WAV without samples."""
+    layout = parse_wav(f, path, size)
+    if layout is not None and layout.num_frames == 0:
+        raise DecodeError(path, "WAV file has no samples (zero length)")
+    return layout
 
 def _check_backend(backend: str | None) -> str:
     backend = DEFAULT_VIDEO_BACKEND if backend is None else backend
@@ -373,10 +381,8 @@ def probe_audio(path: str | Path, *, exact: bool = False) -> AudioInfo:
     """
     p, size = _check_file(path)
     with open(p, "rb") as f:
-        layout = parse_wav(f, p, size)
+        layout = _wav_with_samples(f, p, size)
     if layout is not None:
-        if layout.num_frames == 0:
-            raise DecodeError(p, "WAV file has no samples (zero length)")
         if layout.available_frames < layout.num_frames:
             raise DecodeError(
                 p, f"truncated WAV: the header declares {layout.num_frames} frames but the file "
@@ -449,10 +455,8 @@ def read_audio(
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     p, size = _check_file(path)
     with open(p, "rb") as f:
-        layout = parse_wav(f, p, size)
+        layout = _wav_with_samples(f, p, size)
         if layout is not None:
-            if layout.num_frames == 0:
-                raise DecodeError(p, "WAV file has no samples (zero length)")
             sr, total = layout.sample_rate, layout.num_frames
             s0, want = _window(p, start, duration, sr, total)
             a, b = max(s0, 0), min(s0 + want, total)

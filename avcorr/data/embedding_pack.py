@@ -43,7 +43,7 @@ from torch.utils.data import Dataset
 
 from ._clip_media import ClipFailed, draw_with_retries
 from .errors import BadClipError, LayoutError
-from .tagging import read_label_csv
+from .tagging import _h5py, read_label_csv
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +58,6 @@ __all__ = [
 ]
 
 _LABEL_CHUNK = 1 << 16  # rows of 'y' read at a time
-
-
-def _h5py():
-    try:
-        import h5py
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("embedding packs need h5py: pip install h5py") from exc
-    return h5py
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ Example:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path, PurePath
 from typing import Iterable, Sequence
 
@@ -54,7 +54,7 @@ def _path_str(path: str | os.PathLike[str] | None) -> str | None:
     return str(path) if isinstance(path, PurePath) else str(Path(path))
 
 
-@dataclass(frozen=True, init=False, repr=False)
+@dataclass(frozen=True, init=False, repr=False, eq=False)
 class Clip:
     """One clip, whatever format it was read from.
 
@@ -68,6 +68,9 @@ class Clip:
     A dataset holds one Clip per entry (about 2 M for AudioSet) in every process and DataLoader
     worker, so a Clip is slotted and keeps its paths as strings: ``video``, ``audio`` and ``media``
     build their :class:`~pathlib.Path` when read. Clips compare and hash by value.
+
+    ``dataclasses.replace(clip, labels=..., video=...)`` makes a changed copy (``video=None`` drops the
+    file): ``video`` and ``audio`` are init-only arguments (``InitVar``), read back through their properties.
 
     Args:
         vid: the clip id (a YouTube-like id, a file's path relative to its class tree, or a pack's
@@ -88,8 +91,10 @@ class Clip:
 
     vid: str
     labels: tuple[str, ...]
-    _video: str | None
-    _audio: str | None
+    # init-only: kept as the strings ``_video`` / ``_audio`` (slots, not fields) and read back as Paths through the
+    # properties below, which dataclasses.replace takes as the InitVars' defaults (and so copies)
+    video: InitVar[str | os.PathLike[str] | None]
+    audio: InitVar[str | os.PathLike[str] | None]
     boxes: tuple[Box, ...]
     h5: tuple[str, int] | None
     row: int
@@ -122,9 +127,19 @@ class Clip:
         path = self._audio if self._audio is not None else self._video
         return None if path is None else Path(path)
 
+    def _values(self) -> tuple:
+        """The constructor's arguments, paths as strings: what a clip is compared, hashed and pickled by."""
+        return self.vid, self.labels, self._video, self._audio, self.boxes, self.h5, self.row
+
+    def __eq__(self, other: object) -> bool:
+        return self._values() == other._values() if other.__class__ is self.__class__ else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
     def __reduce__(self) -> tuple[type[Clip], tuple]:
         # pickle (DataLoader workers, spawn) through __init__: a frozen class refuses the default setattr
-        return Clip, (self.vid, self.labels, self._video, self._audio, self.boxes, self.h5, self.row)
+        return Clip, self._values()
 
     def __repr__(self) -> str:
         return (f"Clip(vid={self.vid!r}, labels={self.labels!r}, video={self.video!r}, audio={self.audio!r}, "

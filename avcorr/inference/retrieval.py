@@ -34,10 +34,12 @@ from .._lazy import no_grad as _no_grad
 if TYPE_CHECKING:
     import torch
 
+    from ..retrieval import ClipEmbeddings, Hit, IndexConfig, RetrievalIndex
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["CELL_MODES", "EmbeddingModel", "build_index", "contact_sheet", "embed_query", "embed_split",
-           "load_embedding_model", "query_index", "use_cells"]
+__all__ = ["CELL_MODES", "EmbeddingModel", "build_index", "contact_sheet", "cross_modal_search", "embed_query",
+           "embed_split", "embeddings_index", "load_embedding_model", "query_index", "use_cells"]
 
 CELL_MODES = ("auto", "off")
 """``cells`` settings: ``auto`` scores cross-modal pairs by the best cell for a model trained so, ``off`` never."""
@@ -254,8 +256,7 @@ def build_index(checkpoint: str | Path, out: str | Path, *, data_root: str | Pat
         IndexMismatchError: ``append`` to an index of another model or embedding settings.
     """
     from ..data.skipped import SKIPPED_FILE, skipped_rows, write_skipped_csv
-    from ..retrieval import CELLS, MODALITIES, IndexMismatchError, RetrievalIndex
-    from ..retrieval import META_FILE, merge_sources
+    from ..retrieval import META_FILE, IndexMismatchError, RetrievalIndex, merge_sources
 
     out = Path(out)
     if (out / META_FILE).exists() and not append:
@@ -282,24 +283,80 @@ def build_index(checkpoint: str | Path, out: str | Path, *, data_root: str | Pat
         info = {**em.info, "embed_dim": dim,  # the dimension actually produced
                 "embedding": {"frames": frames, "pool": pool, "image_size": em.image_size,
                               "sample_rate": em.sample_rate, "seconds": em.seconds, "cells": by_cells}}
-        layouts = {CELLS: emb.visual_cells.shape[1:3]} if by_cells else None
-        index = RetrievalIndex(merge_sources(info, [source]), config,
-                               modalities=(*MODALITIES, CELLS) if by_cells else MODALITIES, layouts=layouts)
+        index = embeddings_index(merge_sources(info, [source]), emb, config)
     else:
         index = existing
         if index.dim != dim:
             raise IndexMismatchError(f"{out}: holds {index.dim}-d embeddings, this model makes {dim}-d ones")
         index.info = merge_sources(index.info, [source])
-    vectors = {"audio": emb.audio, "visual": emb.visual}
-    if by_cells:
-        vectors[CELLS] = emb.visual_cells
-    added = index.add(emb.items, vectors)
+    added = index.add(emb.items, _vectors(emb))
     index.save(out)
     write_skipped_csv(out / SKIPPED_FILE, [row for src in index.info.get("sources", [])
                                            for row in src.get("skipped_list", ())])
     logger.info("indexed %d clips of %s/%s in %.1f s (%d skipped, %d already present); %d in %s",
                 added, root, split, time.time() - t0, len(emb.skipped), len(emb.items) - added, len(index), out)
     return index, emb
+
+
+def _vectors(emb: ClipEmbeddings) -> dict[str, np.ndarray]:
+    """``{modality: vectors}`` of :class:`~avcorr.retrieval.ClipEmbeddings`, the cells included when it has them."""
+    from ..retrieval import CELLS
+
+    vectors = {"audio": emb.audio, "visual": emb.visual}
+    if emb.visual_cells is not None:
+        vectors[CELLS] = emb.visual_cells
+    return vectors
+
+
+def embeddings_index(info: dict[str, Any], emb: ClipEmbeddings, config: IndexConfig | None = None, *,
+                     add: bool = False) -> RetrievalIndex:
+    """A :class:`~avcorr.retrieval.RetrievalIndex` laid out for ``emb``: the pooled audio and visual vectors,
+    and the frames' cells (:data:`~avcorr.retrieval.CELLS`, F x C vectors a clip) when ``emb`` holds them.
+
+    Args:
+        info: the index's ``info`` (model, ``embed_dim``, ...).
+        emb: :class:`~avcorr.retrieval.ClipEmbeddings` (``visual_cells`` (N, F, C, D) or None).
+        config: :class:`~avcorr.retrieval.IndexConfig` (default: exact flat index).
+        add: also add ``emb``'s clips.
+
+    Returns:
+        The index (empty unless ``add``).
+    """
+    from ..retrieval import CELLS, MODALITIES, RetrievalIndex
+
+    by_cells = emb.visual_cells is not None
+    index = RetrievalIndex(info, config, modalities=(*MODALITIES, CELLS) if by_cells else MODALITIES,
+                           layouts={CELLS: emb.visual_cells.shape[1:3]} if by_cells else None)
+    if add:
+        index.add(emb.items, _vectors(emb))
+    return index
+
+
+def cross_modal_search(index: RetrievalIndex, source: str, queries: np.ndarray, k: int, *, by_cells: bool,
+                       pool: str = "mean") -> list[list[Hit]]:
+    """Search the other modality of ``index`` with queries of modality ``source``.
+
+    With ``by_cells`` (an index that holds :data:`~avcorr.retrieval.CELLS`) the pairs are scored by the best
+    cell (module docstring): an audio query searches the clips' cells, a visual query is its frames' cells
+    searched against the audio; the scores over the frames are pooled by ``pool``. Else pooled against pooled.
+
+    Args:
+        index: a :class:`~avcorr.retrieval.RetrievalIndex`.
+        source: ``"audio"`` or ``"visual"``.
+        queries: (Q, D) pooled vectors; for a visual query with ``by_cells``, (Q, F, C, D) cell sets.
+        k: hits per query.
+        by_cells: score by the best cell.
+        pool: ``"mean"`` or ``"max"`` over the frames (the embedding's pooling).
+
+    Returns:
+        Per query, its :class:`~avcorr.retrieval.Hit` s, best first.
+    """
+    from ..retrieval import CELLS
+
+    if source not in ("audio", "visual"):
+        raise ValueError(f"source must be 'audio' or 'visual', got {source!r}")
+    target = "audio" if source == "visual" else (CELLS if by_cells else "visual")
+    return index.search(queries, target, k, pool=pool)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -391,11 +448,11 @@ def query_index(index_dir: str | Path, *, audio=None, video=None, image=None, mo
     if emb.shape[-1] != index.dim:
         raise IndexMismatchError(f"{ckpt} makes {emb.shape[-1]}-d embeddings, the index at {index_dir} holds "
                                  f"{index.dim}-d ones")
-    if by_cells:  # an audio query against the clips' cells, or a frame's cells against the audio
-        searched, queries = (CELLS, emb) if qmod == "audio" else ("audio", emb[None])
+    pool = str(e.get("pool", "mean"))
+    if qmod != target:  # cross-modal: by the best cell when by_cells
+        hits = cross_modal_search(index, qmod, emb[None], k, by_cells=by_cells, pool=pool)[0]
     else:
-        searched, queries = target, emb
-    hits = index.search(queries, searched, k, pool=str(e.get("pool", "mean")))[0]
+        hits = index.search(emb, target, k, pool=pool)[0]
     src = next(str(x) for x in (audio, video, image) if x is not None)
     return {"query": {"file": src, "modality": qmod, "target": target}, "index": str(index_dir), "k": k,
             "checkpoint": str(ckpt), "preview": preview, "scoring": "best_cell" if by_cells else "pooled",

@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 ASSETS_DIR = "report_files"
 GALLERY_FILE = "gallery.json"
-GALLERY_VERSION = 1  # bump when what a gallery holds changes: old folders are then rebuilt
+GALLERY_VERSION = 2  # bump when what a gallery holds changes: old folders are then rebuilt
 PAGE_SIZE = 24
 MAX_AUDIO_SECONDS = 10.0
 THUMB_HEIGHT = 96

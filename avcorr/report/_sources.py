@@ -243,7 +243,7 @@ class ShardSource:
 
 
 def embed_shard_clips(em: EmbeddingModel, clips: Sequence[ShardClip], *, frames: int = 3,
-                      batch_size: int = 16) -> ClipEmbeddings:
+                      batch_size: int = 16, cells: bool = False) -> ClipEmbeddings:
     """Pooled embeddings of shard clips, as :func:`~avcorr.inference.retrieval.embed_split` makes of files: F frame
     times spread over the clip (:func:`avcorr.data.embed.frame_times`), the stored frame nearest to each, and the
     model's audio window centred on it.
@@ -253,6 +253,7 @@ def embed_shard_clips(em: EmbeddingModel, clips: Sequence[ShardClip], *, frames:
         clips: the clips.
         frames: F, frames per clip.
         batch_size: clips per batch.
+        cells: also keep every frame's cells (``visual_cells`` (N, F, C, D)).
 
     Returns:
         :class:`~avcorr.retrieval.ClipEmbeddings`; the items' ``video`` and ``audio`` are the clip ids.
@@ -281,4 +282,4 @@ def embed_shard_clips(em: EmbeddingModel, clips: Sequence[ShardClip], *, frames:
                    "vid": [c.vid for c in part], "labels": [tuple(c.labels) for c in part],
                    "video": [c.vid for c in part], "audio_path": [c.vid for c in part], "skipped": []}
 
-    return encode_clips(em.model, batches(), device=em.device, amp=em.amp, desc="embed shards")
+    return encode_clips(em.model, batches(), device=em.device, amp=em.amp, desc="embed shards", cells=cells)

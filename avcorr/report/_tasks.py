@@ -67,17 +67,25 @@ def _labels(labels: list[str]) -> str:
     return esc(", ".join(labels) or "(no label)")
 
 
+def _sound_of(it: dict[str, Any], link: Link) -> str:
+    """A clip's spectrogram thumbnail and player (its ``spec`` and ``wav`` assets) side by side."""
+    return (f'<div class="media">{img(link(it["spec"]), "spectrogram of " + it["id"], cls="spec")}'
+            f'{audio(link(it["wav"]))}</div>')
+
+
 # ----------------------------------------------------------------------------------------------
 # AVC: cross-modal retrieval
 
 
 def compute_retrieval(checkpoint: Path, split: str | None, opts: GalleryOptions, assets: Assets) -> dict[str, Any]:
-    """Audio->video and video->audio queries with their top hits, among a sample of the split."""
-    from ..inference.retrieval import embed_split, load_embedding_model
-    from ..retrieval import RetrievalIndex
+    """Audio->video and video->audio queries with their top hits, among a sample of the split, scored as
+    ``evaluate --retrieval`` scores them by default (the best cell for a model trained so:
+    :func:`avcorr.inference.retrieval.use_cells`; ``scoring`` says which)."""
+    from ..inference.retrieval import cross_modal_search, embed_split, embeddings_index, load_embedding_model, use_cells
     from ._sources import FileClip, embed_shard_clips
 
     em = load_embedding_model(checkpoint, opts.device)
+    by_cells = use_cells(em.model, "auto")
     if em.cfg.data.storage == "shards":  # the sampled clips are embedded from the shards, in the gallery
         name, source = _shard_split(em.cfg.data.root, split, em.sample_rate)
         total = len(source.ids)
@@ -86,7 +94,7 @@ def compute_retrieval(checkpoint: Path, split: str | None, opts: GalleryOptions,
         views: dict[str, Any] = {c.vid: c for _, c in sorted(loaded.items())}
         if not views:
             raise ValueError(f"{source.folder}: no clip of the sample could be read")
-        emb = embed_shard_clips(em, list(views.values()))
+        emb = embed_shard_clips(em, list(views.values()), cells=by_cells)
         query_ids = {source.ids[i] for i in queries}
     else:
         name, index = _av_split(em.cfg.data.root, split)
@@ -94,11 +102,10 @@ def compute_retrieval(checkpoint: Path, split: str | None, opts: GalleryOptions,
         total = len(clips)
         queries = sample_indices(total, opts.n, opts.seed)
         searched = sorted(set(queries) | set(sample_indices(total, opts.pool, opts.seed + 1)))
-        emb = embed_split(em, index.root, name, clips=[clips[i] for i in searched])
+        emb = embed_split(em, index.root, name, clips=[clips[i] for i in searched], cells=by_cells)
         views, skipped = {clips[i].vid: FileClip(clips[i]) for i in searched}, []
         query_ids = {clips[i].vid for i in queries}
-    idx = RetrievalIndex({"model": em.cfg.model.name, "embed_dim": int(emb.audio.shape[1])})
-    idx.add(emb.items, {"audio": emb.audio, "visual": emb.visual})
+    idx = embeddings_index({"model": em.cfg.model.name, "embed_dim": int(emb.audio.shape[1])}, emb, add=True)
     rows = [r for r, it in enumerate(emb.items) if it["id"] in query_ids]
     k = min(TOP_K, len(idx))
     written: dict[str, dict[str, str]] = {}
@@ -113,8 +120,9 @@ def compute_retrieval(checkpoint: Path, split: str | None, opts: GalleryOptions,
         return written[r]
 
     directions = []
-    for source, target, title in (("audio", "visual", "audio -> video"), ("visual", "audio", "video -> audio")):
-        hits = idx.search(emb.audio[rows] if source == "audio" else emb.visual[rows], target, k)
+    for source, title in (("audio", "audio -> video"), ("visual", "video -> audio")):
+        asked = emb.audio[rows] if source == "audio" else (emb.visual_cells if by_cells else emb.visual)[rows]
+        hits = cross_modal_search(idx, source, asked, k, by_cells=by_cells)
         entries = []
         for r, row_hits in zip(rows, hits):
             q = emb.items[r]
@@ -123,7 +131,13 @@ def compute_retrieval(checkpoint: Path, split: str | None, opts: GalleryOptions,
                  "correct": bool(set(h.labels) & set(q["labels"])), **clip_assets(h.position)} for h in row_hits]})
         directions.append({"title": title, "queries": entries})
     return {"split": name, "total": total, "searched": len(emb.items), "model": em.cfg.model.name,
+            "scoring": "best_cell" if by_cells else "pooled",
             "items": [q["id"] for q in directions[0]["queries"]], "directions": directions, "skipped": skipped}
+
+
+SCORING = {"best_cell": "the cosine of the sound with each frame's best cell, averaged over the clip's frames "
+                        "(best-cell scoring, as the model was trained and as evaluate --retrieval scores it)",
+           "pooled": "cosine similarity of the pooled embeddings"}
 
 
 def _clip_card(c: dict[str, Any], link: Link, caption: str, cls: str = "") -> str:
@@ -133,11 +147,12 @@ def _clip_card(c: dict[str, Any], link: Link, caption: str, cls: str = "") -> st
 
 
 def render_retrieval(data: dict[str, Any], link: Link) -> str:
+    scoring = data.get("scoring", "pooled")
     out = [_header("gallery", "Retrieval gallery", data,
-                   f"Each query's top {TOP_K} hits among {data['searched']} clips of the split, by cosine "
-                   "similarity of the pooled embeddings; a hit is correct (✓) when it shares a label with the "
-                   "query, ✗ when not; ★ marks the query's own clip. Every clip shows its middle frame, "
-                   "its spectrogram and its sound (first 10 s).")]
+                   f"Each query's top {TOP_K} hits among {data['searched']} clips of the split, by {SCORING[scoring]} "
+                   f"(scoring: {scoring}); a hit is correct (✓) when it shares a label with the query, ✗ when not; "
+                   "★ marks the query's own clip. Every clip shows its middle frame, its spectrogram and its sound "
+                   "(first 10 s).")]
     out.append(skipped_note(data.get("skipped", [])))
     for d in data["directions"]:
         blocks = []
@@ -233,9 +248,7 @@ def render_tagging(data: dict[str, Any], link: Link) -> str:
         timeline = (f'<div>{img(link(it["timeline"]), "timeline of " + it["id"], cls="timeline")}</div>'
                     if it.get("timeline") else "")
         blocks.append(f'<figure class="card wide"><figcaption><b>{esc(it["id"])}</b> · {it["seconds"]:.1f} s · '
-                      f'true: {_labels(it["labels"])}</figcaption>'
-                      f'<div class="media">{img(link(it["spec"]), "spectrogram of " + it["id"], cls="spec")}'
-                      f'{audio(link(it["wav"]))}</div>'
+                      f'true: {_labels(it["labels"])}</figcaption>{_sound_of(it, link)}'
                       f"<table><tbody>{rows}</tbody></table>{timeline}</figure>")
     out.append(paged(blocks, "clips"))
     return "".join(out) + "</section>"
@@ -336,9 +349,7 @@ def render_localization(data: dict[str, Any], link: Link) -> str:
         facts.append(f"cIoU {it['ciou']:.3f}" if it.get("ciou") is not None else "no box")
         blocks.append(f'<figure class="card wide"><figcaption><b>{esc(it["id"])}</b> · {_labels(it["labels"])} · '
                       f'{" · ".join(facts)}</figcaption>{img(link(it["overlay"]), "map over " + it["id"])} '
-                      f'{img(link(it["truth"]), "ground truth of " + it["id"])}'
-                      f'<div class="media">{img(link(it["spec"]), "spectrogram of " + it["id"], cls="spec")}'
-                      f'{audio(link(it["wav"]))}</div></figure>')
+                      f'{img(link(it["truth"]), "ground truth of " + it["id"])}{_sound_of(it, link)}</figure>')
     out.append(paged(blocks, "clips"))
     return "".join(out) + "</section>"
 

@@ -206,3 +206,31 @@ def test_gallery_without_its_data(tiny_copy, tmp_path):
     shutil.rmtree(tiny_copy)
     text = build_report(run, gallery=GalleryOptions(n=2, device="cpu")).read_text()
     assert "No gallery:" in text and str(tiny_copy) in text and 'id="config"' in text
+
+
+@pytest.mark.parametrize("visual_pool", ["cells", "max"])
+def test_retrieval_gallery_scores_as_evaluate_does(visual_pool, tiny_root, tmp_path):
+    """A cells model's gallery ranks by the best cell (as evaluate --retrieval), a pooled model's by pooled vectors."""
+    from avcorr.inference.retrieval import embed_split, load_embedding_model
+    from avcorr.metrics.multivector import max_sim_scores
+
+    run = _untrained_run(tmp_path / "run", "avenet.py", [*TINY_AVC, f"data.root={tiny_root}",
+                                                         f"model.kwargs={{'visual_pool': '{visual_pool}'}}"])
+    text = build_report(run, gallery=GalleryOptions(n=2, device="cpu")).read_text()
+    (folder,) = list((run / "report_files" / "test").glob("g-*"))
+    data = json.loads((folder / "gallery.json").read_text())
+    scoring = "best_cell" if visual_pool == "cells" else "pooled"
+    assert data["scoring"] == scoring and f"(scoring: {scoring})" in text
+    assert ("best-cell scoring" in text) == (visual_pool == "cells")
+    # the reference: every clip of the split (the tiny split is smaller than the searched pool), brute force
+    emb = embed_split(load_embedding_model(run / "checkpoints" / "best.pt", "cpu"), tiny_root, "test",
+                      cells=visual_pool == "cells")
+    assert data["searched"] == len(emb.items)
+    ids = emb.ids
+    visual = emb.visual_cells if visual_pool == "cells" else emb.visual
+    for d, (queries, gallery) in zip(data["directions"], ((emb.audio, visual), (visual, emb.audio))):
+        for q in d["queries"]:
+            ref = max_sim_scores(queries[[ids.index(q["id"])]], gallery, "mean")[0]
+            order = np.argsort(-ref, kind="stable")[:5]
+            assert [h["id"] for h in q["hits"]] == [ids[j] for j in order], d["title"]
+            np.testing.assert_allclose([h["score"] for h in q["hits"]], ref[order], atol=1e-5)

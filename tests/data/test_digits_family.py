@@ -329,3 +329,27 @@ def test_folder_mode(tmp_path):
     (tmp_path / "taken" / "x").write_text("x")
     with pytest.raises(FileExistsError):
         make_fsdd_folder(fsdd, tmp_path / "taken")
+
+
+def built_as_main_is(root: Path, module: str, src: Path, out: Path, *args: str) -> None:
+    """Build ``out`` from ``src`` with ``python -m module``; every file must be ``root``'s, byte for byte."""
+    subprocess.run([sys.executable, "-m", module, str(src), str(out), *args], cwd=Path(__file__).resolve().parents[2],
+                   check=True, capture_output=True)
+    files = sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    for rel in files:
+        assert (root / rel).read_bytes() == (out / rel).read_bytes(), rel
+
+def test_meta_names_the_module_however_it_is_run(built, tmp_path):
+    """``python -m`` runs the builder as ``__main__``: meta.json still names the module, and the dataset is the same
+    to the byte; a root built before, whose meta.json says ``__main__``, is still this dataset."""
+    fsdd, root, meta = built
+    assert meta["generator"] == mdf.GENERATOR == "data_tools.make_digits_family"
+    built_as_main_is(root, "data_tools.make_digits_family", fsdd, tmp_path / "as_main", "--scale", "tiny",
+                     "--workers", "2", "--no-progress")
+    old = tmp_path / "old"
+    shutil.copytree(root, old)
+    meta = json.loads((root / "meta.json").read_text())  # as built (not the fixture's dict)
+    (old / "meta.json").write_text(json.dumps({**meta, "generator": "__main__"}))
+    stamp = (old / "meta.json").stat().st_mtime_ns
+    assert mdf.make_digits_family(fsdd, old, scale="tiny") == old and (old / "meta.json").stat().st_mtime_ns == stamp

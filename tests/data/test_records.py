@@ -49,6 +49,27 @@ def test_clip_paths_are_paths_and_clips_compare_by_value(tmp_path):
                           f"boxes=((0.1, 0.2, 0.3, 0.4),), h5=None, row=7)")
 
 
+def test_dataclasses_replace_makes_a_changed_clip(tmp_path):
+    import dataclasses
+    import pickle
+
+    v, a = tmp_path / "-x.mp4", tmp_path / "-x.wav"
+    clip = Clip("-x", ("Dog",), v, a, ((0.1, 0.2, 0.3, 0.4),), h5=None, row=7)
+    assert dataclasses.replace(clip) == clip and dataclasses.replace(clip) is not clip
+    relabelled = dataclasses.replace(clip, labels=("Cat", "Dog"))
+    assert relabelled == Clip("-x", ("Cat", "Dog"), v, a, ((0.1, 0.2, 0.3, 0.4),), row=7) != clip
+    assert (relabelled.video, relabelled.audio, relabelled.boxes, relabelled.row) == (v, a, clip.boxes, 7)
+    assert isinstance(relabelled._video, str) and not hasattr(relabelled, "__dict__")  # still slotted strings
+    moved = dataclasses.replace(clip, audio=str(tmp_path / "other.wav"), video=None)
+    assert moved.video is None and moved.audio == tmp_path / "other.wav" and moved.media == moved.audio
+    back = dataclasses.replace(moved, video=v, audio=a)
+    assert back == clip and hash(back) == hash(clip)
+    assert pickle.loads(pickle.dumps(relabelled)) == relabelled
+    assert [f.name for f in dataclasses.fields(Clip)] == ["vid", "labels", "boxes", "h5", "row"]
+    with pytest.raises(TypeError, match="_video"):  # the stored strings are not arguments
+        dataclasses.replace(clip, _video=str(a))
+
+
 def test_clips_hold_few_bytes_each():
     """Built by the AST-json and folder readers, a clip holds well under the ~550 B of Path-holding clips.
 
@@ -177,3 +198,30 @@ def test_hdf5_rows_become_clips_with_names(tmp_path):
     assert src.clips[1].h5 == (str(tmp_path / "p.h5"), 2) and src.clips[1].media is None
     assert src.num_rows == 3 and src.is_multilabel and src.skipped == [("p.h5#1", src.skipped[0][1])]
     assert src.targets().tolist() == [[True, False, True], [False, True, False]]
+
+
+def test_folder_digest_cache_is_bounded(tmp_path, monkeypatch):
+    """The folder reader's content digests: one entry a file, a changed file replaced, the least recently used
+    forgotten beyond DIGEST_CACHE_SIZE."""
+    from collections import OrderedDict
+
+    from avcorr.data import _tag_sources as ts
+
+    monkeypatch.setattr(ts, "DIGEST_CACHE_SIZE", 3)
+    monkeypatch.setattr(ts, "_DIGESTS", OrderedDict())
+    files = []
+    for k, cls in enumerate(("a", "b", "a", "b", "a")):  # the same size: the reader hashes every one
+        (tmp_path / cls).mkdir(exist_ok=True)
+        files.append(tmp_path / cls / f"f{k}.wav")
+        files[-1].write_bytes(bytes([k]) * 64)
+    assert len(folder_source(tmp_path, "train", val_fraction=0.0).clips) == 5
+    assert len(ts._DIGESTS) == 3
+    digest = ts._content_digest(files[0])  # forgotten, then hashed again and remembered as the newest
+    assert list(ts._DIGESTS)[-1] == str(files[0]) and len(ts._DIGESTS) == 3
+    before = ts._DIGESTS[str(files[0])]
+    files[0].write_bytes(b"\xff" * 65)  # a changed file replaces its entry
+    assert ts._content_digest(files[0]) != digest and ts._DIGESTS[str(files[0])] != before
+    assert len(ts._DIGESTS) == 3 and list(ts._DIGESTS).count(str(files[0])) == 1
+    for _ in range(3 * ts.DIGEST_CACHE_SIZE):  # asking again and again adds nothing
+        assert ts._content_digest(files[1]) == ts._content_digest(files[1])
+    assert len(ts._DIGESTS) == 3

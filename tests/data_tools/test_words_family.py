@@ -18,6 +18,7 @@ from data_tools import make_words_family as mwf
 from data_tools import validate
 from data_tools._media import probe
 from data_tools._words_render import drawable
+from tests.data.test_digits_family import built_as_main_is
 from tests.media import make_wav
 
 pytestmark = pytest.mark.ffmpeg
@@ -245,3 +246,23 @@ def test_bad_sources(tmp_path, capsys):
         mwf.make_words_family(make_source(tmp_path / "few", ("du", "trys"), bad=False), tmp_path / "out", **KW)
     with pytest.raises(ValueError, match="clips must be"):
         mwf.make_words_family(src, tmp_path / "out", scale="tiny", clips=(0, "all", "all"))
+
+
+def test_meta_names_the_module_however_it_is_run(built, tmp_path):
+    """``python -m`` runs the builder as ``__main__``: meta.json still names the module, and the dataset is the same
+    to the byte; a root built before, whose meta.json says ``__main__``, is still this dataset."""
+    src, root, meta = built
+    assert meta["generator"] == mwf.GENERATOR == "data_tools.make_words_family"
+    built_as_main_is(root, "data_tools.make_words_family", src, tmp_path / "as_main", "--scale", "tiny", "--clips",
+                     "12,all,all", "--duration", "1", "--workers", "2", "--no-progress",
+                     "--source-licence", "test tones")
+    old = tmp_path / "old"  # as a python -m build wrote it before
+    shutil.copytree(root, old)
+    meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))  # as built (not the fixture's dict)
+    write = (old / "meta.json").write_text
+    write(json.dumps({**meta, "generator": "__main__"}), encoding="utf-8")
+    stamp = (old / "meta.json").stat().st_mtime_ns
+    assert mwf.make_words_family(src, old, **KW) == old and (old / "meta.json").stat().st_mtime_ns == stamp
+    write(json.dumps({**meta, "generator": "__main__", "family": "digits"}), encoding="utf-8")
+    with pytest.raises(FileExistsError, match="words family"):
+        mwf.make_words_family(src, old, **KW)

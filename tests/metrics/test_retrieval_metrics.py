@@ -429,3 +429,11 @@ def test_class_level_ceiling_when_every_frame_shows_both_classes_is_a_coin_toss(
     assert out == class_level_ceiling(labels, [["a", "b"]] * 400, ks=(1,))  # seeded: the same every time
     with pytest.raises(ValueError, match="visible sets"):
         class_level_ceiling(labels, labels[:3])
+
+
+def test_ranking_primitives_stay_importable_from_the_retrieval_metrics():
+    from avcorr.metrics import ranking, retrieval
+
+    assert set(ranking.__all__) <= set(retrieval.__all__)
+    for name in ranking.__all__:
+        assert getattr(retrieval, name) is getattr(ranking, name), name
