@@ -7,6 +7,7 @@ eager baseline measured in the same run are meaningful on a noisy machine.
     python experiments/bench_train.py                 # CPU (and CUDA when present)
     python experiments/bench_train.py --quick         # smaller batch / fewer steps
     python experiments/bench_train.py --width 0.25 --image-size 112 --hop 480 --frames 100   # quickstart sizes
+    python experiments/bench_train.py --visual-pool cells   # the best-cell model (configs/avenet.py's default)
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ except ImportError:  # python experiments/bench_train.py
 
 
 def run(device: torch.device, batch: int, steps: int, warmup: int, *, width: float, image_size: int, hop: int,
-        frames: int, channels_last: bool = False, compile: bool = False, amp: bool = False) -> float:
-    """Samples per second of AVE-Net training steps on one random batch at the given sizes and settings."""
+        frames: int, channels_last: bool = False, compile: bool = False, amp: bool = False,
+        visual_pool: str = "max") -> float:
+    """Samples per second of AVE-Net training steps on one random batch at the given sizes and settings
+    (``visual_pool``: ``"max"``, the paper's pooled frame, or ``"cells"``, the best-cell model)."""
     torch.manual_seed(0)
-    model = create_model("avenet", width=width, hop_length=hop, n_frames=frames).to(device)
+    model = create_model("avenet", width=width, hop_length=hop, n_frames=frames, visual_pool=visual_pool).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -44,7 +47,8 @@ def run(device: torch.device, batch: int, steps: int, warmup: int, *, width: flo
                             batch, steps, warmup=warmup, amp=amp)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Print (and return, by setting name) the samples/s of each setting; ratios against the first."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--width", type=float, default=1.0)
@@ -52,11 +56,15 @@ def main() -> None:
     p.add_argument("--hop", type=int, default=240)
     p.add_argument("--frames", type=int, default=200)
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile settings")
-    args = p.parse_args()
+    p.add_argument("--visual-pool", choices=("max", "cells", "both"), default="max",
+                   help="the paper's pooled frame, the best-cell model, or both (their ratio in the same run)")
+    args = p.parse_args(argv)
     sizes = dict(width=args.width, image_size=args.image_size, hop=args.hop, frames=args.frames)
+    pools = ("max", "cells") if args.visual_pool == "both" else (args.visual_pool,)
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}, cuda {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")
     print(f"sizes: {sizes}")
+    results: dict[str, float] = {}
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for dev in devices:
         if dev.type == "cpu":
@@ -73,14 +81,18 @@ def main() -> None:
         base = None
         print(f"\n{dev.type}: batch {batch}, {steps} timed steps")
         print(f"{'setting':40s} {'samples/s':>10s} {'ratio':>7s}")
-        for name, kw in settings.items():
-            try:
-                sps = run(dev, batch, steps, warmup, **copy.deepcopy(sizes), **kw)
-            except Exception as e:  # a setting unsupported on this machine is reported, not fatal
-                print(f"{name:40s} {'failed':>10s}  ({type(e).__name__}: {str(e)[:80]})")
-                continue
-            base = base or sps
-            print(f"{name:40s} {sps:10.2f} {sps / base:7.2f}x")
+        for pool in pools:
+            for name, kw in settings.items():
+                label = name if pool == "max" else f"cells, {name}"
+                try:
+                    sps = run(dev, batch, steps, warmup, **copy.deepcopy(sizes), **kw, visual_pool=pool)
+                except Exception as e:  # a setting unsupported on this machine is reported, not fatal
+                    print(f"{label:40s} {'failed':>10s}  ({type(e).__name__}: {str(e)[:80]})")
+                    continue
+                base = base or sps
+                results[f"{dev.type}/{label}"] = sps
+                print(f"{label:40s} {sps:10.2f} {sps / base:7.2f}x")
+    return results
 
 
 if __name__ == "__main__":
